@@ -1,0 +1,81 @@
+#pragma once
+// A dense N-way tensor, column-major: mode 1 (index 0) varies fastest. Its mode-1 unfolding is the
+// I x (J1...J(N-1)) column-major matrix over the same memory.
+#include <cstddef>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "unmix/core/error.hpp"
+
+namespace unmix {
+
+using Shape = std::vector<std::size_t>;
+
+inline std::size_t shape_size(const Shape& s) {
+  return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>());
+}
+std::string shape_string(const Shape& s); // "20 x 7 x 1025"
+
+template <class T> class Tensor {
+public:
+  using value_type = T;
+  Tensor() = default;
+  explicit Tensor(Shape shape, T fill = T(0)) : shape_(std::move(shape)), data_(shape_size(shape_), fill) {}
+  Tensor(Shape shape, std::vector<T> data) : shape_(std::move(shape)), data_(std::move(data)) {
+    if (data_.size() != shape_size(shape_))
+      throw DataError("tensor data has " + std::to_string(data_.size()) + " values but shape " + shape_string(shape_) +
+                      " needs " + std::to_string(shape_size(shape_)));
+  }
+
+  const Shape& shape() const { return shape_; }
+  std::size_t order() const { return shape_.size(); }
+  std::size_t extent(std::size_t mode) const { return mode < shape_.size() ? shape_[mode] : 1; }
+  std::size_t size() const { return data_.size(); }
+  bool empty() const { return data_.empty(); }
+  T* data() { return data_.data(); }
+  const T* data() const { return data_.data(); }
+  std::span<T> span() { return data_; }
+  std::span<const T> span() const { return data_; }
+  std::vector<T>& vec() { return data_; }
+  const std::vector<T>& vec() const { return data_; }
+
+  /// Rows of the mode-1 unfolding (the first extent) and its columns (the product of the others).
+  std::size_t rows() const { return shape_.empty() ? 0 : shape_[0]; }
+  std::size_t cols() const { return rows() == 0 ? 0 : data_.size() / rows(); }
+
+  /// Linear index of a multi-index (column-major).
+  std::size_t linear(std::span<const std::size_t> idx) const {
+    std::size_t lin = 0, stride = 1;
+    for (std::size_t n = 0; n < shape_.size(); ++n) {
+      lin += idx[n] * stride;
+      stride *= shape_[n];
+    }
+    return lin;
+  }
+  T& operator[](std::size_t i) { return data_[i]; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  /// Matrix access on the mode-1 unfolding.
+  T& operator()(std::size_t i, std::size_t j) { return data_[i + j * rows()]; }
+  const T& operator()(std::size_t i, std::size_t j) const { return data_[i + j * rows()]; }
+
+  /// Same data, new shape of the same size.
+  void reshape(Shape s) {
+    if (shape_size(s) != data_.size())
+      throw DataError("cannot reshape " + shape_string(shape_) + " to " + shape_string(s));
+    shape_ = std::move(s);
+  }
+
+private:
+  Shape shape_;
+  std::vector<T> data_;
+};
+
+/// Permute the modes: out.shape[k] = in.shape[perm[k]] (a full copy; used for small data and I/O).
+template <class T> Tensor<T> permute(const Tensor<T>& in, std::span<const std::size_t> perm);
+
+extern template Tensor<float> permute(const Tensor<float>&, std::span<const std::size_t>);
+extern template Tensor<double> permute(const Tensor<double>&, std::span<const std::size_t>);
+
+} // namespace unmix

@@ -1,0 +1,66 @@
+#pragma once
+// A tensor block-partitioned over a process grid. Each process holds its box as a dense column-major
+// Tensor; reductions across processes are methods here, so the maths above never sees MPI.
+#include <map>
+#include <memory>
+#include <span>
+
+#include "unmix/core/mpi.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/dist/layout.hpp"
+
+namespace unmix {
+
+/// Communicators over subsets of a process grid, made once and cached. `free_modes` is a bit mask of
+/// grid modes: the processes in one sub-communicator differ only in those modes' coordinates.
+class GridComms {
+public:
+  GridComms(const Comm& comm, ProcessGrid grid);
+  const Comm& comm() const { return *comm_; }
+  const ProcessGrid& grid() const { return grid_; }
+  const std::vector<int>& coords() const { return coords_; }
+  const Comm& sub(unsigned free_modes) const;
+  unsigned all_modes() const { return (1u << grid_.order()) - 1u; }
+
+private:
+  const Comm* comm_;
+  ProcessGrid grid_;
+  std::vector<int> coords_;
+  mutable std::map<unsigned, std::unique_ptr<Comm>> cache_;
+};
+
+template <class T> class DistTensor {
+public:
+  DistTensor(const Comm& comm, BlockLayout layout)
+      : comms_(std::make_shared<GridComms>(comm, layout.grid())), layout_(std::move(layout)),
+        offset_(layout_.box_offset(comm.rank())), local_(layout_.box_shape(comm.rank())) {
+    if (layout_.grid().size() != comm.size())
+      throw ConfigError("process grid " + layout_.grid().to_string() + " has " + std::to_string(layout_.grid().size()) +
+                        " processes but the job has " + std::to_string(comm.size()));
+  }
+
+  const Comm& comm() const { return comms_->comm(); }
+  const GridComms& comms() const { return *comms_; }
+  std::shared_ptr<GridComms> comms_ptr() const { return comms_; }
+  const BlockLayout& layout() const { return layout_; }
+  const ProcessGrid& grid() const { return layout_.grid(); }
+  const Shape& global_shape() const { return layout_.global_shape(); }
+  const Shape& offset() const { return offset_; }
+  Tensor<T>& local() { return local_; }
+  const Tensor<T>& local() const { return local_; }
+
+  /// Global sums over all processes (each entry counted once).
+  double sum() const;
+  double norm2_squared() const;
+
+private:
+  std::shared_ptr<GridComms> comms_;
+  BlockLayout layout_;
+  Shape offset_;
+  Tensor<T> local_;
+};
+
+extern template class DistTensor<float>;
+extern template class DistTensor<double>;
+
+} // namespace unmix

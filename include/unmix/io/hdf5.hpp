@@ -1,0 +1,138 @@
+#pragma once
+// Parallel HDF5: every HDF5 call is wrapped once (h5_call) and throws IoError with HDF5's own message.
+// Files are opened with the MPI-IO driver; reads and writes of distributed data are collective, each
+// process moving only its own hyperslab.
+#include <hdf5.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "unmix/core/mpi.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/dist/dist_tensor.hpp"
+
+namespace unmix::h5 {
+
+/// Owns an hid_t and closes it with the right H5*close.
+class Handle {
+public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), closer_(o.closer_) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+      closer_ = o.closer_;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  operator hid_t() const { return id_; }
+  void reset();
+
+private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+/// Checks the result of an HDF5 call (negative = failure) and throws IoError naming `what` and
+/// `context` (the file and dataset), with the innermost messages of HDF5's error stack.
+long long check(long long rc, const char* what, const std::string& context);
+
+struct DatasetInfo {
+  std::string name; // full path inside the file, e.g. "/Y_1025_points"
+  Shape dims;       // as C and h5py show them (slowest first)
+  std::string type; // "float64", "int32", "string", ...
+  bool numeric = false;
+};
+
+class File {
+public:
+  /// Opens an existing file for reading, collectively over `comm`. Clear errors for a missing,
+  /// unreadable or non-HDF5 file.
+  static File open_read(const Comm& comm, const std::string& path);
+  /// Creates (truncates) a file for writing, collectively.
+  static File create(const Comm& comm, const std::string& path);
+
+  const std::string& path() const { return path_; }
+  hid_t id() const { return file_.id(); }
+  const Comm& comm() const { return *comm_; }
+
+  std::vector<DatasetInfo> datasets() const;
+  DatasetInfo info(const std::string& dataset) const; // throws DataError naming the datasets there
+  bool has(const std::string& dataset) const;
+
+  /// Reads the hyperslab [start, start+count) (C order dims) as doubles into `out` (C order).
+  /// Collective: every process calls it, possibly with an empty count.
+  void read_slab(const std::string& dataset, const Shape& start, const Shape& count, std::vector<double>& out) const;
+  /// Reads a whole (small) dataset on every process, C order.
+  std::vector<double> read_all(const std::string& dataset, Shape* dims = nullptr) const;
+
+  /// Creates a float64/float32 dataset of C-order `dims` and writes each process's hyperslab
+  /// (`start`, `count`, C-order data); processes that contribute nothing pass an empty count.
+  template <class T>
+  void write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
+                  const std::vector<T>& data) const;
+  /// A small array that every process holds identically: written once (rank 0's data).
+  template <class T>
+  void write_replicated(const std::string& dataset, const Shape& dims, const std::vector<T>& data) const;
+
+  void attr(const std::string& name, const std::string& value) const;
+  void attr(const std::string& name, double value) const;
+  void attr(const std::string& name, long long value) const;
+  std::optional<std::string> attr_string(const std::string& name) const;
+  /// A table: one float64 column per name, written as a compound dataset (one row per entry).
+  void write_table(const std::string& dataset, const std::vector<std::string>& columns,
+                   const std::vector<std::vector<double>>& rows) const;
+  std::vector<std::vector<double>> read_table(const std::string& dataset, std::vector<std::string>* columns) const;
+
+  void close();
+
+private:
+  File(const Comm& comm, std::string path, Handle file)
+      : comm_(&comm), path_(std::move(path)), file_(std::move(file)) {}
+  const Comm* comm_;
+  std::string path_;
+  Handle file_;
+};
+
+/// Reads `dataset` of `path` into a tensor distributed over `grid` (nullopt: the default grid).
+/// The tensor's mode 0 is file axis `mixture_axis`; the other modes are the remaining file axes in
+/// the order h5py shows them. Each process reads only its box.
+template <class T>
+DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
+                               const std::optional<std::string>& grid);
+
+/// Writes the local boxes of a distributed array (column-major local blocks, global `dims` in the
+/// tensor's own mode order) as a C-order dataset with the same axis order. Only processes with
+/// `owner` true contribute (replicas pass false).
+template <class T>
+void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
+                       const Tensor<T>& local, bool owner);
+
+/// Write to `final_path` atomically: write `tmp_path()` first, then rename on success (rank 0), and
+/// remove the temporary on failure.
+class AtomicOutput {
+public:
+  AtomicOutput(const Comm& comm, std::string final_path, bool overwrite);
+  ~AtomicOutput(); // removes the temporary if commit() was never reached
+  const std::string& tmp_path() const { return tmp_; }
+  const std::string& final_path() const { return final_; }
+  void commit(); // collective
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+private:
+  const Comm* comm_;
+  std::string final_, tmp_;
+  bool done_ = false;
+};
+
+} // namespace unmix::h5

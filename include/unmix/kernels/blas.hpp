@@ -1,0 +1,24 @@
+#pragma once
+// Thin typed wrappers over CBLAS/LAPACKE (column-major throughout).
+#include <cstddef>
+#include <vector>
+
+namespace unmix::blas {
+
+enum class Trans { N, T };
+
+/// C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, C m x n.
+template <class T>
+void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
+          const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
+
+/// Largest eigenvalue of a symmetric n x n matrix (n small): exact, via LAPACK's syev.
+double sym_max_eig(const double* S, std::size_t n);
+/// All eigenvalues (ascending) and, if `vectors`, eigenvectors (columns) of a symmetric matrix.
+std::vector<double> sym_eig(const double* S, std::size_t n, std::vector<double>* vectors);
+
+/// Solve the symmetric positive-definite system S X = Bm in place (Bm is n x nrhs); false if S is not
+/// positive definite.
+bool spd_solve(std::vector<double> S, std::size_t n, double* Bm, std::size_t nrhs);
+
+} // namespace unmix::blas

@@ -1,0 +1,31 @@
+#pragma once
+// Planted low-rank nonnegative Tucker-1 problems: Y = B x1 A (+ noise), generated in place on each
+// process (each process draws only its own box, identically at any process count).
+#include <cstdint>
+#include <optional>
+
+#include "unmix/dist/dist_tensor.hpp"
+
+namespace unmix {
+
+template <class T> struct Planted {
+  DistTensor<T> Y;
+  Tensor<double> A;       // I x R, whole on every process
+  Tensor<double> B_local; // R x (this process's box of the other modes)
+};
+
+/// shape[0] is the mixture mode. Entries of A and B are U(0,1) from counter-based streams; with
+/// noise > 0, N(0, (noise * rms(B x1 A))^2) is added and the result clipped at 0.
+template <class T>
+Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
+                        const std::optional<ProcessGrid>& grid = std::nullopt);
+
+extern template Planted<float> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                            const std::optional<ProcessGrid>&);
+extern template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                             const std::optional<ProcessGrid>&);
+
+/// Global column index (in the mode-1 unfolding of the whole tensor) of local column j of a box.
+std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j);
+
+} // namespace unmix

@@ -1,0 +1,40 @@
+#pragma once
+// Shared pieces of the subcommands: option parsing with --help and --config, progress output.
+#include <boost/program_options.hpp>
+
+#include <string>
+#include <vector>
+
+#include "unmix/core/mpi.hpp"
+
+namespace unmix::cli {
+
+namespace po = boost::program_options;
+
+/// Thrown by parse() after printing help: the subcommand returns 0.
+struct HelpShown {};
+
+struct Parsed {
+  po::variables_map vm;
+  bool quiet = false;
+};
+
+/// Parses `args` (without the subcommand name) against `desc` plus the common options --help,
+/// --config FILE and --quiet. Positional arguments are bound to `positional` names in order.
+/// On --help, rank 0 prints `usage` and the options and HelpShown is thrown. Unknown or malformed
+/// options throw ConfigError naming the option.
+Parsed parse(const std::string& command, const std::string& usage, po::options_description desc,
+             const std::vector<std::string>& positional, const std::vector<std::string>& args, const Comm& comm);
+
+/// Prints a line on stderr from rank 0 only (unless quiet).
+void note(const Comm& comm, bool quiet, const std::string& line);
+void warn(const Comm& comm, const std::string& line); // "warning: ..." on rank 0, always
+
+using Command = int (*)(const std::vector<std::string>& args, const Comm& world);
+
+int cmd_info(const std::vector<std::string>& args, const Comm& world);
+int cmd_synth(const std::vector<std::string>& args, const Comm& world);
+int cmd_factorize(const std::vector<std::string>& args, const Comm& world);
+int cmd_srmd(const std::vector<std::string>& args, const Comm& world);
+
+} // namespace unmix::cli

@@ -1,0 +1,82 @@
+// unmix synth: a planted low-rank nonnegative tensor Y = B x1 A (+ noise) and its true factors.
+#include <cstdio>
+
+#include "common.hpp"
+#include "unmix/io/hdf5.hpp"
+#include "unmix/model/planted.hpp"
+
+namespace unmix::cli {
+
+namespace {
+Shape parse_shape(const std::string& text) {
+  Shape s;
+  std::string t = text, tok;
+  for (char& c : t)
+    if (c == ',') c = 'x';
+  std::size_t pos = 0;
+  while (pos <= t.size()) {
+    const std::size_t nxt = t.find('x', pos);
+    tok = t.substr(pos, nxt == std::string::npos ? std::string::npos : nxt - pos);
+    std::size_t used = 0;
+    long v = -1;
+    try {
+      v = std::stol(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size() || tok.empty() || v < 1)
+      throw ConfigError("--shape '" + text + "': '" + tok + "' is not a positive whole number; write e.g. 20x30x40");
+    s.push_back(static_cast<std::size_t>(v));
+    if (nxt == std::string::npos) break;
+    pos = nxt + 1;
+  }
+  if (s.size() < 2) throw ConfigError("--shape '" + text + "' needs at least 2 axes (mixtures first), e.g. 20x30x40");
+  return s;
+}
+} // namespace
+
+int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
+  po::options_description desc("Options");
+  desc.add_options()("shape", po::value<std::string>()->required(), "tensor shape, mixtures first, e.g. 20x30x40")(
+      "rank", po::value<long>()->required(),
+      "number of planted sources R")("noise", po::value<double>()->default_value(0.0),
+                                     "Gaussian noise, relative to the root-mean-square of Y (then clipped at 0)")(
+      "seed", po::value<unsigned long long>()->default_value(1),
+      "random seed")("out", po::value<std::string>()->required(), "output HDF5 file (datasets Y, A_true, B_true)")(
+      "overwrite", po::bool_switch(), "replace an existing output file");
+  Parsed p = parse("synth", "--shape IxJxK --rank R --out FILE.h5 [--noise X --seed S]", desc, {}, args, world);
+  const Shape shape = parse_shape(p.vm["shape"].as<std::string>());
+  const long R = p.vm["rank"].as<long>();
+  const double noise = p.vm["noise"].as<double>();
+  if (R < 1) throw ConfigError("--rank must be at least 1");
+  if (!(noise >= 0)) throw ConfigError("--noise must be 0 or more");
+  const auto seed = p.vm["seed"].as<unsigned long long>();
+  h5::AtomicOutput out(world, p.vm["out"].as<std::string>(), p.vm["overwrite"].as<bool>());
+  auto planted = make_planted<double>(world, shape, static_cast<std::size_t>(R), noise, seed);
+  {
+    h5::File f = h5::File::create(world, out.tmp_path());
+    h5::write_distributed(f, "Y", shape, planted.Y.offset(), planted.Y.local(), true);
+    const std::size_t I = shape[0];
+    Tensor<double> At({static_cast<std::size_t>(R), I}); // C order of (I, R)
+    for (std::size_t i = 0; i < I; ++i)
+      for (std::size_t r = 0; r < static_cast<std::size_t>(R); ++r) At(r, i) = planted.A(i, r);
+    f.write_replicated("A_true", {I, static_cast<std::size_t>(R)}, At.vec());
+    Shape bdims = shape;
+    bdims[0] = static_cast<std::size_t>(R);
+    Shape boff = planted.Y.offset();
+    boff[0] = 0;
+    const bool owner = planted.Y.comms().coords()[0] == 0;
+    h5::write_distributed(f, "B_true", bdims, boff, planted.B_local, owner);
+    f.attr("rank", static_cast<long long>(R));
+    f.attr("noise", noise);
+    f.attr("seed", static_cast<long long>(seed));
+    f.attr("unmix_version", std::string(UNMIX_VERSION));
+  }
+  out.commit();
+  if (world.rank() == 0)
+    std::printf("wrote %s: Y (%s), A_true, B_true; rank %ld, noise %g, seed %llu\n", out.final_path().c_str(),
+                shape_string(shape).c_str(), R, noise, seed);
+  return 0;
+}
+
+} // namespace unmix::cli

@@ -1,0 +1,493 @@
+#include "unmix/io/hdf5.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace unmix::h5 {
+namespace {
+
+void silence_hdf5() {
+  static bool done = false;
+  if (!done) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    done = true;
+  }
+}
+
+herr_t collect_error(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* msgs = static_cast<std::vector<std::string>*>(data);
+  if (err && err->desc && n < 8) msgs->push_back(err->desc);
+  return 0;
+}
+
+std::string error_stack() {
+  std::vector<std::string> msgs;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &msgs);
+  H5Eclear2(H5E_DEFAULT);
+  std::string out;
+  for (std::size_t i = 0; i < msgs.size() && i < 3; ++i) out += (i ? "; " : "") + msgs[i];
+  return out;
+}
+
+Handle fapl_mpio(const Comm& comm) {
+  Handle p(static_cast<hid_t>(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", "file access list")), H5Pclose);
+  check(H5Pset_fapl_mpio(p, comm.raw(), MPI_INFO_NULL), "H5Pset_fapl_mpio", "file access list");
+  return p;
+}
+
+Handle dxpl_collective() {
+  Handle p(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate", "transfer list")), H5Pclose);
+  check(H5Pset_dxpl_mpio(p, H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", "transfer list");
+  return p;
+}
+
+std::string type_name(hid_t type) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const std::size_t size = H5Tget_size(type);
+  switch (cls) {
+  case H5T_FLOAT: return "float" + std::to_string(8 * size);
+  case H5T_INTEGER: return std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(8 * size);
+  case H5T_STRING: return "string";
+  case H5T_COMPOUND: return "compound";
+  case H5T_ENUM: return "enum";
+  case H5T_ARRAY: return "array";
+  default: return "other";
+  }
+}
+
+template <class T> hid_t native_type();
+template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
+
+std::vector<hsize_t> to_h(const Shape& s) { return std::vector<hsize_t>(s.begin(), s.end()); }
+
+struct VisitData {
+  std::vector<std::string> names;
+};
+
+herr_t visit_link(hid_t group, const char* name, const H5L_info_t*, void* data) {
+  hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+  if (obj < 0) return 0;
+  if (H5Iget_type(obj) == H5I_DATASET) static_cast<VisitData*>(data)->names.push_back(std::string("/") + name);
+  H5Oclose(obj);
+  return 0;
+}
+
+} // namespace
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) closer_(id_);
+  id_ = H5I_INVALID_HID;
+}
+
+long long check(long long rc, const char* what, const std::string& context) {
+  if (rc >= 0) return rc;
+  std::string stack = error_stack();
+  throw IoError(context + ": " + what + " failed" + (stack.empty() ? "" : " (" + stack + ")"));
+}
+
+File File::open_read(const Comm& comm, const std::string& path) {
+  silence_hdf5();
+  Handle f;
+  collective_try(comm, [&] {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw IoError("cannot open '" + path + "': no such file; check the path");
+    if (std::filesystem::is_directory(path, ec))
+      throw IoError("cannot open '" + path + "': it is a directory, not an HDF5 file");
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw IoError("cannot open '" + path + "': permission denied or unreadable");
+  });
+  Handle fapl = fapl_mpio(comm);
+  collective_try(comm, [&] {
+    hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+    if (id < 0) {
+      std::string stack = error_stack();
+      throw IoError("cannot read '" + path + "' as HDF5: the file is not HDF5, or is truncated or corrupt" +
+                    (stack.empty() ? "" : " (" + stack + ")"));
+    }
+    f = Handle(id, H5Fclose);
+  });
+  return File(comm, path, std::move(f));
+}
+
+File File::create(const Comm& comm, const std::string& path) {
+  silence_hdf5();
+  Handle fapl = fapl_mpio(comm);
+  Handle f;
+  collective_try(comm, [&] {
+    hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (id < 0) {
+      std::string stack = error_stack();
+      throw IoError("cannot create '" + path + "': check that the folder exists and is writable" +
+                    (stack.empty() ? "" : " (" + stack + ")"));
+    }
+    f = Handle(id, H5Fclose);
+  });
+  return File(comm, path, std::move(f));
+}
+
+void File::close() {
+  if (file_.id() >= 0) {
+    const hid_t id = file_.id();
+    file_ = Handle();
+    (void)id;
+  }
+}
+
+std::vector<DatasetInfo> File::datasets() const {
+  VisitData data;
+  check(H5Lvisit(file_, H5_INDEX_NAME, H5_ITER_INC, visit_link, &data), "H5Lvisit", path_);
+  std::vector<DatasetInfo> out;
+  for (const auto& n : data.names) out.push_back(info(n));
+  return out;
+}
+
+bool File::has(const std::string& dataset) const {
+  std::string p = dataset;
+  if (p.empty()) return false;
+  // Check each link on the way so that a missing group is not an error.
+  std::size_t pos = 0;
+  while ((pos = p.find('/', pos + 1)) != std::string::npos) {
+    if (H5Lexists(file_, p.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  if (H5Lexists(file_, p.c_str(), H5P_DEFAULT) <= 0) return false;
+  hid_t obj = H5Oopen(file_, p.c_str(), H5P_DEFAULT);
+  if (obj < 0) return false;
+  const bool is_ds = H5Iget_type(obj) == H5I_DATASET;
+  H5Oclose(obj);
+  return is_ds;
+}
+
+DatasetInfo File::info(const std::string& dataset) const {
+  if (!has(dataset)) {
+    std::string names;
+    VisitData data;
+    H5Lvisit(file_, H5_INDEX_NAME, H5_ITER_INC, visit_link, &data);
+    for (const auto& n : data.names) names += (names.empty() ? "" : ", ") + n;
+    throw DataError("'" + path_ + "' has no dataset '" + dataset +
+                    "'; it has: " + (names.empty() ? "(no datasets)" : names) + ". Choose one with --dataset");
+  }
+  const std::string ctx = path_ + ":" + dataset;
+  Handle ds(static_cast<hid_t>(check(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), "H5Dopen", ctx)), H5Dclose);
+  Handle space(static_cast<hid_t>(check(H5Dget_space(ds), "H5Dget_space", ctx)), H5Sclose);
+  Handle type(static_cast<hid_t>(check(H5Dget_type(ds), "H5Dget_type", ctx)), H5Tclose);
+  const int nd = static_cast<int>(check(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims", ctx));
+  std::vector<hsize_t> d(static_cast<std::size_t>(nd));
+  if (nd > 0) check(H5Sget_simple_extent_dims(space, d.data(), nullptr), "H5Sget_simple_extent_dims", ctx);
+  DatasetInfo out;
+  out.name = dataset[0] == '/' ? dataset : "/" + dataset;
+  out.dims.assign(d.begin(), d.end());
+  out.type = type_name(type);
+  const H5T_class_t cls = H5Tget_class(type);
+  out.numeric = cls == H5T_FLOAT || cls == H5T_INTEGER;
+  return out;
+}
+
+void File::read_slab(const std::string& dataset, const Shape& start, const Shape& count,
+                     std::vector<double>& out) const {
+  const std::string ctx = path_ + ":" + dataset;
+  const DatasetInfo inf = info(dataset);
+  if (!inf.numeric)
+    throw DataError("dataset '" + dataset + "' in '" + path_ + "' holds " + inf.type +
+                    " values; unmix needs a numeric (integer or floating-point) dataset");
+  Handle ds(static_cast<hid_t>(check(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), "H5Dopen", ctx)), H5Dclose);
+  Handle fspace(static_cast<hid_t>(check(H5Dget_space(ds), "H5Dget_space", ctx)), H5Sclose);
+  const std::size_t n = shape_size(count);
+  out.assign(n, 0.0);
+  Handle mspace;
+  if (n == 0 || count.empty()) {
+    check(H5Sselect_none(fspace), "H5Sselect_none", ctx);
+    hsize_t one = 1;
+    mspace = Handle(static_cast<hid_t>(check(H5Screate_simple(1, &one, nullptr), "H5Screate_simple", ctx)), H5Sclose);
+    check(H5Sselect_none(mspace), "H5Sselect_none", ctx);
+    if (count.empty() && inf.dims.empty()) { // a scalar dataset
+      out.assign(1, 0.0);
+    }
+  } else {
+    auto hs = to_h(start), hc = to_h(count);
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, hs.data(), nullptr, hc.data(), nullptr), "H5Sselect_hyperslab",
+          ctx);
+    mspace = Handle(static_cast<hid_t>(check(H5Screate_simple(static_cast<int>(hc.size()), hc.data(), nullptr),
+                                             "H5Screate_simple", ctx)),
+                    H5Sclose);
+  }
+  Handle dxpl = dxpl_collective();
+  herr_t rc = H5Dread(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, n ? out.data() : nullptr);
+  if (rc < 0) {
+    std::string stack = error_stack();
+    throw IoError("cannot read dataset '" + dataset + "' of '" + path_ + "': the file is truncated or corrupt" +
+                  (stack.empty() ? "" : " (" + stack + ")"));
+  }
+}
+
+std::vector<double> File::read_all(const std::string& dataset, Shape* dims) const {
+  const DatasetInfo inf = info(dataset);
+  if (dims) *dims = inf.dims;
+  Shape start(inf.dims.size(), 0);
+  std::vector<double> out;
+  read_slab(dataset, start, inf.dims, out);
+  return out;
+}
+
+template <class T>
+void File::write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
+                      const std::vector<T>& data) const {
+  const std::string ctx = path_ + ":" + dataset;
+  auto hd = to_h(dims);
+  Handle fspace(static_cast<hid_t>(
+                    check(H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr), "H5Screate_simple", ctx)),
+                H5Sclose);
+  Handle ds(static_cast<hid_t>(check(
+                H5Dcreate2(file_, dataset.c_str(), native_type<T>(), fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                "H5Dcreate", ctx)),
+            H5Dclose);
+  const std::size_t n = shape_size(count);
+  Handle mspace;
+  if (n == 0) {
+    check(H5Sselect_none(fspace), "H5Sselect_none", ctx);
+    hsize_t one = 1;
+    mspace = Handle(static_cast<hid_t>(check(H5Screate_simple(1, &one, nullptr), "H5Screate_simple", ctx)), H5Sclose);
+    check(H5Sselect_none(mspace), "H5Sselect_none", ctx);
+  } else {
+    if (data.size() != n) throw Error(ctx + ": internal error, slab size mismatch");
+    auto hs = to_h(start), hc = to_h(count);
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, hs.data(), nullptr, hc.data(), nullptr), "H5Sselect_hyperslab",
+          ctx);
+    mspace = Handle(static_cast<hid_t>(check(H5Screate_simple(static_cast<int>(hc.size()), hc.data(), nullptr),
+                                             "H5Screate_simple", ctx)),
+                    H5Sclose);
+  }
+  Handle dxpl = dxpl_collective();
+  check(H5Dwrite(ds, native_type<T>(), mspace, fspace, dxpl, n ? data.data() : nullptr), "H5Dwrite", ctx);
+}
+
+template <class T>
+void File::write_replicated(const std::string& dataset, const Shape& dims, const std::vector<T>& data) const {
+  const bool mine = comm_->rank() == 0;
+  write_slab(dataset, dims, Shape(dims.size(), 0), mine ? dims : Shape(dims.size(), 0), data);
+}
+
+template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
+                               const std::vector<double>&) const;
+template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
+                               const std::vector<float>&) const;
+template void File::write_replicated(const std::string&, const Shape&, const std::vector<double>&) const;
+template void File::write_replicated(const std::string&, const Shape&, const std::vector<float>&) const;
+
+void File::attr(const std::string& name, const std::string& value) const {
+  const std::string ctx = path_ + " attribute " + name;
+  Handle type(static_cast<hid_t>(check(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx)), H5Tclose);
+  check(H5Tset_size(type, value.empty() ? 1 : value.size()), "H5Tset_size", ctx);
+  check(H5Tset_strpad(type, H5T_STR_NULLPAD), "H5Tset_strpad", ctx);
+  Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "H5Screate", ctx)), H5Sclose);
+  Handle a(static_cast<hid_t>(
+               check(H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate", ctx)),
+           H5Aclose);
+  std::string v = value.empty() ? std::string(1, '\0') : value;
+  check(H5Awrite(a, type, v.data()), "H5Awrite", ctx);
+}
+
+void File::attr(const std::string& name, double value) const {
+  const std::string ctx = path_ + " attribute " + name;
+  Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "H5Screate", ctx)), H5Sclose);
+  Handle a(static_cast<hid_t>(check(H5Acreate2(file_, name.c_str(), H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT),
+                                    "H5Acreate", ctx)),
+           H5Aclose);
+  check(H5Awrite(a, H5T_NATIVE_DOUBLE, &value), "H5Awrite", ctx);
+}
+
+void File::attr(const std::string& name, long long value) const {
+  const std::string ctx = path_ + " attribute " + name;
+  Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "H5Screate", ctx)), H5Sclose);
+  Handle a(static_cast<hid_t>(check(H5Acreate2(file_, name.c_str(), H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT),
+                                    "H5Acreate", ctx)),
+           H5Aclose);
+  check(H5Awrite(a, H5T_NATIVE_LLONG, &value), "H5Awrite", ctx);
+}
+
+std::optional<std::string> File::attr_string(const std::string& name) const {
+  if (H5Aexists(file_, name.c_str()) <= 0) return std::nullopt;
+  const std::string ctx = path_ + " attribute " + name;
+  Handle a(static_cast<hid_t>(check(H5Aopen(file_, name.c_str(), H5P_DEFAULT), "H5Aopen", ctx)), H5Aclose);
+  Handle type(static_cast<hid_t>(check(H5Aget_type(a), "H5Aget_type", ctx)), H5Tclose);
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0) return std::nullopt;
+  std::string s(H5Tget_size(type), '\0');
+  check(H5Aread(a, type, s.data()), "H5Aread", ctx);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+void File::write_table(const std::string& dataset, const std::vector<std::string>& columns,
+                       const std::vector<std::vector<double>>& rows) const {
+  const std::string ctx = path_ + ":" + dataset;
+  const std::size_t nc = columns.size();
+  Handle type(static_cast<hid_t>(check(H5Tcreate(H5T_COMPOUND, nc * sizeof(double)), "H5Tcreate", ctx)), H5Tclose);
+  for (std::size_t c = 0; c < nc; ++c)
+    check(H5Tinsert(type, columns[c].c_str(), c * sizeof(double), H5T_NATIVE_DOUBLE), "H5Tinsert", ctx);
+  hsize_t n = rows.size();
+  Handle fspace(static_cast<hid_t>(check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple", ctx)), H5Sclose);
+  Handle ds(
+      static_cast<hid_t>(check(H5Dcreate2(file_, dataset.c_str(), type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                               "H5Dcreate", ctx)),
+      H5Dclose);
+  std::vector<double> flat;
+  flat.reserve(rows.size() * nc);
+  for (const auto& r : rows) {
+    if (r.size() != nc) throw Error(ctx + ": internal error, table row of the wrong width");
+    flat.insert(flat.end(), r.begin(), r.end());
+  }
+  Handle mspace(static_cast<hid_t>(check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple", ctx)), H5Sclose);
+  if (comm_->rank() != 0 || n == 0) {
+    check(H5Sselect_none(fspace), "H5Sselect_none", ctx);
+    check(H5Sselect_none(mspace), "H5Sselect_none", ctx);
+  }
+  Handle dxpl = dxpl_collective();
+  check(H5Dwrite(ds, type, mspace, fspace, dxpl, flat.empty() ? nullptr : flat.data()), "H5Dwrite", ctx);
+}
+
+std::vector<std::vector<double>> File::read_table(const std::string& dataset, std::vector<std::string>* columns) const {
+  const std::string ctx = path_ + ":" + dataset;
+  Handle ds(static_cast<hid_t>(check(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), "H5Dopen", ctx)), H5Dclose);
+  Handle ftype(static_cast<hid_t>(check(H5Dget_type(ds), "H5Dget_type", ctx)), H5Tclose);
+  const int nc = static_cast<int>(check(H5Tget_nmembers(ftype), "H5Tget_nmembers", ctx));
+  std::vector<std::string> names;
+  Handle mtype(static_cast<hid_t>(
+                   check(H5Tcreate(H5T_COMPOUND, static_cast<std::size_t>(nc) * sizeof(double)), "H5Tcreate", ctx)),
+               H5Tclose);
+  for (int c = 0; c < nc; ++c) {
+    char* nm = H5Tget_member_name(ftype, static_cast<unsigned>(c));
+    names.emplace_back(nm);
+    H5free_memory(nm);
+    check(H5Tinsert(mtype, names.back().c_str(), static_cast<std::size_t>(c) * sizeof(double), H5T_NATIVE_DOUBLE),
+          "H5Tinsert", ctx);
+  }
+  Handle space(static_cast<hid_t>(check(H5Dget_space(ds), "H5Dget_space", ctx)), H5Sclose);
+  hsize_t n = 0;
+  check(H5Sget_simple_extent_dims(space, &n, nullptr), "H5Sget_simple_extent_dims", ctx);
+  std::vector<double> flat(n * static_cast<std::size_t>(nc));
+  if (n) check(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, flat.data()), "H5Dread", ctx);
+  if (columns) *columns = names;
+  std::vector<std::vector<double>> rows(n);
+  for (hsize_t r = 0; r < n; ++r)
+    rows[r].assign(flat.begin() + static_cast<long>(r * nc), flat.begin() + static_cast<long>((r + 1) * nc));
+  return rows;
+}
+
+template <class T>
+DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
+                               const std::optional<std::string>& grid) {
+  File f = File::open_read(comm, path);
+  DatasetInfo inf;
+  collective_try(comm, [&] {
+    inf = f.info(dataset);
+    if (!inf.numeric)
+      throw DataError("dataset '" + dataset + "' in '" + path + "' holds " + inf.type +
+                      " values; unmix needs a numeric dataset");
+    const int nd = static_cast<int>(inf.dims.size());
+    if (nd == 0) throw DataError("dataset '" + dataset + "' in '" + path + "' is a scalar; unmix needs an array");
+    if (mixture_axis < 0 || mixture_axis >= nd)
+      throw ConfigError("--mixture-axis " + std::to_string(mixture_axis) + " is out of range: dataset '" + dataset +
+                        "' has " + std::to_string(nd) + " axes (" + shape_string(inf.dims) + "), so use 0.." +
+                        std::to_string(nd - 1));
+  });
+  const std::size_t N = inf.dims.size(), k = static_cast<std::size_t>(mixture_axis);
+  std::vector<std::size_t> file_axis_of_mode; // our mode m <- file axis
+  file_axis_of_mode.push_back(k);
+  for (std::size_t a = 0; a < N; ++a)
+    if (a != k) file_axis_of_mode.push_back(a);
+  Shape shape(N);
+  for (std::size_t m = 0; m < N; ++m) shape[m] = inf.dims[file_axis_of_mode[m]];
+  ProcessGrid g = grid ? ProcessGrid::parse(*grid, N, comm.size()) : ProcessGrid::default_for(shape, comm.size());
+  DistTensor<T> out(comm, BlockLayout(shape, g));
+  const Shape& off = out.offset();
+  const Shape& box = out.local().shape();
+  Shape start(N), count(N);
+  for (std::size_t m = 0; m < N; ++m) {
+    start[file_axis_of_mode[m]] = off[m];
+    count[file_axis_of_mode[m]] = box[m];
+  }
+  std::vector<double> buf;
+  collective_try(comm, [&] { f.read_slab(dataset, start, count, buf); });
+  // buf is C order over file axes = column-major over the reversed file axes.
+  Shape rev(N);
+  for (std::size_t a = 0; a < N; ++a) rev[a] = count[N - 1 - a];
+  Tensor<double> tmp(rev, std::move(buf));
+  std::vector<std::size_t> perm(N);
+  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - file_axis_of_mode[m];
+  Tensor<double> mine = permute(tmp, perm);
+  auto& loc = out.local();
+  for (std::size_t i = 0; i < mine.size(); ++i) loc[i] = static_cast<T>(mine[i]);
+  return out;
+}
+
+template DistTensor<double> read_distributed(const Comm&, const std::string&, const std::string&, int,
+                                             const std::optional<std::string>&);
+template DistTensor<float> read_distributed(const Comm&, const std::string&, const std::string&, int,
+                                            const std::optional<std::string>&);
+
+template <class T>
+void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
+                       const Tensor<T>& local, bool owner) {
+  const std::size_t N = dims.size();
+  if (!owner || local.empty()) {
+    file.write_slab<T>(dataset, dims, Shape(N, 0), Shape(N, 0), {});
+    return;
+  }
+  std::vector<std::size_t> perm(N);
+  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
+  Tensor<T> c_order = permute(local, perm);
+  file.write_slab<T>(dataset, dims, offset, local.shape(), c_order.vec());
+}
+
+template void write_distributed(const File&, const std::string&, const Shape&, const Shape&, const Tensor<double>&,
+                                bool);
+template void write_distributed(const File&, const std::string&, const Shape&, const Shape&, const Tensor<float>&,
+                                bool);
+
+AtomicOutput::AtomicOutput(const Comm& comm, std::string final_path, bool overwrite)
+    : comm_(&comm), final_(std::move(final_path)) {
+  collective_try(comm, [&] {
+    if (comm.rank() != 0) return;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (final_.empty()) throw ConfigError("no output file given; use --out FILE.h5");
+    if (fs::exists(final_, ec) && !overwrite)
+      throw ConfigError("output '" + final_ + "' exists; pass --overwrite to replace it, or choose another --out");
+    fs::path parent = fs::path(final_).parent_path();
+    if (parent.empty()) parent = ".";
+    if (!fs::is_directory(parent, ec))
+      throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' does not exist");
+    if (access(parent.c_str(), W_OK) != 0)
+      throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' is not writable");
+  });
+  tmp_ = comm.bcast(final_ + ".tmp." + std::to_string(getpid()), 0);
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (!done_ && comm_->rank() == 0) {
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+  }
+}
+
+void AtomicOutput::commit() {
+  comm_->barrier();
+  collective_try(*comm_, [&] {
+    if (comm_->rank() != 0) return;
+    std::error_code ec;
+    // Make the data durable before the rename makes it visible.
+    if (FILE* fp = std::fopen(tmp_.c_str(), "rb")) {
+      fsync(fileno(fp));
+      std::fclose(fp);
+    }
+    std::filesystem::rename(tmp_, final_, ec);
+    if (ec) throw IoError("cannot rename '" + tmp_ + "' to '" + final_ + "': " + ec.message());
+  });
+  done_ = true;
+}
+
+} // namespace unmix::h5

@@ -1,0 +1,72 @@
+#include "unmix/model/planted.hpp"
+
+#include <cmath>
+
+#include "unmix/core/rng.hpp"
+#include "unmix/kernels/blas.hpp"
+
+namespace unmix {
+
+std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j) {
+  std::size_t g = 0, stride = 1;
+  for (std::size_t n = 1; n < global.size(); ++n) {
+    const std::size_t idx = j % box[n];
+    j /= box[n];
+    g += (offset[n] + idx) * stride;
+    stride *= global[n];
+  }
+  return g;
+}
+
+template <class T>
+Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
+                        const std::optional<ProcessGrid>& grid) {
+  if (shape.size() < 2) throw ConfigError("a planted tensor needs at least 2 modes");
+  if (rank < 1) throw ConfigError("the planted rank must be at least 1");
+  ProcessGrid g = grid ? *grid : ProcessGrid::default_for(shape, comm.size());
+  DistTensor<T> Y(comm, BlockLayout(shape, g));
+  const std::size_t I = shape[0], R = rank;
+  const CounterRng ra(seed, 1), rb(seed, 2), rn(seed, 3);
+  Tensor<double> A({I, R});
+  for (std::size_t i = 0; i < I * R; ++i) A[i] = ra.uniform(i);
+  const Shape& off = Y.offset();
+  const Shape& box = Y.local().shape();
+  const std::size_t Ip = box[0], Mp = Y.local().size() / std::max<std::size_t>(Ip, 1);
+  Shape bshape = box;
+  bshape[0] = R;
+  Tensor<double> B(bshape);
+  const std::size_t Mloc = B.size() / R;
+  for (std::size_t j = 0; j < Mloc; ++j) {
+    const std::size_t gj = global_column(shape, off, box, j);
+    for (std::size_t r = 0; r < R; ++r) B[r + j * R] = rb.uniform(gj * R + r);
+  }
+  // Y_local = A[rows of this box, :] * B_local.
+  Tensor<double> Yd({Ip, Mloc});
+  if (Ip && Mloc)
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, Ip, Mloc, R, 1.0, A.data() + off[0], I, B.data(), R, 0.0,
+                       Yd.data(), Ip);
+  double scale = 0;
+  if (noise > 0) {
+    double s2 = 0;
+    for (double v : Yd.span()) s2 += v * v;
+    s2 = comm.allreduce(s2);
+    scale = noise * std::sqrt(s2 / static_cast<double>(shape_size(shape)));
+  }
+  auto& loc = Y.local();
+  for (std::size_t j = 0; j < Mp; ++j) {
+    const std::size_t gj = global_column(shape, off, box, j);
+    for (std::size_t i = 0; i < Ip; ++i) {
+      double v = Yd[i + j * Ip];
+      if (noise > 0) v = std::max(0.0, v + scale * rn.normal(gj * I + off[0] + i));
+      loc[i + j * Ip] = static_cast<T>(v);
+    }
+  }
+  return Planted<T>{std::move(Y), std::move(A), std::move(B)};
+}
+
+template Planted<float> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                     const std::optional<ProcessGrid>&);
+template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                      const std::optional<ProcessGrid>&);
+
+} // namespace unmix

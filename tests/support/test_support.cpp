@@ -1,0 +1,93 @@
+#include "test_support.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace unmix::test {
+
+namespace {
+Comm* g_comm = nullptr;
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+} // namespace
+
+void set_comm(Comm* c) { g_comm = c; }
+const Comm& comm() {
+  static Comm self_comm;
+  if (g_comm) return *g_comm;
+  if (!self_comm.valid()) self_comm = Comm::self();
+  return self_comm;
+}
+
+std::string shared_data(const std::string& relative) {
+  std::string base;
+  if (const char* env = std::getenv("UNMIX_SHARED_DATA"); env && *env)
+    base = env;
+  else
+    base = UNMIX_DEFAULT_SHARED_DATA;
+  return (std::filesystem::path(base) / relative).string();
+}
+
+std::string scratch_dir() {
+  static std::string dir;
+  if (dir.empty()) {
+    std::string name = "unmix-test-" + std::to_string(getppid()) + "-" + std::to_string(comm().size());
+    if (comm().rank() == 0) name += "";
+    dir = comm().bcast((std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()))).string(), 0);
+    if (comm().rank() == 0) std::filesystem::create_directories(dir);
+    comm().barrier();
+  }
+  return dir;
+}
+
+RunResult run_shell(const std::string& command, double timeout_s) {
+  RunResult r;
+  const std::string base = (std::filesystem::temp_directory_path() /
+                            ("unmix-run-" + std::to_string(getpid()) + "-" + std::to_string(std::rand())))
+                               .string();
+  const std::string full = "timeout -s KILL " + std::to_string(static_cast<int>(timeout_s)) + " sh -c " +
+                           quote(command) + " >" + base + ".out 2>" + base + ".err";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int st = std::system(full.c_str());
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (WIFEXITED(st))
+    r.exit_code = WEXITSTATUS(st);
+  else if (WIFSIGNALED(st))
+    r.exit_code = 128 + WTERMSIG(st);
+  r.timed_out = r.exit_code == 137 && r.seconds >= timeout_s - 1;
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  std::filesystem::remove(base + ".out");
+  std::filesystem::remove(base + ".err");
+  return r;
+}
+
+RunResult run_unmix(int np, const std::vector<std::string>& args, double timeout_s) {
+  std::string bin = UNMIX_BINARY_PATH;
+  if (const char* env = std::getenv("UNMIX_BINARY"); env && *env) bin = env;
+  std::string cmd;
+  if (np > 0)
+    cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+          "OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -n " +
+          std::to_string(np) + " ";
+  cmd += quote(bin);
+  for (const auto& a : args) cmd += " " + quote(a);
+  return run_shell(cmd, timeout_s);
+}
+
+} // namespace unmix::test

@@ -1,0 +1,29 @@
+#pragma once
+// Helpers shared by the tests.
+#include <string>
+#include <vector>
+
+#include "unmix/core/mpi.hpp"
+
+namespace unmix::test {
+
+/// The communicator of an MPI test binary (a duplicate of MPI_COMM_WORLD made by mpi_main.cpp).
+const Comm& comm();
+
+/// Absolute path of a file under ../shared/data (UNMIX_SHARED_DATA overrides the folder).
+std::string shared_data(const std::string& relative);
+/// A fresh scratch folder for this test binary (same on every rank of an MPI test).
+std::string scratch_dir();
+
+struct RunResult {
+  int exit_code = -1; // the process's exit status, or 128 + signal
+  bool timed_out = false;
+  double seconds = 0;
+  std::string out, err; // stdout and stderr
+};
+/// Runs the unmix binary under mpirun with `np` processes (np = 0: without mpirun), with a time limit.
+RunResult run_unmix(int np, const std::vector<std::string>& args, double timeout_s = 60);
+/// Runs any command line through /bin/sh with a time limit.
+RunResult run_shell(const std::string& command, double timeout_s = 60);
+
+} // namespace unmix::test

@@ -1,0 +1,98 @@
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "unmix/core/rng.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/dist/layout.hpp"
+
+using namespace unmix;
+
+TEST_CASE("tensor is column-major with mode 1 fastest", "[core]") {
+  Tensor<double> t({2, 3, 4});
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<double>(i);
+  const std::size_t idx[] = {1, 2, 3};
+  CHECK(t.linear(idx) == 1 + 2 * 2 + 3 * 6);
+  CHECK(t.rows() == 2);
+  CHECK(t.cols() == 12);
+  CHECK(t(1, 5) == 11.0);
+  CHECK_THROWS_AS(Tensor<double>({2, 2}, std::vector<double>(3)), DataError);
+}
+
+TEST_CASE("permute moves every entry to its permuted index", "[core]") {
+  Tensor<double> t({2, 3, 4});
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<double>(i);
+  const std::size_t perm[] = {2, 0, 1};
+  Tensor<double> p = permute(t, perm);
+  REQUIRE(p.shape() == Shape{4, 2, 3});
+  for (std::size_t a = 0; a < 2; ++a)
+    for (std::size_t b = 0; b < 3; ++b)
+      for (std::size_t c = 0; c < 4; ++c) {
+        const std::size_t in[] = {a, b, c}, out[] = {c, a, b};
+        CHECK(p[p.linear(out)] == t[t.linear(in)]);
+      }
+}
+
+TEST_CASE("counter-based RNG is a pure function of (seed, stream, index)", "[core]") {
+  CounterRng a(7, 1), b(7, 1), c(8, 1), d(7, 2);
+  CHECK(a.uniform(12345) == b.uniform(12345));
+  CHECK(a.uniform(12345) != c.uniform(12345));
+  CHECK(a.uniform(12345) != d.uniform(12345));
+  double mean = 0, var = 0;
+  const int n = 200000;
+  for (int k = 0; k < n; ++k) {
+    const double z = a.normal(static_cast<std::uint64_t>(k));
+    mean += z;
+    var += z * z;
+  }
+  mean /= n;
+  var = var / n - mean * mean;
+  CHECK(std::abs(mean) < 0.01);
+  CHECK(std::abs(var - 1.0) < 0.02);
+}
+
+TEST_CASE("block partition covers the extent, owner is the inverse, empty blocks allowed", "[core]") {
+  for (std::size_t J : {0u, 1u, 5u, 7u, 16u, 1025u})
+    for (int p : {1, 2, 3, 4, 7, 8}) {
+      BlockPartition part{J, p};
+      std::size_t covered = 0;
+      for (int k = 0; k < p; ++k) {
+        CHECK(part.offset(k) == covered);
+        covered += part.size(k);
+        for (std::size_t i = part.offset(k); i < part.offset(k) + part.size(k); ++i) CHECK(part.owner(i) == k);
+      }
+      CHECK(covered == J);
+    }
+}
+
+TEST_CASE("block layout boxes tile the tensor exactly once", "[core]") {
+  const Shape shape{5, 3, 7};
+  for (auto dims : {std::vector<int>{1, 1, 4}, {2, 1, 2}, {1, 3, 1}, {6, 1, 1}, {1, 4, 2}}) {
+    BlockLayout L(shape, ProcessGrid(dims));
+    std::vector<int> hits(shape_size(shape), 0);
+    for (int r = 0; r < L.grid().size(); ++r) {
+      const Shape off = L.box_offset(r), box = L.box_shape(r);
+      for (std::size_t a = 0; a < box[0]; ++a)
+        for (std::size_t b = 0; b < box[1]; ++b)
+          for (std::size_t c = 0; c < box[2]; ++c) {
+            const Shape g{off[0] + a, off[1] + b, off[2] + c};
+            hits[g[0] + shape[0] * (g[1] + shape[1] * g[2])]++;
+            CHECK(L.owner(g) == r);
+          }
+    }
+    for (int h : hits) CHECK(h == 1);
+  }
+}
+
+TEST_CASE("process grid parsing and defaults", "[core]") {
+  CHECK(ProcessGrid::parse("1x2x2", 3, 4).dims() == std::vector<int>{1, 2, 2});
+  CHECK_THROWS_AS(ProcessGrid::parse("1x2x2", 3, 3), ConfigError);
+  CHECK_THROWS_AS(ProcessGrid::parse("1x2", 3, 2), ConfigError);
+  CHECK_THROWS_AS(ProcessGrid::parse("1xax2", 3, 2), ConfigError);
+  const auto g = ProcessGrid::default_for({20, 1025, 7}, 4);
+  CHECK(g.dims() == std::vector<int>{1, 4, 1});
+  const auto g6 = ProcessGrid::default_for({20, 100, 100}, 6);
+  CHECK(g6.dims()[0] == 1);
+  CHECK(g6.size() == 6);
+  for (int r = 0; r < 12; ++r) CHECK(ProcessGrid({3, 2, 2}).rank_of(ProcessGrid({3, 2, 2}).coords(r)) == r);
+}
