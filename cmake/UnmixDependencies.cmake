@@ -29,3 +29,10 @@ target_link_libraries(unmix_lapack INTERFACE ${LAPACKE_LIBRARY} ${LAPACK_LIBRARI
 
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(Catch2 2 REQUIRED)
+
+# FFTW (FFTs) and libsndfile (WAV) for the signal commands.
+pkg_check_modules(FFTW3 REQUIRED IMPORTED_TARGET fftw3)
+pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+add_library(unmix_signal_libs INTERFACE)
+add_library(unmix::signal ALIAS unmix_signal_libs)
+target_link_libraries(unmix_signal_libs INTERFACE PkgConfig::FFTW3 PkgConfig::SNDFILE)
