@@ -1,4 +1,196 @@
+// unmix factorize: constrained Tucker-1 factorization of an HDF5 dataset.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
 #include "common.hpp"
+#include "unmix/io/hdf5.hpp"
+#include "unmix/pipeline/factorize.hpp"
+
 namespace unmix::cli {
-int cmd_factorize(const std::vector<std::string>&, const Comm&) { throw ConfigError("factorize: not built yet"); }
+
+namespace {
+
+/// Progress on stderr from rank 0: a bar when stderr is a terminal, otherwise a line every few seconds.
+class Progress {
+public:
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO)), t0_(std::chrono::steady_clock::now()) {}
+  void operator()(const IterationStats& s, std::size_t maxiter) {
+    if (quiet_) return;
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    const double rate = t > 0 ? s.iteration / t : 0;
+    if (tty_) {
+      if (t - last_ < 0.1 && s.iteration < static_cast<double>(maxiter)) return;
+      last_ = t;
+      const int width = 30;
+      const int done = static_cast<int>(width * s.iteration / static_cast<double>(std::max<std::size_t>(maxiter, 1)));
+      std::fprintf(stderr, "\r[%s%s] %6.0f/%zu  %7.1f it/s  rel_error %.6f  stationarity %.3g ",
+                   std::string(static_cast<std::size_t>(done), '#').c_str(),
+                   std::string(static_cast<std::size_t>(width - done), ' ').c_str(), s.iteration, maxiter, rate,
+                   s.rel_error, s.stationarity);
+      dirty_ = true;
+    } else if (t - last_ >= 5.0) {
+      last_ = t;
+      std::fprintf(stderr, "iteration %.0f/%zu  %.1f it/s  rel_error %.6f  stationarity %.3g\n", s.iteration, maxiter,
+                   rate, s.rel_error, s.stationarity);
+    }
+  }
+  void end() {
+    if (dirty_) std::fprintf(stderr, "\n");
+    dirty_ = false;
+  }
+
+private:
+  bool quiet_, tty_, dirty_ = false;
+  std::chrono::steady_clock::time_point t0_;
+  double last_ = 0;
+};
+
+} // namespace
+
+int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
+  po::options_description io("Input and output");
+  io.add_options()("dataset,d", po::value<std::string>(), "dataset to factorize (default: the file's only dataset)")(
+      "mixture-axis", po::value<int>()->default_value(0),
+      "axis of the dataset (as h5py shows it) that indexes the mixtures; files written by Julia show their axes "
+      "reversed, e.g. 2 for geodata.h5")("out,o", po::value<std::string>()->required(),
+                                         "output HDF5 file: A (I x R), B (R x the other axes), stats, options")(
+      "overwrite", po::bool_switch(), "replace an existing output file")(
+      "precision", po::value<std::string>()->default_value("double"), "store Y as float or double")(
+      "grid", po::value<std::string>(),
+      "process grid over the axes, mixture axis first, e.g. 1x2x2 (default: chosen to keep communication small)");
+  po::options_description model("Model");
+  model.add_options()("rank,r", po::value<long>()->required(), "number of sources R")(
+      "constraint,c", po::value<std::vector<std::string>>()->composing(),
+      "constraints, as A=SPEC or B=SPEC or SPEC for both; SPEC joins names with '+', e.g. "
+      "B=l1scale_average12slices+nonnegative, A=simplex_rows, A=linear:FILE.h5, none. Default: nonnegative. Names: "
+      "nonnegative, clamp:LO:HI, binary, {l1normalize,simplex,l2normalize,linftynormalize,l1scale,l2scale,linftyscale}_"
+      "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5")(
+      "init", po::value<std::string>()->default_value("random"),
+      "start: random, or an HDF5 file with A and B (e.g. an earlier output)")(
+      "seed", po::value<unsigned long long>()->default_value(1),
+      "random seed (same seed and process count: same result)");
+  po::options_description solver("Solver");
+  solver.add_options()("maxiter", po::value<long>()->default_value(1000), "iteration limit")(
+      "tol", po::value<std::vector<std::string>>()->composing(),
+      "stop when a statistic reaches a tolerance, NAME=VALUE, repeatable; the first met stops the run. NAME: "
+      "rel_error, objective, stationarity, rel_stationarity (relative to the start), grad_norm, rel_decrease "
+      "(relative objective decrease), obj_ratio, rel_change. Default: stationarity=1")(
+      "max-time", po::value<double>()->default_value(0), "wall-clock limit in seconds (0: none)")(
+      "momentum", po::value<std::string>()->default_value("on"), "block extrapolation (Xu & Yin): on or off")(
+      "delta", po::value<double>()->default_value(0.9999), "momentum safeguard delta")(
+      "subblock", po::bool_switch(), "one step constant per row of B and column of A instead of one per factor")(
+      "order", po::value<std::string>()->default_value("fixed"),
+      "update order: fixed (B then A), random (shuffle all steps), random-grouped (shuffle factors, keep each "
+      "factor's steps together), recursive (shuffle factors and steps within them)");
+  po::options_description desc;
+  desc.add(io).add(model).add(solver);
+  Parsed p = parse("factorize", "IN.h5 --rank R --out OUT.h5 [options]", desc, {"input"}, args, world);
+  const auto& vm = p.vm;
+
+  FactorizeConfig cfg;
+  cfg.input = vm["input"].as<std::string>();
+  if (vm.count("dataset")) {
+    cfg.dataset = vm["dataset"].as<std::string>();
+  } else {
+    // Default to the only dataset of the file.
+    h5::File f = h5::File::open_read(world, cfg.input);
+    std::vector<h5::DatasetInfo> list;
+    collective_try(world, [&] { list = f.datasets(); });
+    if (list.size() != 1) {
+      std::string names;
+      for (const auto& d : list) names += (names.empty() ? "" : ", ") + d.name;
+      throw ConfigError("'" + cfg.input + "' has " + std::to_string(list.size()) + " datasets (" + names +
+                        "); choose one with --dataset");
+    }
+    cfg.dataset = list[0].name;
+  }
+  cfg.mixture_axis = vm["mixture-axis"].as<int>();
+  const long rank = vm["rank"].as<long>();
+  if (rank < 1) throw ConfigError("--rank must be at least 1 (got " + std::to_string(rank) + ")");
+  cfg.rank = static_cast<std::size_t>(rank);
+  if (vm.count("constraint")) {
+    bool setA = false, setB = false;
+    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
+      if (c.rfind("A=", 0) == 0) {
+        cfg.constraint_A = c.substr(2);
+        setA = true;
+      } else if (c.rfind("B=", 0) == 0) {
+        cfg.constraint_B = c.substr(2);
+        setB = true;
+      } else {
+        if (!setA) cfg.constraint_A = c;
+        if (!setB) cfg.constraint_B = c;
+      }
+    }
+  }
+  cfg.precision = vm["precision"].as<std::string>();
+  if (cfg.precision != "float" && cfg.precision != "double")
+    throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+  cfg.init = vm["init"].as<std::string>();
+  if (vm.count("grid")) cfg.grid = vm["grid"].as<std::string>();
+  cfg.out = vm["out"].as<std::string>();
+  cfg.overwrite = vm["overwrite"].as<bool>();
+  const long maxiter = vm["maxiter"].as<long>();
+  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
+  cfg.solver.maxiter = static_cast<std::size_t>(maxiter);
+  if (vm.count("tol")) {
+    cfg.solver.tol.clear();
+    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) cfg.solver.tol.push_back(parse_tolerance(t));
+  }
+  cfg.solver.max_seconds = vm["max-time"].as<double>();
+  if (!(cfg.solver.max_seconds >= 0)) throw ConfigError("--max-time must be 0 or more seconds");
+  const std::string mom = vm["momentum"].as<std::string>();
+  if (mom != "on" && mom != "off") throw ConfigError("--momentum '" + mom + "': use on or off");
+  cfg.solver.momentum = mom == "on";
+  cfg.solver.delta = vm["delta"].as<double>();
+  if (!(cfg.solver.delta > 0 && cfg.solver.delta < 1)) throw ConfigError("--delta must be in (0, 1)");
+  cfg.solver.subblock = vm["subblock"].as<bool>();
+  const std::string order = vm["order"].as<std::string>();
+  if (order == "random")
+    cfg.solver.random_order = true;
+  else if (order == "random-grouped")
+    cfg.solver.random_order = cfg.solver.group_by_factor = true;
+  else if (order == "recursive")
+    cfg.solver.recursive_random_order = true;
+  else if (order != "fixed")
+    throw ConfigError("--order '" + order + "': use fixed, random, random-grouped or recursive");
+  cfg.solver.seed = vm["seed"].as<unsigned long long>();
+  for (const auto& [name, value] : vm) {
+    std::ostringstream os;
+    const auto& v = value.value();
+    if (auto s = boost::any_cast<std::string>(&v))
+      os << *s;
+    else if (auto l = boost::any_cast<long>(&v))
+      os << *l;
+    else if (auto i = boost::any_cast<int>(&v))
+      os << *i;
+    else if (auto d = boost::any_cast<double>(&v))
+      os << *d;
+    else if (auto b = boost::any_cast<bool>(&v))
+      os << (*b ? "true" : "false");
+    else if (auto u = boost::any_cast<unsigned long long>(&v))
+      os << *u;
+    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
+      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
+    cfg.options_text[name] = os.str();
+  }
+
+  Progress bar(p.quiet || world.rank() != 0);
+  FactorizeSummary s = run_factorize(cfg, world, [&](const IterationStats& st, std::size_t mx) { bar(st, mx); });
+  bar.end();
+  for (const auto& w : s.warnings) warn(world, w);
+  if (world.rank() == 0) {
+    const auto& last = s.result.stats.back();
+    std::printf("rank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n", cfg.rank,
+                world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
+                s.seconds, s.result.stop_reason.c_str());
+    std::printf("wrote %s\n", cfg.out.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 } // namespace unmix::cli

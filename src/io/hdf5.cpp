@@ -448,6 +448,18 @@ template void write_distributed(const File&, const std::string&, const Shape&, c
 template void write_distributed(const File&, const std::string&, const Shape&, const Shape&, const Tensor<float>&,
                                 bool);
 
+Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape) {
+  const std::size_t N = shape.size();
+  std::vector<double> buf;
+  file.read_slab(dataset, offset, shape, buf);
+  Shape rev(N);
+  for (std::size_t a = 0; a < N; ++a) rev[a] = shape[N - 1 - a];
+  Tensor<double> tmp(rev, std::move(buf));
+  std::vector<std::size_t> perm(N);
+  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
+  return permute(tmp, perm);
+}
+
 AtomicOutput::AtomicOutput(const Comm& comm, std::string final_path, bool overwrite)
     : comm_(&comm), final_(std::move(final_path)) {
   collective_try(comm, [&] {

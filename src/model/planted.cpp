@@ -20,7 +20,7 @@ std::size_t global_column(const Shape& global, const Shape& offset, const Shape&
 
 template <class T>
 Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
-                        const std::optional<ProcessGrid>& grid) {
+                        const std::optional<ProcessGrid>& grid, bool separable) {
   if (shape.size() < 2) throw ConfigError("a planted tensor needs at least 2 modes");
   if (rank < 1) throw ConfigError("the planted rank must be at least 1");
   ProcessGrid g = grid ? *grid : ProcessGrid::default_for(shape, comm.size());
@@ -29,6 +29,9 @@ Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, 
   const CounterRng ra(seed, 1), rb(seed, 2), rn(seed, 3);
   Tensor<double> A({I, R});
   for (std::size_t i = 0; i < I * R; ++i) A[i] = ra.uniform(i);
+  if (separable)
+    for (std::size_t i = 0; i < std::min(I, R); ++i)
+      for (std::size_t r = 0; r < R; ++r) A(i, r) = i == r ? 1.0 : 0.0;
   const Shape& off = Y.offset();
   const Shape& box = Y.local().shape();
   const std::size_t Ip = box[0], Mp = Y.local().size() / std::max<std::size_t>(Ip, 1);
@@ -38,7 +41,8 @@ Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, 
   const std::size_t Mloc = B.size() / R;
   for (std::size_t j = 0; j < Mloc; ++j) {
     const std::size_t gj = global_column(shape, off, box, j);
-    for (std::size_t r = 0; r < R; ++r) B[r + j * R] = rb.uniform(gj * R + r);
+    for (std::size_t r = 0; r < R; ++r)
+      B[r + j * R] = separable && gj < R ? (gj == r ? 1.0 : 0.0) : rb.uniform(gj * R + r);
   }
   // Y_local = A[rows of this box, :] * B_local.
   Tensor<double> Yd({Ip, Mloc});
@@ -65,8 +69,8 @@ Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, 
 }
 
 template Planted<float> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
-                                     const std::optional<ProcessGrid>&);
+                                     const std::optional<ProcessGrid>&, bool);
 template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
-                                      const std::optional<ProcessGrid>&);
+                                      const std::optional<ProcessGrid>&, bool);
 
 } // namespace unmix

@@ -117,6 +117,10 @@ template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
                        const Tensor<T>& local, bool owner);
 
+/// Reads the box [offset, offset+shape) of a dataset whose axes are in the tensor's own order (as unmix
+/// writes factors) into a column-major tensor. Collective.
+Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape);
+
 /// Write to `final_path` atomically: write `tmp_path()` first, then rename on success (rank 0), and
 /// remove the temporary on failure.
 class AtomicOutput {

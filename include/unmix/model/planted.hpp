@@ -15,15 +15,17 @@ template <class T> struct Planted {
 };
 
 /// shape[0] is the mixture mode. Entries of A and B are U(0,1) from counter-based streams; with
-/// noise > 0, N(0, (noise * rms(B x1 A))^2) is added and the result clipped at 0.
+/// noise > 0, N(0, (noise * rms(B x1 A))^2) is added and the result clipped at 0. With `separable`,
+/// the first R rows of A and the first R columns of B(1) are the identity (pure mixtures and pure
+/// sources), which makes the nonnegative factorization unique up to permutation and scaling.
 template <class T>
 Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
-                        const std::optional<ProcessGrid>& grid = std::nullopt);
+                        const std::optional<ProcessGrid>& grid = std::nullopt, bool separable = false);
 
 extern template Planted<float> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
-                                            const std::optional<ProcessGrid>&);
+                                            const std::optional<ProcessGrid>&, bool);
 extern template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
-                                             const std::optional<ProcessGrid>&);
+                                             const std::optional<ProcessGrid>&, bool);
 
 /// Global column index (in the mode-1 unfolding of the whole tensor) of local column j of a box.
 std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j);

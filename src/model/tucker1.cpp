@@ -1,0 +1,181 @@
+#include "unmix/model/tucker1.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "unmix/kernels/blas.hpp"
+
+namespace unmix {
+
+namespace {
+std::vector<int> a_grid_modes() { return {0, -1}; }
+std::vector<int> b_grid_modes(std::size_t order) {
+  std::vector<int> m{-1};
+  for (std::size_t n = 1; n < order; ++n) m.push_back(static_cast<int>(n));
+  return m;
+}
+unsigned other_modes_mask(std::size_t order) { return ((1u << order) - 1u) & ~1u; }
+
+template <class T> std::vector<T> cast(const Tensor<double>& X) {
+  return std::vector<T>(X.span().begin(), X.span().end());
+}
+} // namespace
+
+template <class T>
+Tucker1<T>::Tucker1(const DistTensor<T>& Y, std::size_t rank)
+    : Y_(&Y), R_(rank), I_(Y.global_shape()[0]), Ip_(Y.local().extent(0)), i0_(Y.offset()[0]),
+      Mp_(Ip_ ? Y.local().size() / Ip_ : shape_size(Y.local().shape()) / std::max<std::size_t>(1, Y.local().extent(0))),
+      M_(shape_size(Y.global_shape()) / std::max<std::size_t>(1, Y.global_shape()[0])), a_comm_(&Y.comms().sub(1u)),
+      b_comm_(&Y.comms().sub(other_modes_mask(Y.global_shape().size()))), a_red_(Y.comms(), a_grid_modes()),
+      b_red_(Y.comms(), b_grid_modes(Y.global_shape().size())) {
+  if (Y.global_shape().size() < 2) throw DataError("Tucker-1 needs a tensor of at least 2 modes");
+  // Local column count from the box even when the process owns no rows.
+  Mp_ = 1;
+  for (std::size_t n = 1; n < Y.local().order(); ++n) Mp_ *= Y.local().extent(n);
+  double s2 = 0, mn = std::numeric_limits<double>::infinity(), mx = -mn, bad = 0;
+  for (T v : Y.local().span()) {
+    const double d = static_cast<double>(v);
+    if (!std::isfinite(d)) {
+      bad += 1;
+      continue;
+    }
+    s2 += d * d;
+    mn = std::min(mn, d);
+    mx = std::max(mx, d);
+  }
+  const Comm& all = Y.comm();
+  normY2_ = all.allreduce(s2);
+  ymin_ = all.allreduce(mn, Op::min);
+  ymax_ = all.allreduce(mx, Op::max);
+  ynonfinite_ = all.allreduce(bad);
+}
+
+template <class T> Shape Tucker1<T>::b_global_shape() const {
+  Shape s = Y_->global_shape();
+  s[0] = R_;
+  return s;
+}
+template <class T> Shape Tucker1<T>::b_local_shape() const {
+  Shape s = Y_->local().shape();
+  s[0] = R_;
+  return s;
+}
+template <class T> Shape Tucker1<T>::b_offset() const {
+  Shape s = Y_->offset();
+  s[0] = 0;
+  return s;
+}
+template <class T> bool Tucker1<T>::owns_A() const {
+  const auto& c = Y_->comms().coords();
+  for (std::size_t n = 1; n < c.size(); ++n)
+    if (c[n] != 0) return false;
+  return true;
+}
+template <class T> bool Tucker1<T>::owns_B() const { return Y_->comms().coords()[0] == 0; }
+
+template <class T> std::vector<double> Tucker1<T>::gram_A(const Tensor<double>& A) const {
+  std::vector<double> G(R_ * R_, 0.0);
+  blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, R_, Ip_, 1.0, A.data(), Ip_, A.data(), Ip_, 0.0, G.data(), R_);
+  a_comm_->allreduce(std::span<double>(G));
+  return G;
+}
+
+template <class T> std::vector<double> Tucker1<T>::gram_B(const Tensor<double>& B) const {
+  std::vector<double> P(R_ * R_, 0.0);
+  blas::gemm<double>(blas::Trans::N, blas::Trans::T, R_, R_, Mp_, 1.0, B.data(), R_, B.data(), R_, 0.0, P.data(), R_);
+  b_comm_->allreduce(std::span<double>(P));
+  return P;
+}
+
+template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const {
+  Tensor<double> out({R_, Mp_});
+  if constexpr (std::is_same_v<T, double>) {
+    blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, 1.0, A.data(), Ip_, Y_->local().data(), Ip_, 0.0,
+                       out.data(), R_);
+  } else {
+    const std::vector<T> Af = cast<T>(A);
+    std::vector<T> o(R_ * Mp_);
+    blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, T(1), Af.data(), Ip_, Y_->local().data(), Ip_, T(0),
+                  o.data(), R_);
+    for (std::size_t i = 0; i < o.size(); ++i) out[i] = static_cast<double>(o[i]);
+  }
+  a_comm_->allreduce(out.span());
+  return out;
+}
+
+template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const {
+  Tensor<double> out({Ip_, R_});
+  if constexpr (std::is_same_v<T, double>) {
+    blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip_, R_, Mp_, 1.0, Y_->local().data(), Ip_, B.data(), R_, 0.0,
+                       out.data(), Ip_);
+  } else {
+    const std::vector<T> Bf = cast<T>(B);
+    std::vector<T> o(Ip_ * R_);
+    blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip_, R_, Mp_, T(1), Y_->local().data(), Ip_, Bf.data(), R_, T(0),
+                  o.data(), Ip_);
+    for (std::size_t i = 0; i < o.size(); ++i) out[i] = static_cast<double>(o[i]);
+  }
+  b_comm_->allreduce(out.span());
+  return out;
+}
+
+template <class T> double Tucker1<T>::dot_A(const Tensor<double>& X, const Tensor<double>& Z) const {
+  double s = 0;
+  for (std::size_t i = 0; i < X.size(); ++i) s += X[i] * Z[i];
+  return a_comm_->allreduce(s);
+}
+template <class T> double Tucker1<T>::dot_B(const Tensor<double>& X, const Tensor<double>& Z) const {
+  double s = 0;
+  for (std::size_t i = 0; i < X.size(); ++i) s += X[i] * Z[i];
+  return b_comm_->allreduce(s);
+}
+template <class T> double Tucker1<T>::sum_A(double local) const { return a_comm_->allreduce(local); }
+template <class T> double Tucker1<T>::sum_B(double local) const { return b_comm_->allreduce(local); }
+
+template <class T> double Tucker1<T>::exact_residual2(const Tensor<double>& A, const Tensor<double>& B) const {
+  // Blockwise over column tiles so the model is never formed whole.
+  const std::size_t tile = 256;
+  std::vector<double> M(Ip_ * tile);
+  double s = 0;
+  const T* y = Y_->local().data();
+  for (std::size_t j0 = 0; j0 < Mp_; j0 += tile) {
+    const std::size_t nj = std::min(tile, Mp_ - j0);
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, Ip_, nj, R_, 1.0, A.data(), Ip_, B.data() + j0 * R_, R_, 0.0,
+                       M.data(), Ip_);
+    for (std::size_t j = 0; j < nj; ++j)
+      for (std::size_t i = 0; i < Ip_; ++i) {
+        const double d = static_cast<double>(y[i + (j0 + j) * Ip_]) - M[i + j * Ip_];
+        s += d * d;
+      }
+  }
+  return Y_->comm().allreduce(s);
+}
+
+template <class T> FactorView Tucker1<T>::view_A(Tensor<double>& A) const {
+  FactorView v;
+  v.data = A.span();
+  v.shape = {Ip_, R_};
+  v.global_shape = {I_, R_};
+  v.offset = {i0_, 0};
+  v.rank_mode = 1;
+  const FactorReducers* red = &a_red_;
+  v.reducer = [red](unsigned fixed) -> const SliceReducer& { return (*red)(fixed); };
+  return v;
+}
+
+template <class T> FactorView Tucker1<T>::view_B(Tensor<double>& B) const {
+  FactorView v;
+  v.data = B.span();
+  v.shape = b_local_shape();
+  v.global_shape = b_global_shape();
+  v.offset = b_offset();
+  v.rank_mode = 0;
+  const FactorReducers* red = &b_red_;
+  v.reducer = [red](unsigned fixed) -> const SliceReducer& { return (*red)(fixed); };
+  return v;
+}
+
+template class Tucker1<float>;
+template class Tucker1<double>;
+
+} // namespace unmix

@@ -1,0 +1,192 @@
+#include "unmix/pipeline/factorize.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "unmix/io/hdf5.hpp"
+#include "unmix/model/tucker1.hpp"
+
+namespace unmix {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C
+/// (k x n, n the factor's first extent) and b (k x m or k x 1); its matrices are loaded here.
+ConstraintList parse_factor_constraints(const std::string& spec, const char* factor, const Comm& comm) {
+  if (spec.empty() || spec == "none") return ConstraintList{};
+  std::string plain, linear_file;
+  std::size_t pos = 0;
+  while (pos <= spec.size()) {
+    const std::size_t nxt = spec.find('+', pos);
+    std::string word = spec.substr(pos, nxt == std::string::npos ? std::string::npos : nxt - pos);
+    if (word.rfind("linear:", 0) == 0) {
+      linear_file = word.substr(7);
+      word = "linear";
+    }
+    plain += (plain.empty() ? "" : "+") + word;
+    if (nxt == std::string::npos) break;
+    pos = nxt + 1;
+  }
+  ConstraintList list;
+  try {
+    list = parse_constraints(plain);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("--constraint ") + factor + "=" + spec + ": " + e.what());
+  }
+  list.spec = spec;
+  bool has_linear = false;
+  for (const auto& c : list.items) has_linear = has_linear || c.kind == ConstraintKind::linear;
+  if (!has_linear) return list;
+  if (linear_file.empty())
+    throw ConfigError(
+        std::string("--constraint ") + factor +
+        "=linear needs its matrices: write linear:FILE.h5, FILE holding datasets C (k x n) and b (k x m)");
+  h5::File f = h5::File::open_read(comm, linear_file);
+  Shape cd, bd;
+  std::vector<double> C, b;
+  collective_try(comm, [&] {
+    C = f.read_all("C", &cd);
+    b = f.read_all("b", &bd);
+    if (cd.size() != 2 || bd.empty() || bd.size() > 2)
+      throw DataError("'" + linear_file + "': C must be a matrix (k x n) and b a k x m matrix or a vector of k");
+  });
+  const std::size_t k = cd[0], n = cd[1], m = bd.size() == 2 ? bd[1] : 1;
+  std::vector<double> Ccm(k * n), bcm(k * m);
+  for (std::size_t i = 0; i < k; ++i) {
+    for (std::size_t j = 0; j < n; ++j) Ccm[i + j * k] = C[i * n + j];
+    for (std::size_t j = 0; j < m; ++j) bcm[i + j * k] = b[i * m + j];
+  }
+  try {
+    set_linear(list, std::move(Ccm), k, n, std::move(bcm), m);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("--constraint ") + factor + "=" + spec + ": " + e.what());
+  }
+  return list;
+}
+
+template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  FactorizeSummary sum;
+  auto t0 = Clock::now();
+  ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
+  ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
+  if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
+  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid);
+  sum.read_seconds = since(t0);
+  sum.grid = Y.grid().to_string();
+  const Shape& shape = Y.global_shape();
+  if (shape.size() < 2)
+    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has 1 axis (" + shape_string(shape) +
+                    "); Tucker-1 needs at least 2 (mixtures x the rest)");
+  const std::size_t I = shape[0], M = shape_size(shape) / std::max<std::size_t>(I, 1);
+  if (cfg.rank > std::min(I, M))
+    throw ConfigError("--rank " + std::to_string(cfg.rank) + " is larger than the tensor allows: with " +
+                      std::to_string(I) + " mixtures and " + std::to_string(M) +
+                      " entries per mixture the rank can be at most " + std::to_string(std::min(I, M)));
+  if (!scale_compensable(consB, shape.size(), 0))
+    throw ConfigError(
+        "--constraint B=" + cfg.constraint_B +
+        ": a scaled normalization of B must act on whole 1-slices (or the whole array) so that A can "
+        "absorb the scale exactly; use 1slices/rows/average12slices, or a projection such as l1normalize");
+  if (!scale_compensable(consA, 2, 1))
+    throw ConfigError("--constraint A=" + cfg.constraint_A +
+                      ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
+                      "absorb the scale exactly; use columns, or a projection such as simplex_rows");
+
+  Tucker1<T> model(Y, cfg.rank);
+  if (model.y_nonfinite() > 0)
+    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has " +
+                    std::to_string(static_cast<long long>(model.y_nonfinite())) +
+                    " NaN or infinite entries; remove or impute them before factorizing");
+  if (model.normY2() == 0)
+    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' is all zeros: there is nothing to factorize");
+  const double tiny = 1e-12 * std::max(std::abs(model.y_max()), std::abs(model.y_min()));
+  const bool y_nonneg = model.y_min() >= -tiny;
+  if (!y_nonneg && (implies_nonnegative(consA) && implies_nonnegative(consB))) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "the data has negative entries (min %.4g) but both factors are constrained nonnegative: the model "
+                  "cannot fit them",
+                  model.y_min());
+    sum.warnings.push_back(buf);
+  }
+
+  Factors f;
+  if (cfg.init == "random") {
+    init_random(model, f, cfg.solver.seed, y_nonneg, consA, consB);
+  } else {
+    h5::File in = h5::File::open_read(comm, cfg.init);
+    collective_try(comm, [&] {
+      const auto ai = in.info("A"), bi = in.info("B");
+      const Shape want_a{I, cfg.rank}, want_b = model.b_global_shape();
+      if (ai.dims != want_a || bi.dims != want_b)
+        throw DataError("--init '" + cfg.init + "': A is " + shape_string(ai.dims) + " and B is " +
+                        shape_string(bi.dims) + ", but this problem needs A " + shape_string(want_a) + " and B " +
+                        shape_string(want_b));
+    });
+    collective_try(comm, [&] {
+      f.A = h5::read_box(in, "A", {model.row_offset(), 0}, {model.rows_local(), cfg.rank});
+      f.B = h5::read_box(in, "B", model.b_offset(), model.b_local_shape());
+    });
+    double bad = 0;
+    for (double v : f.A.span()) bad += std::isfinite(v) ? 0 : 1;
+    for (double v : f.B.span()) bad += std::isfinite(v) ? 0 : 1;
+    if (comm.allreduce(bad) > 0) throw DataError("--init '" + cfg.init + "': A or B holds NaN or infinite values");
+    apply_constraints_once(model, f, consA, consB);
+  }
+
+  // Write to a temporary name; it is renamed only when complete.
+  h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
+  auto ts = Clock::now();
+  IterationCallback cb;
+  if (progress)
+    cb = [&](const IterationStats& s) {
+      progress(s, cfg.solver.maxiter);
+      return true;
+    };
+  sum.result = solve(model, f, consA, consB, cfg.solver, cb);
+  sum.seconds = comm.allreduce(since(ts), Op::max);
+  if (sum.result.zero_step_warnings > 0)
+    sum.warnings.push_back(std::to_string(sum.result.zero_step_warnings) +
+                           " step(s) had a zero Lipschitz constant (an all-zero row of B or column of A) and were left "
+                           "unscaled");
+
+  {
+    h5::File fo = h5::File::create(comm, out.tmp_path());
+    h5::write_distributed(fo, "A", {I, cfg.rank}, {model.row_offset(), 0}, f.A, model.owns_A());
+    h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), f.B, model.owns_B());
+    std::vector<std::vector<double>> rows;
+    for (const auto& s : sum.result.stats) rows.push_back(s.row());
+    fo.write_table("stats", IterationStats::columns(), rows);
+    fo.attr("unmix_version", std::string(UNMIX_VERSION));
+    fo.attr("input", cfg.input);
+    fo.attr("dataset", cfg.dataset);
+    fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
+    fo.attr("rank", static_cast<long long>(cfg.rank));
+    fo.attr("seed", static_cast<long long>(cfg.solver.seed));
+    fo.attr("processes", static_cast<long long>(comm.size()));
+    fo.attr("grid", sum.grid);
+    fo.attr("precision", cfg.precision);
+    fo.attr("constraint_A", consA.spec.empty() ? std::string("none") : consA.spec);
+    fo.attr("constraint_B", consB.spec.empty() ? std::string("none") : consB.spec);
+    fo.attr("stop_reason", sum.result.stop_reason);
+    fo.attr("iterations", static_cast<long long>(sum.result.iterations));
+    fo.attr("rel_error", sum.result.stats.back().rel_error);
+    fo.attr("seconds", sum.seconds);
+    for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
+  }
+  out.commit();
+  return sum;
+}
+
+} // namespace
+
+FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  if (cfg.precision == "double") return run<double>(cfg, comm, progress);
+  if (cfg.precision == "float") return run<float>(cfg, comm, progress);
+  throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+}
+
+} // namespace unmix

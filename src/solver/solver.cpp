@@ -1,0 +1,436 @@
+#include "unmix/solver/solver.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "unmix/core/rng.hpp"
+#include "unmix/kernels/blas.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/model/tucker1.hpp"
+
+namespace unmix {
+
+namespace {
+
+/// Multiply column r of an (n x R) column-major array by w[r].
+void scale_columns(Tensor<double>& X, std::size_t R, const std::vector<double>& w, bool invert) {
+  if (X.empty()) return;
+  const std::size_t n = X.size() / R;
+  for (std::size_t r = 0; r < R; ++r) {
+    const double s = invert ? 1.0 / w[r] : w[r];
+    for (std::size_t i = 0; i < n; ++i) X[i + r * n] *= s;
+  }
+}
+/// Multiply row r of an (R x n) column-major array by w[r].
+void scale_rows(Tensor<double>& X, std::size_t R, const std::vector<double>& w, bool invert) {
+  const std::size_t n = X.size() / R;
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t r = 0; r < R; ++r) X[r + j * R] *= invert ? 1.0 / w[r] : w[r];
+}
+void scale_all(Tensor<double>& X, double s) {
+  for (double& v : X.span()) v *= s;
+}
+
+enum class Block { B, A };
+enum class Step { momentum, gradient, project };
+struct Update {
+  Block block;
+  Step step;
+};
+
+template <class Model, class StepRuleT, class MomentumT> class BlockSolver {
+public:
+  BlockSolver(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
+              const SolverOptions& o, StepRuleT step, MomentumT mom)
+      : m_(m), f_(f), consA_(consA), consB_(consB), opts_(o), step_(step), mom_(mom), R_(m.rank()),
+        rng_(o.seed ^ 0x5eed), nnA_(implies_nonnegative(consA)), nnB_(implies_nonnegative(consB)) {}
+
+  SolveResult run(const IterationCallback& cb) {
+    SolveResult res;
+    t0_ = std::chrono::steady_clock::now();
+    A_prev_ = f_.A;
+    B_prev_ = f_.B;
+    A_last_ = f_.A;
+    B_last_ = f_.B;
+    IterationStats s = stats(0);
+    res.stats.push_back(s);
+    std::string why;
+    if (tolerance_met(opts_.tol, s, &why)) {
+      res.stop_reason = "converged at the start: " + why;
+      res.converged = true;
+      return finish(res);
+    }
+    for (std::size_t k = 1; k <= opts_.maxiter; ++k) {
+      for (const Update& u : order()) apply(u);
+      s = stats(static_cast<double>(k));
+      res.stats.push_back(s);
+      res.iterations = k;
+      const bool keep_going = cb ? cb(s) : true;
+      if (tolerance_met(opts_.tol, s, &why)) {
+        res.stop_reason = "converged: " + why;
+        res.converged = true;
+        return finish(res);
+      }
+      if (!keep_going) {
+        res.stop_reason = "interrupted";
+        return finish(res);
+      }
+      if (opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds) {
+        res.stop_reason = "wall-clock limit of " + std::to_string(opts_.max_seconds) + " s reached";
+        return finish(res);
+      }
+      sched_.advance();
+    }
+    res.stop_reason = "reached the iteration limit (" + std::to_string(opts_.maxiter) + ")";
+    return finish(res);
+  }
+
+private:
+  SolveResult finish(SolveResult& r) {
+    r.zero_step_warnings = zero_steps_;
+    return r;
+  }
+
+  // ---- cached collective products, keyed by the version of the factor they depend on ----
+  const std::vector<double>& G() {
+    if (g_ver_ != a_ver_) {
+      G_ = m_.gram_A(f_.A);
+      g_ver_ = a_ver_;
+    }
+    return G_;
+  }
+  const Tensor<double>& AtY() {
+    if (aty_ver_ != a_ver_) {
+      AtY_ = m_.AtY(f_.A);
+      aty_ver_ = a_ver_;
+    }
+    return AtY_;
+  }
+  const std::vector<double>& P() {
+    if (p_ver_ != b_ver_) {
+      P_ = m_.gram_B(f_.B);
+      p_ver_ = b_ver_;
+    }
+    return P_;
+  }
+  const Tensor<double>& Q() {
+    if (q_ver_ != b_ver_) {
+      Q_ = m_.YBt(f_.B);
+      q_ver_ = b_ver_;
+    }
+    return Q_;
+  }
+
+  std::vector<Update> order() {
+    std::vector<std::vector<Update>> groups = {
+        {{Block::B, Step::momentum}, {Block::B, Step::gradient}, {Block::B, Step::project}},
+        {{Block::A, Step::momentum}, {Block::A, Step::gradient}, {Block::A, Step::project}}};
+    auto shuffle = [&](auto& v) {
+      for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng_.below(i)]);
+    };
+    if (opts_.recursive_random_order) {
+      shuffle(groups);
+      for (auto& g : groups) shuffle(g);
+    } else if (opts_.random_order && opts_.group_by_factor) {
+      shuffle(groups);
+    }
+    std::vector<Update> out;
+    for (auto& g : groups) out.insert(out.end(), g.begin(), g.end());
+    if (opts_.random_order && !opts_.group_by_factor && !opts_.recursive_random_order) shuffle(out);
+    return out;
+  }
+
+  void apply(const Update& u) {
+    if (u.block == Block::B) {
+      switch (u.step) {
+      case Step::momentum: momentum(f_.B, B_prev_, LB_last_, step_.constants(G(), R_), true, b_ver_); break;
+      case Step::gradient: gradient_B(); break;
+      case Step::project: project(Block::B); break;
+      }
+    } else {
+      switch (u.step) {
+      case Step::momentum: momentum(f_.A, A_prev_, LA_last_, step_.constants(P(), R_), false, a_ver_); break;
+      case Step::gradient: gradient_A(); break;
+      case Step::project: project(Block::A); break;
+      }
+    }
+  }
+
+  /// X <- X + omega (X - X_prev), X_prev <- X (before extrapolation). `rows`: the constants index
+  /// rows of X (B, R x n) rather than columns (A, n x R).
+  void momentum(Tensor<double>& X, Tensor<double>& X_prev, std::vector<double>& L_last, const std::vector<double>& L,
+                bool rows, std::uint64_t& ver) {
+    std::vector<double> omega(R_, 0.0);
+    bool any = false;
+    if (!L_last.empty()) {
+      for (std::size_t r = 0; r < R_; ++r) {
+        const std::size_t q = L.size() == 1 ? 0 : r;
+        omega[r] = mom_.weight(sched_.omega_hat, L_last[q], L[q]);
+        any = any || omega[r] != 0.0;
+      }
+    }
+    L_last = L;
+    if (!any) {
+      X_prev = X;
+      return;
+    }
+    const std::size_t n = X.size() / R_;
+    for (std::size_t idx = 0; idx < X.size(); ++idx) {
+      const std::size_t r = rows ? idx % R_ : idx / n;
+      const double cur = X[idx];
+      X[idx] = cur + omega[r] * (cur - X_prev[idx]);
+      X_prev[idx] = cur;
+    }
+    ++ver;
+  }
+
+  double inv_step(const std::vector<double>& L, std::size_t r) {
+    const double l = L.size() == 1 ? L[0] : L[r];
+    return l > 0 ? 1.0 / l : 1.0;
+  }
+  void count_zero(const std::vector<double>& L) {
+    for (double l : L)
+      if (!(l > 0)) ++zero_steps_;
+  }
+
+  void gradient_B() {
+    const std::vector<double>& Gm = G();
+    const Tensor<double>& M = AtY();
+    const std::vector<double> L = step_.constants(Gm, R_);
+    count_zero(L);
+    LB_cur_ = *std::max_element(L.begin(), L.end());
+    const std::size_t n = f_.B.size() / R_;
+    // grad = G B - AtY, computed into a copy then applied with the per-row steps.
+    Tensor<double> grad = M;
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, n, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0,
+                       grad.data(), R_);
+    std::vector<double> inv(R_);
+    for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
+    ++b_ver_;
+  }
+
+  void gradient_A() {
+    const std::vector<double>& Pm = P();
+    const Tensor<double>& Qm = Q();
+    const std::vector<double> L = step_.constants(Pm, R_);
+    count_zero(L);
+    LA_cur_ = *std::max_element(L.begin(), L.end());
+    const std::size_t n = f_.A.size() / R_;
+    Tensor<double> grad = Qm;
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, n, R_, R_, 1.0, f_.A.data(), n, Pm.data(), R_, -1.0, grad.data(),
+                       n);
+    for (std::size_t r = 0; r < R_; ++r) {
+      const double s = inv_step(L, r);
+      for (std::size_t i = 0; i < n; ++i) f_.A[i + r * n] -= grad[i + r * n] * s;
+    }
+    ++a_ver_;
+  }
+
+  void project(Block b) {
+    if (b == Block::B) {
+      if (consB_.empty()) return;
+      FactorView v = m_.view_B(f_.B);
+      const ScaleWeights w = unmix::apply(consB_, v);
+      ++b_ver_;
+      compensate(w, Block::A);
+    } else {
+      if (consA_.empty()) return;
+      FactorView v = m_.view_A(f_.A);
+      const ScaleWeights w = unmix::apply(consA_, v);
+      ++a_ver_;
+      compensate(w, Block::B);
+    }
+  }
+
+  /// The rescaling trick: the factor `other` absorbs the weights so that A B(1) is unchanged. The
+  /// scaled factor's momentum and history copies are moved to the new scale as well.
+  void compensate(const ScaleWeights& w, Block other) {
+    if (!w.any()) return;
+    if (other == Block::A) {
+      for (Tensor<double>* X : {&f_.A, &A_prev_, &A_last_}) {
+        if (!w.per_rank.empty()) scale_columns(*X, R_, w.per_rank, false);
+        if (w.scalar != 1.0) scale_all(*X, w.scalar);
+      }
+      for (Tensor<double>* X : {&B_prev_, &B_last_}) {
+        if (!w.per_rank.empty()) scale_rows(*X, R_, w.per_rank, true);
+        if (w.scalar != 1.0) scale_all(*X, 1.0 / w.scalar);
+      }
+      ++a_ver_;
+    } else {
+      for (Tensor<double>* X : {&f_.B, &B_prev_, &B_last_}) {
+        if (!w.per_rank.empty()) scale_rows(*X, R_, w.per_rank, false);
+        if (w.scalar != 1.0) scale_all(*X, w.scalar);
+      }
+      for (Tensor<double>* X : {&A_prev_, &A_last_}) {
+        if (!w.per_rank.empty()) scale_columns(*X, R_, w.per_rank, true);
+        if (w.scalar != 1.0) scale_all(*X, 1.0 / w.scalar);
+      }
+      ++b_ver_;
+    }
+  }
+
+  IterationStats stats(double k) {
+    IterationStats s;
+    s.iteration = k;
+    const std::vector<double>& Gm = G();
+    const std::vector<double>& Pm = P();
+    const Tensor<double>& Qm = Q();
+    const double y2 = m_.normY2();
+    double gp = 0;
+    for (std::size_t i = 0; i < R_ * R_; ++i) gp += Gm[i] * Pm[i];
+    double fval = y2 - 2.0 * m_.dot_A(f_.A, Qm) + gp;
+    // The Gram formula cancels when the error is tiny: form the residual instead.
+    if (fval < 1e-9 * y2) fval = m_.exact_residual2(f_.A, f_.B);
+    s.objective = std::max(fval, 0.0);
+    s.rel_error = y2 > 0 ? std::sqrt(s.objective / y2) : 0.0;
+    // Gradients at the current point: g_B = G B - A^T Y, g_A = A P - Q.
+    const Tensor<double>& M = AtY();
+    const std::size_t nb = f_.B.size() / R_, na = f_.A.size() / R_;
+    Tensor<double> gB = M;
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, nb, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0, gB.data(),
+                       R_);
+    Tensor<double> gA = Qm;
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, na, R_, R_, 1.0, f_.A.data(), na, Pm.data(), R_, -1.0, gA.data(),
+                       na);
+    double gb2 = 0, sb2 = 0, ga2 = 0, sa2 = 0;
+    for (std::size_t i = 0; i < gB.size(); ++i) {
+      const double g = gB[i];
+      gb2 += g * g;
+      if (!nnB_ || f_.B[i] > 0 || g < 0) sb2 += g * g;
+    }
+    for (std::size_t i = 0; i < gA.size(); ++i) {
+      const double g = gA[i];
+      ga2 += g * g;
+      if (!nnA_ || f_.A[i] > 0 || g < 0) sa2 += g * g;
+    }
+    double dA2 = 0, dB2 = 0, nA2 = 0, nB2 = 0;
+    for (std::size_t i = 0; i < f_.A.size(); ++i) {
+      dA2 += (f_.A[i] - A_last_[i]) * (f_.A[i] - A_last_[i]);
+      nA2 += f_.A[i] * f_.A[i];
+    }
+    for (std::size_t i = 0; i < f_.B.size(); ++i) {
+      dB2 += (f_.B[i] - B_last_[i]) * (f_.B[i] - B_last_[i]);
+      nB2 += f_.B[i] * f_.B[i];
+    }
+    double bsum[3] = {gb2, sb2, dB2}, asum[3] = {ga2, sa2, dA2};
+    double bn = m_.sum_B(nB2), an = m_.sum_A(nA2);
+    for (double& v : bsum) v = m_.sum_B(v);
+    for (double& v : asum) v = m_.sum_A(v);
+    s.grad_norm = std::sqrt(asum[0] + bsum[0]);
+    s.stationarity = std::sqrt(asum[1] + bsum[1]);
+    if (k == 0) stat0_ = s.stationarity;
+    s.rel_stationarity = stat0_ > 0 ? s.stationarity / stat0_ : 0.0;
+    s.rel_change = (an + bn) > 0 ? std::sqrt(asum[2] + bsum[2]) / std::sqrt(an + bn) : 0.0;
+    if (k > 0) {
+      s.obj_ratio = s.objective > 0 ? f_prev_ / s.objective : std::numeric_limits<double>::infinity();
+      s.rel_decrease = f_prev_ > 0 ? (f_prev_ - s.objective) / f_prev_ : 0.0;
+    }
+    f_prev_ = s.objective;
+    s.L_A = LA_cur_;
+    s.L_B = LB_cur_;
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    A_last_ = f_.A;
+    B_last_ = f_.B;
+    return s;
+  }
+
+  const Model& m_;
+  Factors& f_;
+  const ConstraintList& consA_;
+  const ConstraintList& consB_;
+  SolverOptions opts_;
+  StepRuleT step_;
+  MomentumT mom_;
+  std::size_t R_;
+  SeqRng rng_;
+  bool nnA_, nnB_;
+  MomentumSchedule sched_;
+  std::uint64_t a_ver_ = 1, b_ver_ = 1;
+  std::uint64_t g_ver_ = 0, aty_ver_ = 0, p_ver_ = 0, q_ver_ = 0;
+  std::vector<double> G_, P_;
+  Tensor<double> AtY_, Q_;
+  Tensor<double> A_prev_, B_prev_, A_last_, B_last_;
+  std::vector<double> LA_last_, LB_last_;
+  double LA_cur_ = 0, LB_cur_ = 0, f_prev_ = 0, stat0_ = 0;
+  std::size_t zero_steps_ = 0;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+template <class Model>
+void compensate_once(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB) {
+  const std::size_t R = m.rank();
+  if (!consB.empty()) {
+    FactorView v = m.view_B(f.B);
+    const ScaleWeights w = unmix::apply(consB, v);
+    if (w.any()) {
+      if (!w.per_rank.empty()) scale_columns(f.A, R, w.per_rank, false);
+      if (w.scalar != 1.0) scale_all(f.A, w.scalar);
+    }
+  }
+  if (!consA.empty()) {
+    FactorView v = m.view_A(f.A);
+    const ScaleWeights w = unmix::apply(consA, v);
+    if (w.any()) {
+      if (!w.per_rank.empty()) scale_rows(f.B, R, w.per_rank, false);
+      if (w.scalar != 1.0) scale_all(f.B, w.scalar);
+    }
+  }
+}
+
+} // namespace
+
+template <class Model>
+void apply_constraints_once(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB) {
+  compensate_once(m, f, consA, consB);
+}
+
+template <class Model>
+void init_random(const Model& m, Factors& f, std::uint64_t seed, bool nonnegative, const ConstraintList& consA,
+                 const ConstraintList& consB) {
+  const std::size_t R = m.rank(), I = m.mixtures();
+  const CounterRng rb(seed, 101), ra(seed, 102);
+  const Shape bshape = m.b_local_shape(), boff = m.b_offset(), bglob = m.b_global_shape();
+  f.B = Tensor<double>(bshape);
+  Shape yglob = bglob, ybox = bshape;
+  const std::size_t n = f.B.size() / R;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t gj = global_column(yglob, boff, ybox, j);
+    for (std::size_t r = 0; r < R; ++r) {
+      const double z = rb.normal(gj * R + r);
+      f.B[r + j * R] = nonnegative ? std::abs(z) : z;
+    }
+  }
+  f.A = Tensor<double>({m.rows_local(), R});
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t i = 0; i < m.rows_local(); ++i) {
+      const double z = ra.normal(r * I + m.row_offset() + i);
+      f.A(i, r) = nonnegative ? std::abs(z) : z;
+    }
+  compensate_once(m, f, consA, consB);
+}
+
+template <class Model>
+SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
+                  const SolverOptions& opts, const IterationCallback& callback) {
+  if (opts.subblock) {
+    if (opts.momentum)
+      return BlockSolver<Model, SubBlockStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(callback);
+    return BlockSolver<Model, SubBlockStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(callback);
+  }
+  if (opts.momentum)
+    return BlockSolver<Model, LipschitzStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(callback);
+  return BlockSolver<Model, LipschitzStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(callback);
+}
+
+#define UNMIX_INSTANTIATE(M)                                                                                           \
+  template void init_random(const M&, Factors&, std::uint64_t, bool, const ConstraintList&, const ConstraintList&);    \
+  template void apply_constraints_once(const M&, Factors&, const ConstraintList&, const ConstraintList&);              \
+  template SolveResult solve(const M&, Factors&, const ConstraintList&, const ConstraintList&, const SolverOptions&,   \
+                             const IterationCallback&);
+UNMIX_INSTANTIATE(Tucker1<double>)
+UNMIX_INSTANTIATE(Tucker1<float>)
+
+} // namespace unmix

@@ -1,0 +1,146 @@
+// The distributed Tucker-1 model and solver against the serial ones, at every process count and on
+// several process grids (including grids that split the mixture mode and processes that own nothing).
+#include <catch2/catch.hpp>
+
+#include "../support/factor_check.hpp"
+#include "../support/test_support.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/model/tucker1.hpp"
+#include "unmix/solver/solver.hpp"
+
+using namespace unmix;
+
+namespace {
+
+/// Every grid of `order` modes whose product is p.
+std::vector<std::vector<int>> all_grids(int p, std::size_t order) {
+  std::vector<std::vector<int>> out;
+  std::vector<int> g(order, 1);
+  std::function<void(std::size_t, int)> rec = [&](std::size_t n, int rest) {
+    if (n + 1 == order) {
+      g[n] = rest;
+      out.push_back(g);
+      return;
+    }
+    for (int d = 1; d <= rest; ++d)
+      if (rest % d == 0) {
+        g[n] = d;
+        rec(n + 1, rest / d);
+      }
+  };
+  rec(0, p);
+  return out;
+}
+
+/// The local block of a serial (whole) factor that corresponds to a distributed one.
+Tensor<double> slice_A(const Tensor<double>& A, std::size_t i0, std::size_t Ip) {
+  Tensor<double> out({Ip, A.cols()});
+  for (std::size_t r = 0; r < A.cols(); ++r)
+    for (std::size_t i = 0; i < Ip; ++i) out(i, r) = A(i0 + i, r);
+  return out;
+}
+Tensor<double> slice_B(const Tensor<double>& B, const Shape& global_y, const Shape& off, const Shape& box) {
+  const std::size_t R = B.rows();
+  Shape bshape = box;
+  bshape[0] = R;
+  Tensor<double> out(bshape);
+  const std::size_t n = out.size() / R;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t gj = global_column(global_y, off, box, j);
+    for (std::size_t r = 0; r < R; ++r) out[r + j * R] = B[r + gj * R];
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("distributed products and gradients equal the serial ones on every grid", "[dist]") {
+  const Comm& comm = test::comm();
+  const Shape shape{5, 4, 3};
+  const std::size_t R = 3;
+  Comm self = Comm::self();
+  auto serial = make_planted<double>(self, shape, 4, 0.1, 77);
+  Tucker1<double> ms(serial.Y, R);
+  Factors fs;
+  init_random(ms, fs, 13, true, {}, {});
+  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+    INFO("grid " << ProcessGrid(dims).to_string());
+    auto dist = make_planted<double>(comm, shape, 4, 0.1, 77, ProcessGrid(dims));
+    // Same tensor: the local box equals the serial tensor's box.
+    const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
+    Tucker1<double> md(dist.Y, R);
+    Factors fd;
+    init_random(md, fd, 13, true, {}, {});
+    CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) == 0.0);
+    CHECK(test::rel_diff(fd.B.span(), slice_B(fs.B, shape, off, box).span()) == 0.0);
+    const auto Gs = ms.gram_A(fs.A), Gd = md.gram_A(fd.A);
+    const auto Ps = ms.gram_B(fs.B), Pd = md.gram_B(fd.B);
+    CHECK(test::rel_diff(Gd, Gs) < 1e-14);
+    CHECK(test::rel_diff(Pd, Ps) < 1e-14);
+    const auto AtYs = ms.AtY(fs.A), AtYd = md.AtY(fd.A);
+    CHECK(test::rel_diff(AtYd.span(), slice_B(AtYs, shape, off, box).span()) < 1e-14);
+    const auto Qs = ms.YBt(fs.B), Qd = md.YBt(fd.B);
+    CHECK(test::rel_diff(Qd.span(), slice_A(Qs, off[0], box[0]).span()) < 1e-14);
+    CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
+    // The statistics of the starting point (objective, gradient norms) agree.
+    SolverOptions o;
+    o.maxiter = 0;
+    Factors a = fs, b = fd;
+    const auto rs = solve(ms, a, {}, {}, o), rd = solve(md, b, {}, {}, o);
+    CHECK(rd.stats[0].objective == Approx(rs.stats[0].objective).epsilon(1e-13));
+    CHECK(rd.stats[0].grad_norm == Approx(rs.stats[0].grad_norm).epsilon(1e-13));
+  }
+}
+
+TEST_CASE("the same seed gives the same iterates at any process count and grid", "[dist]") {
+  const Comm& comm = test::comm();
+  const Shape shape{6, 7, 5};
+  const std::size_t R = 3;
+  Comm self = Comm::self();
+  for (const char* cB : {"nonnegative", "l1scale_average12slices+nonnegative", "simplex_1slices"}) {
+    const auto consA = parse_constraints("nonnegative"), consB = parse_constraints(cB);
+    auto serial = make_planted<double>(self, shape, R, 0.01, 5);
+    Tucker1<double> ms(serial.Y, R);
+    Factors fs;
+    init_random(ms, fs, 3, true, consA, consB);
+    SolverOptions o;
+    o.maxiter = 60;
+    o.tol.clear();
+    auto rs = solve(ms, fs, consA, consB, o);
+    for (const auto& dims : all_grids(comm.size(), shape.size())) {
+      INFO("B constraint " << cB << ", grid " << ProcessGrid(dims).to_string());
+      auto dist = make_planted<double>(comm, shape, R, 0.01, 5, ProcessGrid(dims));
+      Tucker1<double> md(dist.Y, R);
+      Factors fd;
+      init_random(md, fd, 3, true, consA, consB);
+      auto rd = solve(md, fd, consA, consB, o);
+      const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
+      CHECK(rd.iterations == rs.iterations);
+      CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) < 1e-10);
+      CHECK(test::rel_diff(fd.B.span(), slice_B(fs.B, shape, off, box).span()) < 1e-10);
+      CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
+    }
+  }
+}
+
+TEST_CASE("planted noise-free factors are recovered up to permutation and scaling", "[dist]") {
+  const Comm& comm = test::comm();
+  for (std::size_t R : {3u, 5u}) {
+    const Shape shape{12, 10, 9};
+    auto pl = make_planted<double>(comm, shape, R, 0.0, 100 + R, std::nullopt, true);
+    Tucker1<double> m(pl.Y, R);
+    const auto nn = parse_constraints("nonnegative");
+    Factors f;
+    init_random(m, f, 7, true, nn, nn);
+    SolverOptions o;
+    o.tol = {{Stat::rel_error, 1e-10}};
+    o.maxiter = 50000;
+    auto res = solve(m, f, nn, nn, o);
+    INFO("rank " << R << ": " << res.stop_reason << " after " << res.iterations);
+    CHECK(res.converged);
+    CHECK(res.stats.back().rel_error < 1e-6);
+    // Gather the whole A (it is whole on every process with the default grid) and compare columns.
+    const std::vector<double> Aest(f.A.span().begin(), f.A.span().end()), Atrue(pl.A.span().begin(), pl.A.span().end());
+    CHECK(test::matched_column_error(Aest, Atrue, shape[0], R) < 1e-6);
+  }
+}

@@ -1,0 +1,235 @@
+// Serial checks of the Tucker-1 model and the block solver.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "../support/factor_check.hpp"
+#include "../support/test_support.hpp"
+#include "unmix/io/hdf5.hpp"
+#include "unmix/kernels/blas.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/model/tucker1.hpp"
+#include "unmix/solver/solver.hpp"
+
+using namespace unmix;
+
+namespace {
+
+double direct_objective(const Tensor<double>& Y, const Tensor<double>& A, const Tensor<double>& B) {
+  const std::size_t I = A.rows(), R = A.cols(), M = B.size() / R;
+  double f = 0;
+  for (std::size_t j = 0; j < M; ++j)
+    for (std::size_t i = 0; i < I; ++i) {
+      double m = 0;
+      for (std::size_t r = 0; r < R; ++r) m += A(i, r) * B[r + j * R];
+      f += (m - Y[i + j * I]) * (m - Y[i + j * I]);
+    }
+  return f;
+}
+
+} // namespace
+
+TEST_CASE("4x3x2 Tucker-1: gradients and Lipschitz constants match a direct computation", "[tucker1]") {
+  const Comm& self = test::comm();
+  const std::size_t R = 2;
+  auto pl = make_planted<double>(self, {4, 3, 2}, 3, 0.3, 11); // rank 3 data, rank 2 model: nonzero gradient
+  Tucker1<double> m(pl.Y, R);
+  Factors f;
+  init_random(m, f, 5, true, {}, {});
+  const Tensor<double>& Y = pl.Y.local();
+  REQUIRE(f.A.shape() == Shape{4, 2});
+  REQUIRE(f.B.shape() == Shape{2, 3, 2});
+  // Products against loops.
+  const auto G = m.gram_A(f.A);
+  const auto P = m.gram_B(f.B);
+  const auto AtY = m.AtY(f.A);
+  const auto Q = m.YBt(f.B);
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t q = 0; q < R; ++q) {
+      double g = 0, p = 0;
+      for (std::size_t i = 0; i < 4; ++i) g += f.A(i, r) * f.A(i, q);
+      for (std::size_t j = 0; j < 6; ++j) p += f.B[r + j * R] * f.B[q + j * R];
+      CHECK(G[r + q * R] == Approx(g).epsilon(1e-14));
+      CHECK(P[r + q * R] == Approx(p).epsilon(1e-14));
+    }
+  // Gradients of f/2 with f = ||A B - Y||^2, checked by central differences of the direct objective.
+  const double h = 1e-6;
+  for (std::size_t idx = 0; idx < f.B.size(); ++idx) {
+    const std::size_t r = idx % R, j = idx / R;
+    double g = -AtY[r + j * R];
+    for (std::size_t q = 0; q < R; ++q) g += G[r + q * R] * f.B[q + j * R];
+    Tensor<double> Bp = f.B, Bm = f.B;
+    Bp[idx] += h;
+    Bm[idx] -= h;
+    const double fd = (direct_objective(Y, f.A, Bp) - direct_objective(Y, f.A, Bm)) / (4 * h);
+    CHECK(g == Approx(fd).epsilon(1e-7).margin(1e-9));
+  }
+  for (std::size_t idx = 0; idx < f.A.size(); ++idx) {
+    const std::size_t i = idx % 4, r = idx / 4;
+    double g = -Q(i, r);
+    for (std::size_t q = 0; q < R; ++q) g += f.A(i, q) * P[q + r * R];
+    Tensor<double> Ap = f.A, Am = f.A;
+    Ap[idx] += h;
+    Am[idx] -= h;
+    const double fd = (direct_objective(Y, Ap, f.B) - direct_objective(Y, Am, f.B)) / (4 * h);
+    CHECK(g == Approx(fd).epsilon(1e-7).margin(1e-9));
+  }
+  // L = sigma_max of the 2 x 2 Gram matrices: closed form.
+  auto eig2 = [](const std::vector<double>& S) {
+    const double a = S[0], b = S[2], d = S[3];
+    return 0.5 * (a + d) + std::sqrt(0.25 * (a - d) * (a - d) + b * b);
+  };
+  CHECK(LipschitzStep{}.constants(G, R)[0] == Approx(eig2(G)).epsilon(1e-13));
+  CHECK(LipschitzStep{}.constants(P, R)[0] == Approx(eig2(P)).epsilon(1e-13));
+  const auto sub = SubBlockStep{}.constants(G, R);
+  CHECK(sub[1] == Approx(std::hypot(G[2], G[3])).epsilon(1e-14));
+  // Objective from Gram matrices and inner products equals the direct one.
+  SolverOptions o;
+  o.maxiter = 0;
+  Factors f0 = f;
+  auto res = solve(m, f0, {}, {}, o);
+  CHECK(res.stats[0].objective == Approx(direct_objective(Y, f.A, f.B)).epsilon(1e-12));
+}
+
+TEST_CASE("rescaling trick leaves A B(1) unchanged to rounding", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {6, 5, 4}, 3, 0.0, 3);
+  Tucker1<double> m(pl.Y, 3);
+  Factors f;
+  init_random(m, f, 9, true, {}, {});
+  auto product = [&](const Factors& g) {
+    Tensor<double> AB({6, 20});
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, 6, 20, 3, 1.0, g.A.data(), 6, g.B.data(), 3, 0.0, AB.data(), 6);
+    return AB;
+  };
+  const Tensor<double> before = product(f);
+  for (const char* spec : {"l1scale_1slices", "l2scale_rows", "linftyscale_average12slices", "l1scale"}) {
+    Factors g = f;
+    apply_constraints_once(m, g, {}, parse_constraints(spec));
+    const Tensor<double> after = product(g);
+    CHECK(test::rel_diff(after.span(), before.span()) < 1e-14);
+    CHECK(test::rel_diff(g.B.span(), f.B.span()) > 1e-3); // B really was rescaled
+  }
+  Factors g = f;
+  apply_constraints_once(m, g, parse_constraints("l1scale_columns"), {});
+  CHECK(test::rel_diff(product(g).span(), before.span()) < 1e-14);
+}
+
+TEST_CASE("momentum changes the iterates and reaches the tolerance in fewer iterations", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {20, 15, 12}, 4, 0.0, 21);
+  Tucker1<double> m(pl.Y, 4);
+  const auto nn = parse_constraints("nonnegative");
+  SolverOptions o;
+  o.tol = {{Stat::rel_error, 1e-3}};
+  o.maxiter = 20000;
+  Factors f1, f2;
+  init_random(m, f1, 4, true, nn, nn);
+  f2 = f1;
+  o.momentum = true;
+  auto with = solve(m, f1, nn, nn, o);
+  o.momentum = false;
+  auto without = solve(m, f2, nn, nn, o);
+  INFO("with momentum " << with.iterations << " iterations, without " << without.iterations);
+  REQUIRE(with.converged);
+  REQUIRE(without.converged);
+  CHECK(with.iterations * 2 < without.iterations);
+  // Both reach the same fixed point: run both on to a much tighter tolerance; the errors agree.
+  o.tol = {{Stat::rel_error, 1e-6}};
+  o.momentum = true;
+  auto w2 = solve(m, f1, nn, nn, o);
+  o.momentum = false;
+  o.maxiter = 200000;
+  auto wo2 = solve(m, f2, nn, nn, o);
+  CHECK(w2.converged);
+  CHECK(wo2.converged);
+  CHECK(w2.stats.back().rel_error <= 1e-6);
+  CHECK(wo2.stats.back().rel_error <= 1e-6);
+}
+
+TEST_CASE("reference case: column-simplex NMF 10x20 rank 3 reaches relative error below 0.01", "[tucker1]") {
+  const Comm& self = test::comm();
+  // Y = W H with the columns of H on the simplex.
+  auto pl = make_planted<double>(self, {10, 20}, 3, 0.0, 31);
+  const auto& Bt = pl.B_local; // 3 x 20
+  Tensor<double> H = Bt;
+  for (std::size_t j = 0; j < 20; ++j) {
+    double s = 0;
+    for (std::size_t r = 0; r < 3; ++r) s += H[r + j * 3];
+    for (std::size_t r = 0; r < 3; ++r) H[r + j * 3] /= s;
+  }
+  DistTensor<double> Y(self, BlockLayout({10, 20}, ProcessGrid({1, 1})));
+  blas::gemm<double>(blas::Trans::N, blas::Trans::N, 10, 20, 3, 1.0, pl.A.data(), 10, H.data(), 3, 0.0,
+                     Y.local().data(), 10);
+  Tucker1<double> m(Y, 3);
+  const auto consA = parse_constraints("nonnegative"), consB = parse_constraints("simplex_columns");
+  Factors f;
+  init_random(m, f, 1, true, consA, consB);
+  SolverOptions o;
+  o.tol = {{Stat::rel_error, 0.01}};
+  o.maxiter = 1000;
+  auto res = solve(m, f, consA, consB, o);
+  CHECK(res.converged);
+  CHECK(res.stats.back().rel_error < 0.01);
+  // The columns of B stay on the simplex.
+  for (std::size_t j = 0; j < 20; ++j) {
+    double s = 0;
+    for (std::size_t r = 0; r < 3; ++r) {
+      CHECK(f.B[r + j * 3] >= 0);
+      s += f.B[r + j * 3];
+    }
+    CHECK(s == Approx(1.0).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("reference case: Tucker-1 10x11x12 rank 5 nonnegative converges within 1000 iterations", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {10, 11, 12}, 5, 0.0, 41);
+  Tucker1<double> m(pl.Y, 5);
+  const auto nn = parse_constraints("nonnegative");
+  Factors f;
+  init_random(m, f, 2, true, nn, nn);
+  SolverOptions o; // the reference's default rule: stationarity below 1, at most 1000 iterations
+  auto res = solve(m, f, nn, nn, o);
+  INFO(res.stop_reason);
+  CHECK(res.converged);
+  CHECK(res.iterations < 1000);
+  CHECK(res.stats.back().stationarity <= 1.0);
+  CHECK(res.stats.back().rel_error < res.stats.front().rel_error);
+}
+
+TEST_CASE("real data: geodata Y_1025_points rank 3 reaches relative error 0.12", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto Y =
+      h5::read_distributed<double>(self, test::shared_data("sediment/geodata.h5"), "Y_1025_points", 2, std::nullopt);
+  REQUIRE(Y.global_shape() == Shape{20, 1025, 7});
+  Tucker1<double> m(Y, 3);
+  const auto consA = parse_constraints("nonnegative"), consB = parse_constraints("l1scale_average12slices+nonnegative");
+  // The reference's options (no momentum, one step constant per factor, stop at 0.12). With exact
+  // compensation of the rescaling the number of iterations depends on the start (77 to 542 over
+  // seeds 1-6): allow 1000. With one constant per row/column (sub-blocks) it takes 33-56.
+  for (bool subblock : {false, true}) {
+    Factors f;
+    init_random(m, f, 1, true, consA, consB);
+    SolverOptions o;
+    o.momentum = false;
+    o.subblock = subblock;
+    o.tol = {{Stat::rel_error, 0.12}};
+    o.maxiter = subblock ? 200 : 1000;
+    auto res = solve(m, f, consA, consB, o);
+    INFO("subblock " << subblock << ": " << res.stop_reason << " after " << res.iterations << " iterations, "
+                     << res.stats.back().seconds << " s");
+    CHECK(res.converged);
+    CHECK(res.stats.back().rel_error <= 0.12);
+    // B's 1-slices sum to J1 = 1025 (average12slices on this axis order) and everything is nonnegative.
+    for (std::size_t r = 0; r < 3; ++r) {
+      double s = 0;
+      for (std::size_t j = 0; j < f.B.size() / 3; ++j) {
+        CHECK(f.B[r + j * 3] >= 0);
+        s += f.B[r + j * 3];
+      }
+      CHECK(s == Approx(1025.0).epsilon(1e-10));
+    }
+    for (double a : f.A.span()) CHECK(a >= 0);
+  }
+}
