@@ -148,7 +148,6 @@ std::vector<double> slice_thresholds(const SliceReducer& red, const Slices& S, c
 }
 
 bool is_l1(ConstraintKind k) { return k == ConstraintKind::l1scale; }
-bool is_linf(ConstraintKind k) { return k == ConstraintKind::linftyscale; }
 
 double target_of(const Constraint& c, const FactorView& v) {
   if (c.slicing == Slicing::average12 && v.global_shape.size() > 1) return static_cast<double>(v.global_shape[1]);
@@ -599,13 +598,19 @@ bool Constraint::is_scaled() const {
 std::string Constraint::name() const {
   if (kind == ConstraintKind::clamp) return "clamp:" + format_number(lo) + ":" + format_number(hi);
   std::string s = base_name(kind);
-  if ((is_projected_normalization() || is_scaled()) && slicing != Slicing::whole) s += "_" + slicing_name(slicing);
+  if ((is_projected_normalization() || is_scaled()) && slicing != Slicing::whole) {
+    s += '_';
+    s += slicing_name(slicing);
+  }
   return s;
 }
 
 std::string ConstraintList::name() const {
   std::string s;
-  for (const auto& c : items) s += (s.empty() ? "" : "+") + c.name();
+  for (const auto& c : items) {
+    if (!s.empty()) s += '+';
+    s += c.name();
+  }
   return s;
 }
 

@@ -119,6 +119,8 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   } else {
     h5::File in = h5::File::open_read(comm, cfg.init);
     collective_try(comm, [&] {
+      if (!in.has("A") || !in.has("B"))
+        throw DataError("--init '" + cfg.init + "' needs datasets A and B (as unmix factorize writes them)");
       const auto ai = in.info("A"), bi = in.info("B");
       const Shape want_a{I, cfg.rank}, want_b = model.b_global_shape();
       if (ai.dims != want_a || bi.dims != want_b)

@@ -1,9 +1,4 @@
-#define CATCH_CONFIG_RUNNER
+// The command-line tests launch `mpirun ... unmix` themselves, so this process must not be an MPI
+// process (a child mpirun would inherit the singleton's environment).
+#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
-
-#include "unmix/core/mpi.hpp"
-
-int main(int argc, char** argv) {
-  unmix::Environment env(argc, argv); // serial tests use MPI_COMM_SELF communicators
-  return Catch::Session().run(argc, argv);
-}
