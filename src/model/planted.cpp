@@ -44,25 +44,37 @@ Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, 
     for (std::size_t r = 0; r < R; ++r)
       B[r + j * R] = separable && gj < R ? (gj == r ? 1.0 : 0.0) : rb.uniform(gj * R + r);
   }
-  // Y_local = A[rows of this box, :] * B_local.
-  Tensor<double> Yd({Ip, Mloc});
-  if (Ip && Mloc)
-    blas::gemm<double>(blas::Trans::N, blas::Trans::N, Ip, Mloc, R, 1.0, A.data() + off[0], I, B.data(), R, 0.0,
-                       Yd.data(), Ip);
+  // Y_local = A[rows of this box, :] * B_local (+ noise), built in column tiles so that no second
+  // copy of the local Y is ever held.
   double scale = 0;
+  const std::size_t tile = 256;
+  std::vector<double> Yd(Ip * std::min(tile, std::max<std::size_t>(Mloc, 1)));
+  auto product_tile = [&](std::size_t j0, std::size_t nj) {
+    if (Ip && nj)
+      blas::gemm<double>(blas::Trans::N, blas::Trans::N, Ip, nj, R, 1.0, A.data() + off[0], I, B.data() + j0 * R, R,
+                         0.0, Yd.data(), Ip);
+  };
   if (noise > 0) {
     double s2 = 0;
-    for (double v : Yd.span()) s2 += v * v;
+    for (std::size_t j0 = 0; j0 < Mloc; j0 += tile) {
+      const std::size_t nj = std::min(tile, Mloc - j0);
+      product_tile(j0, nj);
+      for (std::size_t i = 0; i < Ip * nj; ++i) s2 += Yd[i] * Yd[i];
+    }
     s2 = comm.allreduce(s2);
     scale = noise * std::sqrt(s2 / static_cast<double>(shape_size(shape)));
   }
   auto& loc = Y.local();
-  for (std::size_t j = 0; j < Mp; ++j) {
-    const std::size_t gj = global_column(shape, off, box, j);
-    for (std::size_t i = 0; i < Ip; ++i) {
-      double v = Yd[i + j * Ip];
-      if (noise > 0) v = std::max(0.0, v + scale * rn.normal(gj * I + off[0] + i));
-      loc[i + j * Ip] = static_cast<T>(v);
+  for (std::size_t j0 = 0; j0 < Mp; j0 += tile) {
+    const std::size_t nj = std::min(tile, Mp - j0);
+    product_tile(j0, nj);
+    for (std::size_t j = 0; j < nj; ++j) {
+      const std::size_t gj = global_column(shape, off, box, j0 + j);
+      for (std::size_t i = 0; i < Ip; ++i) {
+        double v = Yd[i + j * Ip];
+        if (noise > 0) v = std::max(0.0, v + scale * rn.normal(gj * I + off[0] + i));
+        loc[i + (j0 + j) * Ip] = static_cast<T>(v);
+      }
     }
   }
   return Planted<T>{std::move(Y), std::move(A), std::move(B)};

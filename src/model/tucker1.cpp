@@ -151,6 +151,24 @@ template <class T> double Tucker1<T>::exact_residual2(const Tensor<double>& A, c
   return Y_->comm().allreduce(s);
 }
 
+template <class T>
+void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
+                              std::vector<double>& P, double& grad2, double& stat2) const {
+  if (mixture_split()) throw Error("internal error: the single-pass B step needs the whole mixture mode");
+  Q = Tensor<double>({Ip_, R_});
+  P.assign(R_ * R_, 0.0);
+  FusedStepOutput out;
+  out.Q = Q.data();
+  out.P = P.data();
+  unmix::fused_b_step<T>(Y_->local().data(), Ip_, Mp_, R_, B.data(), Bprev.data(), in, out);
+  b_comm_->allreduce(Q.span());
+  b_comm_->allreduce(std::span<double>(P));
+  double sums[2] = {out.grad2, out.stat2};
+  b_comm_->allreduce(std::span<double>(sums, 2));
+  grad2 = sums[0];
+  stat2 = sums[1];
+}
+
 template <class T> FactorView Tucker1<T>::view_A(Tensor<double>& A) const {
   FactorView v;
   v.data = A.span();

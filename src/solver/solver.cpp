@@ -44,7 +44,9 @@ public:
   BlockSolver(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
               const SolverOptions& o, StepRuleT step, MomentumT mom)
       : m_(m), f_(f), consA_(consA), consB_(consB), opts_(o), step_(step), mom_(mom), R_(m.rank()),
-        rng_(o.seed ^ 0x5eed), nnA_(implies_nonnegative(consA)), nnB_(implies_nonnegative(consB)) {}
+        rng_(o.seed ^ 0x5eed), nnA_(implies_nonnegative(consA)), nnB_(implies_nonnegative(consB)) {
+    for (const auto& t : opts_.tol) (is_gradient_stat(t.stat) ? gradient_rules_ : immediate_rules_).push_back(t);
+  }
 
   SolveResult run(const IterationCallback& cb) {
     SolveResult res;
@@ -53,7 +55,9 @@ public:
     B_prev_ = f_.B;
     A_last_ = f_.A;
     B_last_ = f_.B;
-    IterationStats s = stats(0);
+    fused_ = opts_.fused && !opts_.random_order && !opts_.recursive_random_order && !m_.mixture_split() &&
+             entrywise_only(consB_);
+    IterationStats s = stats(0, true);
     res.stats.push_back(s);
     std::string why;
     if (tolerance_met(opts_.tol, s, &why)) {
@@ -62,12 +66,29 @@ public:
       return finish(res);
     }
     for (std::size_t k = 1; k <= opts_.maxiter; ++k) {
-      for (const Update& u : order()) apply(u);
-      s = stats(static_cast<double>(k));
+      if (fused_) {
+        fused_b_pass();
+        // The pass measured the B gradient at the previous iterate: complete its statistics, and stop
+        // there (restoring it) if a gradient tolerance is met.
+        complete_row(res.stats.back(), delayed_gb2_, delayed_sb2_);
+        if (k >= 2 && tolerance_met(gradient_rules_, res.stats.back(), &why)) {
+          f_.B = B_last_;
+          ++b_ver_;
+          res.iterations = k - 1;
+          res.stop_reason = "converged: " + why;
+          res.converged = true;
+          return finish(res);
+        }
+        for (const Update& u : order())
+          if (u.block == Block::A) apply(u);
+      } else {
+        for (const Update& u : order()) apply(u);
+      }
+      s = stats(static_cast<double>(k), !fused_);
       res.stats.push_back(s);
       res.iterations = k;
       const bool keep_going = cb ? cb(s) : true;
-      if (tolerance_met(opts_.tol, s, &why)) {
+      if (tolerance_met(fused_ ? immediate_rules_ : opts_.tol, s, &why)) {
         res.stop_reason = "converged: " + why;
         res.converged = true;
         return finish(res);
@@ -88,8 +109,80 @@ public:
 
 private:
   SolveResult finish(SolveResult& r) {
+    // In the single-pass mode the last row still lacks its B gradient: one more product completes it.
+    IterationStats& last = r.stats.back();
+    if (std::isnan(last.grad_norm)) {
+      const auto [gb2, sb2] = b_gradient_sums();
+      complete_row(last, gb2, sb2);
+    }
     r.zero_step_warnings = zero_steps_;
     return r;
+  }
+
+  static bool entrywise_only(const ConstraintList& list) {
+    for (const auto& c : list.items)
+      if (!c.is_entrywise()) return false;
+    return true;
+  }
+  static bool is_gradient_stat(Stat st) {
+    return st == Stat::stationarity || st == Stat::grad_norm || st == Stat::rel_stationarity;
+  }
+
+  /// The B step as one pass over Y (momentum, gradient step, entrywise projection), which also
+  /// leaves Q = Y B^T and P = B B^T for the A step and the B gradient of the previous iterate.
+  void fused_b_pass() {
+    const std::vector<double>& Gm = G();
+    const std::vector<double> L = step_.constants(Gm, R_);
+    std::vector<double> omega(R_, 0.0), inv(R_);
+    if (!LB_last_.empty())
+      for (std::size_t r = 0; r < R_; ++r) {
+        const std::size_t q = L.size() == 1 ? 0 : r;
+        omega[r] = mom_.weight(sched_.omega_hat, LB_last_[q], L[q]);
+      }
+    LB_last_ = L;
+    count_zero(L);
+    LB_cur_ = *std::max_element(L.begin(), L.end());
+    for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
+    FusedStepInput in;
+    in.A = f_.A.data();
+    in.G = Gm.data();
+    in.inv_L = inv.data();
+    in.omega = omega.data();
+    in.nonnegative_stats = nnB_;
+    if (!consB_.empty())
+      in.project = [this](std::span<double> tile, std::size_t cols) {
+        FactorView v = local_view(tile, Shape{R_, cols}, 0);
+        unmix::apply(consB_, v);
+      };
+    m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
+    ++b_ver_;
+    q_ver_ = p_ver_ = b_ver_;
+  }
+
+  /// ||G B - A^T Y||^2 and its normal-cone part at the current point (one product with Y).
+  std::pair<double, double> b_gradient_sums() {
+    const std::vector<double>& Gm = G();
+    const Tensor<double>& M = AtY();
+    const std::size_t nb = f_.B.size() / R_;
+    Tensor<double> gB = M;
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, nb, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0, gB.data(),
+                       R_);
+    double sums[2] = {0, 0};
+    for (std::size_t i = 0; i < gB.size(); ++i) {
+      const double g = gB[i];
+      sums[0] += g * g;
+      if (!nnB_ || f_.B[i] > 0 || g < 0) sums[1] += g * g;
+    }
+    return {m_.sum_B(sums[0]), m_.sum_B(sums[1])};
+  }
+
+  /// Fills the gradient statistics of a row from its A parts (kept in the row) and the B sums.
+  void complete_row(IterationStats& s, double gb2, double sb2) {
+    if (!std::isnan(s.grad_norm)) return;
+    s.grad_norm = std::sqrt(pending_ga2_ + gb2);
+    s.stationarity = std::sqrt(pending_sa2_ + sb2);
+    if (s.iteration == 0) stat0_ = s.stationarity;
+    s.rel_stationarity = stat0_ > 0 ? s.stationarity / stat0_ : 0.0;
   }
 
   // ---- cached collective products, keyed by the version of the factor they depend on ----
@@ -272,7 +365,7 @@ private:
     }
   }
 
-  IterationStats stats(double k) {
+  IterationStats stats(double k, bool with_b_grad) {
     IterationStats s;
     s.iteration = k;
     const std::vector<double>& Gm = G();
@@ -286,21 +379,12 @@ private:
     if (fval < 1e-9 * y2) fval = m_.exact_residual2(f_.A, f_.B);
     s.objective = std::max(fval, 0.0);
     s.rel_error = y2 > 0 ? std::sqrt(s.objective / y2) : 0.0;
-    // Gradients at the current point: g_B = G B - A^T Y, g_A = A P - Q.
-    const Tensor<double>& M = AtY();
-    const std::size_t nb = f_.B.size() / R_, na = f_.A.size() / R_;
-    Tensor<double> gB = M;
-    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, nb, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0, gB.data(),
-                       R_);
+    // g_A = A P - Q at the current point; g_B = G B - A^T Y now, or (single pass) in the next pass.
+    const std::size_t na = f_.A.size() / R_;
     Tensor<double> gA = Qm;
     blas::gemm<double>(blas::Trans::N, blas::Trans::N, na, R_, R_, 1.0, f_.A.data(), na, Pm.data(), R_, -1.0, gA.data(),
                        na);
-    double gb2 = 0, sb2 = 0, ga2 = 0, sa2 = 0;
-    for (std::size_t i = 0; i < gB.size(); ++i) {
-      const double g = gB[i];
-      gb2 += g * g;
-      if (!nnB_ || f_.B[i] > 0 || g < 0) sb2 += g * g;
-    }
+    double ga2 = 0, sa2 = 0;
     for (std::size_t i = 0; i < gA.size(); ++i) {
       const double g = gA[i];
       ga2 += g * g;
@@ -315,15 +399,15 @@ private:
       dB2 += (f_.B[i] - B_last_[i]) * (f_.B[i] - B_last_[i]);
       nB2 += f_.B[i] * f_.B[i];
     }
-    double bsum[3] = {gb2, sb2, dB2}, asum[3] = {ga2, sa2, dA2};
-    double bn = m_.sum_B(nB2), an = m_.sum_A(nA2);
-    for (double& v : bsum) v = m_.sum_B(v);
-    for (double& v : asum) v = m_.sum_A(v);
-    s.grad_norm = std::sqrt(asum[0] + bsum[0]);
-    s.stationarity = std::sqrt(asum[1] + bsum[1]);
-    if (k == 0) stat0_ = s.stationarity;
-    s.rel_stationarity = stat0_ > 0 ? s.stationarity / stat0_ : 0.0;
-    s.rel_change = (an + bn) > 0 ? std::sqrt(asum[2] + bsum[2]) / std::sqrt(an + bn) : 0.0;
+    pending_ga2_ = m_.sum_A(ga2);
+    pending_sa2_ = m_.sum_A(sa2);
+    const double an = m_.sum_A(nA2), bn = m_.sum_B(nB2), da = m_.sum_A(dA2), db = m_.sum_B(dB2);
+    s.rel_change = (an + bn) > 0 ? std::sqrt(da + db) / std::sqrt(an + bn) : 0.0;
+    s.grad_norm = s.stationarity = s.rel_stationarity = std::numeric_limits<double>::quiet_NaN();
+    if (with_b_grad) {
+      const auto [gb2, sb2] = b_gradient_sums();
+      complete_row(s, gb2, sb2);
+    }
     if (k > 0) {
       s.obj_ratio = s.objective > 0 ? f_prev_ / s.objective : std::numeric_limits<double>::infinity();
       s.rel_decrease = f_prev_ > 0 ? (f_prev_ - s.objective) / f_prev_ : 0.0;
@@ -355,6 +439,9 @@ private:
   Tensor<double> A_prev_, B_prev_, A_last_, B_last_;
   std::vector<double> LA_last_, LB_last_;
   double LA_cur_ = 0, LB_cur_ = 0, f_prev_ = 0, stat0_ = 0;
+  bool fused_ = false;
+  std::vector<Tolerance> gradient_rules_, immediate_rules_;
+  double pending_ga2_ = 0, pending_sa2_ = 0, delayed_gb2_ = 0, delayed_sb2_ = 0;
   std::size_t zero_steps_ = 0;
   std::chrono::steady_clock::time_point t0_;
 };

@@ -233,3 +233,48 @@ TEST_CASE("real data: geodata Y_1025_points rank 3 reaches relative error 0.12",
     for (double a : f.A.span()) CHECK(a >= 0);
   }
 }
+
+TEST_CASE("the single-pass iteration gives the same iterates and statistics as the two-pass one", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {30, 40, 9}, 4, 0.05, 8);
+  Tucker1<double> m(pl.Y, 4);
+  const auto nn = parse_constraints("nonnegative");
+  for (bool momentum : {false, true})
+    for (std::size_t iters : {1u, 2u, 7u, 40u}) {
+      INFO("momentum " << momentum << ", " << iters << " iterations");
+      Factors f1, f2;
+      init_random(m, f1, 4, true, nn, nn);
+      f2 = f1;
+      SolverOptions o;
+      o.tol.clear();
+      o.maxiter = iters;
+      o.momentum = momentum;
+      o.fused = true;
+      auto a = solve(m, f1, nn, nn, o);
+      o.fused = false;
+      auto b = solve(m, f2, nn, nn, o);
+      CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-12);
+      CHECK(test::rel_diff(f1.A.span(), f2.A.span()) < 1e-12);
+      REQUIRE(a.stats.size() == b.stats.size());
+      for (std::size_t k = 0; k < a.stats.size(); ++k) {
+        CHECK(a.stats[k].rel_error == Approx(b.stats[k].rel_error).epsilon(1e-10));
+        CHECK(a.stats[k].stationarity == Approx(b.stats[k].stationarity).epsilon(1e-9));
+        CHECK(a.stats[k].grad_norm == Approx(b.stats[k].grad_norm).epsilon(1e-9));
+      }
+    }
+  // A gradient tolerance stops both at the same iterate.
+  Factors f1, f2;
+  init_random(m, f1, 4, true, nn, nn);
+  f2 = f1;
+  SolverOptions o;
+  o.tol = {{Stat::rel_stationarity, 1e-2}};
+  o.maxiter = 5000;
+  o.fused = true;
+  auto a = solve(m, f1, nn, nn, o);
+  o.fused = false;
+  auto b = solve(m, f2, nn, nn, o);
+  CHECK(a.converged);
+  CHECK(a.iterations == b.iterations);
+  CHECK(a.stats.size() == b.stats.size());
+  CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-12);
+}

@@ -11,6 +11,7 @@
 #include "unmix/constraints/constraints.hpp"
 #include "unmix/dist/dist_tensor.hpp"
 #include "unmix/dist/reducers.hpp"
+#include "unmix/kernels/fused.hpp"
 
 namespace unmix {
 
@@ -52,6 +53,14 @@ public:
   double max_all(double v) const { return Y_->comm().allreduce(v, Op::max); }
   /// ||Y - A B||^2 formed blockwise (one pass over Y); used when the Gram formula would cancel.
   double exact_residual2(const Tensor<double>& A, const Tensor<double>& B) const;
+
+  /// True when the mixture mode is split over processes (A^T Y then needs a reduction before B can be
+  /// updated, so the single-pass iteration is not available).
+  bool mixture_split() const { return a_comm_->size() > 1; }
+  /// The B step in one pass over the local Y (kernels/fused.hpp); Q, P and the gradient sums are
+  /// reduced over the processes sharing the mixture block. Requires !mixture_split().
+  void fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
+                    std::vector<double>& P, double& grad2, double& stat2) const;
 
   /// Views for the constraints (the local block plus reducers over the processes sharing slices).
   FactorView view_A(Tensor<double>& A) const;

@@ -23,6 +23,11 @@ struct SolverOptions {
   bool group_by_factor = false;        // ... keeping each factor's steps together
   bool recursive_random_order = false; // ... and shuffling inside the groups too
   std::uint64_t seed = 1;
+  /// One pass over Y per iteration (kernels/fused.hpp) where it gives the same iterates: fixed order,
+  /// mixture mode not split, entrywise constraints on B. Gradient statistics of an iterate are then
+  /// completed during the next pass (a run stopped by a gradient tolerance does one extra pass and
+  /// returns the iterate that met it).
+  bool fused = true;
 };
 
 /// The factors of one process: A's rows of its mixture block (I_p x R) and B's columns of its box

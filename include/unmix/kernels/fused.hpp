@@ -1,0 +1,41 @@
+#pragma once
+// The single-pass Tucker-1 iteration kernel (MPI-free). One pass over the local Y, column tile by
+// column tile, does the whole B step and gathers everything the A step needs while the tile is in
+// cache:
+//   M_t = A^T Y_t                                  (R x nt)
+//   gradient statistics of the current point:    g_t = G B_t - M_t
+//   momentum:        B^_t = B_t + omega (B_t - Bprev_t),  Bprev_t <- B_t
+//   gradient step:   B_t <- project(B^_t - (G B^_t - M_t) / L)   (per-row 1/L)
+//   Q += Y_t B_t^T (I x R, accumulated in double), P += B_t B_t^T (R x R)
+// `project` must act entrywise (constraints that couple columns cannot be applied per tile).
+#include <cstddef>
+#include <functional>
+#include <span>
+
+namespace unmix {
+
+struct FusedStepInput {
+  const double* A = nullptr;      // I_p x R, column-major
+  const double* G = nullptr;      // R x R, A^T A
+  const double* inv_L = nullptr;  // R step sizes 1/L_r (the same value R times for a single constant)
+  const double* omega = nullptr;  // R momentum weights (0: no extrapolation)
+  bool nonnegative_stats = false; // stationarity counts entries with B > 0 or g < 0 only
+  std::function<void(std::span<double> tile, std::size_t cols)> project; // entrywise projection
+};
+
+struct FusedStepOutput {
+  double* Q = nullptr; // I_p x R, overwritten with Y B_new^T (local columns)
+  double* P = nullptr; // R x R, overwritten with B_new B_new^T (local columns)
+  double grad2 = 0;    // ||G B - A^T Y||^2 at the point before the step (local columns)
+  double stat2 = 0;    // its normal-cone part
+};
+
+/// Runs the pass. B and Bprev are R x M_p (column-major); Y is I_p x M_p.
+template <class T>
+void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
+                  const FusedStepInput& in, FusedStepOutput& out);
+
+/// Column tile width used by the pass for a given I_p and element size (about 512 KiB of Y per tile).
+std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
+
+} // namespace unmix

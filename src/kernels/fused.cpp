@@ -1,0 +1,81 @@
+#include "unmix/kernels/fused.hpp"
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "unmix/kernels/blas.hpp"
+
+namespace unmix {
+
+std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
+  const std::size_t target = 512 * 1024;
+  const std::size_t cols = target / std::max<std::size_t>(1, Ip * elem_size);
+  return std::clamp<std::size_t>(cols, 8, 1024);
+}
+
+template <class T>
+void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
+                  const FusedStepInput& in, FusedStepOutput& out) {
+  const std::size_t nt_max = fused_tile_columns(Ip, sizeof(T));
+  std::vector<T> At(Ip * R), Mt(nt_max * R), Bt(std::is_same_v<T, double> ? 0 : R * nt_max),
+      Qt(std::is_same_v<T, double> ? 0 : Ip * R);
+  for (std::size_t i = 0; i < Ip * R; ++i) At[i] = static_cast<T>(in.A[i]);
+  std::vector<double> M(R * nt_max), grad(R * nt_max);
+  std::fill(out.Q, out.Q + Ip * R, 0.0);
+  std::fill(out.P, out.P + R * R, 0.0);
+  double grad2 = 0, stat2 = 0;
+  bool any_momentum = false;
+  for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
+  for (std::size_t j0 = 0; j0 < Mp; j0 += nt_max) {
+    const std::size_t nt = std::min(nt_max, Mp - j0);
+    const T* Yt = Y + j0 * Ip;
+    double* Bj = B + j0 * R;
+    double* Bp = Bprev + j0 * R;
+    // M_t^T = Y_t^T A (nt x R): the transposed operand gives the better GEMM shape for small R.
+    blas::gemm<T>(blas::Trans::T, blas::Trans::N, nt, R, Ip, T(1), Yt, Ip, At.data(), Ip, T(0), Mt.data(), nt);
+    for (std::size_t j = 0; j < nt; ++j)
+      for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
+    // Gradient at the current point (statistics of the previous iteration's end point).
+    std::copy(M.begin(), M.begin() + static_cast<long>(R * nt), grad.begin());
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R, nt, R, 1.0, in.G, R, Bj, R, -1.0, grad.data(), R);
+    for (std::size_t idx = 0; idx < R * nt; ++idx) {
+      const double g = grad[idx];
+      grad2 += g * g;
+      if (!in.nonnegative_stats || Bj[idx] > 0 || g < 0) stat2 += g * g;
+    }
+    // Momentum, then the gradient step at the extrapolated point.
+    if (any_momentum) {
+      for (std::size_t idx = 0; idx < R * nt; ++idx) {
+        const double cur = Bj[idx];
+        Bj[idx] = cur + in.omega[idx % R] * (cur - Bp[idx]);
+        Bp[idx] = cur;
+      }
+      std::copy(M.begin(), M.begin() + static_cast<long>(R * nt), grad.begin());
+      blas::gemm<double>(blas::Trans::N, blas::Trans::N, R, nt, R, 1.0, in.G, R, Bj, R, -1.0, grad.data(), R);
+    } else {
+      std::copy(Bj, Bj + R * nt, Bp);
+    }
+    for (std::size_t idx = 0; idx < R * nt; ++idx) Bj[idx] -= grad[idx] * in.inv_L[idx % R];
+    if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
+    // Q += Y_t B_t^T and P += B_t B_t^T with the new tile.
+    if constexpr (std::is_same_v<T, double>) {
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip, R, nt, 1.0, Yt, Ip, Bj, R, 1.0, out.Q, Ip);
+    } else {
+      // Single precision products per tile, accumulated in double across tiles.
+      for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
+      blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip, R, nt, T(1), Yt, Ip, Bt.data(), R, T(0), Qt.data(), Ip);
+      for (std::size_t i = 0; i < Ip * R; ++i) out.Q[i] += static_cast<double>(Qt[i]);
+    }
+    blas::gemm<double>(blas::Trans::N, blas::Trans::T, R, R, nt, 1.0, Bj, R, Bj, R, 1.0, out.P, R);
+  }
+  out.grad2 = grad2;
+  out.stat2 = stat2;
+}
+
+template void fused_b_step<double>(const double*, std::size_t, std::size_t, std::size_t, double*, double*,
+                                   const FusedStepInput&, FusedStepOutput&);
+template void fused_b_step<float>(const float*, std::size_t, std::size_t, std::size_t, double*, double*,
+                                  const FusedStepInput&, FusedStepOutput&);
+
+} // namespace unmix

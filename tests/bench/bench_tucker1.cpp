@@ -1,0 +1,191 @@
+// Per-iteration time of the Tucker-1 solver against the machine's limits, measured in the same run.
+//
+//   mpirun -n P bench_tucker1 [--shape 2000x200x100] [--rank 10] [--iters 20] [--precision double]
+//
+// Prints one line per configuration (key=value, machine-readable):
+//   the median time per iteration of the default nonnegative factorization (the solver as shipped);
+//   the memory floor: bytes of the local Y / STREAM-triad bandwidth measured now, all processes at once,
+//     on buffers as large as the local Y;
+//   the compute floor: 4 I_p M_p R flops / the rate of a large square GEMM measured now on every process;
+//   the ratio of the time to the larger floor; the same for a straightforward two-GEMM iteration and the
+//   speed-up over it; the peak resident memory per process and its ratio to (local Y + factors).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "unmix/core/mpi.hpp"
+#include "unmix/kernels/blas.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/model/tucker1.hpp"
+#include "unmix/solver/solver.hpp"
+
+using namespace unmix;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+/// STREAM triad a = b + s c on three buffers of n doubles each; returns bytes/s per process (the
+/// median of several repetitions, all processes running at once).
+double triad_bandwidth(const Comm& comm, std::size_t n) {
+  std::vector<double> a(n, 0.0), b(n, 1.0), c(n, 2.0);
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    comm.barrier();
+    const double t0 = now();
+    const double s = 3.0 + rep;
+    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+    const double t = comm.allreduce(now() - t0, Op::max);
+    rates.push_back(3.0 * 8.0 * static_cast<double>(n) / t);
+  }
+  volatile double sink = a[n / 2];
+  (void)sink;
+  return median(rates);
+}
+
+/// Rate of a square GEMM of order n on every process at once (flop/s per process).
+template <class T> double gemm_rate(const Comm& comm, std::size_t n) {
+  std::vector<T> A(n * n, T(1.0)), B(n * n, T(0.5)), C(n * n, T(0));
+  std::vector<double> rates;
+  for (int rep = 0; rep < 4; ++rep) {
+    comm.barrier();
+    const double t0 = now();
+    blas::gemm<T>(blas::Trans::N, blas::Trans::N, n, n, n, T(1), A.data(), n, B.data(), n, T(0), C.data(), n);
+    const double t = comm.allreduce(now() - t0, Op::max);
+    if (rep > 0) rates.push_back(2.0 * std::pow(static_cast<double>(n), 3) / t);
+  }
+  return median(rates);
+}
+
+/// The straightforward iteration: two GEMMs with Y as stored (A^T Y and Y B^T), projected gradient
+/// steps with the Lipschitz constants, allreduce of the pieces. Returns the median seconds per iteration.
+template <class T> double two_gemm_iteration(const Tucker1<T>& m, Factors f, int iters) {
+  const std::size_t R = m.rank(), Ip = m.rows_local(), Mp = m.cols_local();
+  std::vector<double> times;
+  const Comm& comm = m.data().comm();
+  std::vector<T> Af(Ip * R), Bf(R * Mp), AtY(R * Mp), Q(Ip * R);
+  for (int it = 0; it < iters; ++it) {
+    comm.barrier();
+    const double t0 = now();
+    const auto G = m.gram_A(f.A);
+    const double LB = blas::sym_max_eig(G.data(), R);
+    std::copy(f.A.span().begin(), f.A.span().end(), Af.begin());
+    blas::gemm<T>(blas::Trans::T, blas::Trans::N, R, Mp, Ip, T(1), Af.data(), Ip, m.data().local().data(), Ip, T(0),
+                  AtY.data(), R);
+    Tensor<double> grad({R, Mp});
+    for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = -static_cast<double>(AtY[i]);
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R, Mp, R, 1.0, G.data(), R, f.B.data(), R, 1.0, grad.data(), R);
+    for (std::size_t i = 0; i < grad.size(); ++i) f.B[i] = std::max(0.0, f.B[i] - grad[i] / LB);
+    const auto P = m.gram_B(f.B);
+    const double LA = blas::sym_max_eig(P.data(), R);
+    std::copy(f.B.span().begin(), f.B.span().end(), Bf.begin());
+    blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip, R, Mp, T(1), m.data().local().data(), Ip, Bf.data(), R, T(0),
+                  Q.data(), Ip);
+    std::vector<double> Qd(Q.begin(), Q.end());
+    comm.allreduce(std::span<double>(Qd));
+    Tensor<double> gA({Ip, R});
+    for (std::size_t i = 0; i < gA.size(); ++i) gA[i] = -Qd[i];
+    blas::gemm<double>(blas::Trans::N, blas::Trans::N, Ip, R, R, 1.0, f.A.data(), Ip, P.data(), R, 1.0, gA.data(), Ip);
+    for (std::size_t i = 0; i < gA.size(); ++i) f.A[i] = std::max(0.0, f.A[i] - gA[i] / LA);
+    times.push_back(comm.allreduce(now() - t0, Op::max));
+  }
+  times.erase(times.begin()); // warm-up
+  return median(times);
+}
+
+Shape parse_shape(const std::string& s) {
+  Shape out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    const std::size_t x = s.find('x', pos);
+    out.push_back(std::stoul(s.substr(pos, x == std::string::npos ? std::string::npos : x - pos)));
+    if (x == std::string::npos) break;
+    pos = x + 1;
+  }
+  return out;
+}
+
+template <class T> void run(const Comm& comm, const Shape& shape, std::size_t R, int iters) {
+  auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
+  Tucker1<T> m(pl.Y, R);
+  const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
+  const double ybytes = static_cast<double>(Ip * Mp * sizeof(T));
+  // The solver as shipped: the default nonnegative factorization, fixed iteration count.
+  const auto nn = parse_constraints("nonnegative");
+  Factors f;
+  init_random(m, f, 1, true, nn, nn);
+  Factors f0 = f;
+  SolverOptions o;
+  o.tol.clear();
+  o.maxiter = static_cast<std::size_t>(iters);
+  auto res = solve(m, f, nn, nn, o);
+  std::vector<double> per;
+  for (std::size_t k = 2; k < res.stats.size(); ++k) per.push_back(res.stats[k].seconds - res.stats[k - 1].seconds);
+  const double t_solver = comm.allreduce(median(per), Op::max);
+  // Peak memory of the solve (before the floor measurements allocate their own buffers).
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak = comm.allreduce(static_cast<double>(ru.ru_maxrss) * 1024.0, Op::max);
+  const double t_two = two_gemm_iteration(m, f0, std::min(iters, 10) + 1);
+  // Floors, measured now.
+  const double bw = triad_bandwidth(comm, Ip * Mp);
+  const double rate = gemm_rate<T>(comm, 2000);
+  const double mem_floor = ybytes / bw;
+  const double flop_floor = 4.0 * static_cast<double>(Ip) * static_cast<double>(Mp) * static_cast<double>(R) / rate;
+  const double floor = std::max(mem_floor, flop_floor);
+
+  const double factors_bytes = static_cast<double>((Ip + Mp) * R * sizeof(double));
+  if (comm.rank() == 0)
+    std::printf("bench=tucker1 procs=%d shape=%s R=%zu precision=%s local_Y_MB=%.1f iter_ms=%.2f two_gemm_ms=%.2f "
+                "speedup=%.2f mem_floor_ms=%.2f compute_floor_ms=%.2f ratio_to_floor=%.2f two_gemm_ratio=%.2f "
+                "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
+                "final_rel_error=%.4g\n",
+                comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
+                1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
+                t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
+                res.stats.back().rel_error);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Environment env(argc, argv);
+  Comm comm = Comm::world();
+  std::string shape = "2000x200x100", precision = "double";
+  std::size_t R = 10;
+  int iters = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--shape")
+      shape = v;
+    else if (k == "--rank")
+      R = std::stoul(v);
+    else if (k == "--iters")
+      iters = std::stoi(v);
+    else if (k == "--precision")
+      precision = v;
+  }
+  try {
+    if (precision == "float")
+      run<float>(comm, parse_shape(shape), R, iters);
+    else
+      run<double>(comm, parse_shape(shape), R, iters);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
