@@ -1,0 +1,150 @@
+// `unmix factorize` end to end: the output file, its independence of the process count, config files
+// and user-supplied starts.
+#include <catch2/catch.hpp>
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using unmix::test::run_unmix;
+using unmix::test::shared_data;
+
+namespace {
+
+std::string dir() {
+  static std::string d;
+  if (d.empty()) {
+    d = (fs::temp_directory_path() / ("unmix-cli-factorize-" + std::to_string(getpid()))).string();
+    fs::create_directories(d);
+  }
+  return d;
+}
+
+std::vector<double> read(const std::string& path, const std::string& name, std::vector<hsize_t>* dims = nullptr) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  REQUIRE(d >= 0);
+  hid_t s = H5Dget_space(d);
+  const int nd = H5Sget_simple_extent_ndims(s);
+  std::vector<hsize_t> dd(static_cast<std::size_t>(nd));
+  H5Sget_simple_extent_dims(s, dd.data(), nullptr);
+  hsize_t n = 1;
+  for (auto v : dd) n *= v;
+  std::vector<double> out(n);
+  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  if (dims) *dims = dd;
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  return out;
+}
+
+std::string read_attr(const std::string& path, const std::string& name) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (H5Aexists(f, name.c_str()) <= 0) {
+    H5Fclose(f);
+    return "<missing>";
+  }
+  hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(a);
+  std::string out;
+  if (H5Tget_class(t) == H5T_STRING) {
+    out.resize(H5Tget_size(t));
+    H5Aread(a, t, out.data());
+    while (!out.empty() && out.back() == '\0') out.pop_back();
+  } else {
+    double v = 0;
+    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+    out = std::to_string(v);
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  H5Fclose(f);
+  return out;
+}
+
+double rel(const std::vector<double>& a, const std::vector<double>& b) {
+  double d = 0, n = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    d += (a[i] - b[i]) * (a[i] - b[i]);
+    n += b[i] * b[i];
+  }
+  return std::sqrt(d / n);
+}
+
+} // namespace
+
+TEST_CASE("geodata: the same factors at 1 and 4 processes, and a complete output file", "[factorize]") {
+  const std::string geo = shared_data("sediment/geodata.h5");
+  std::vector<std::vector<double>> As, Bs;
+  for (int np : {1, 2, 3, 4}) {
+    const std::string out = dir() + "/geo" + std::to_string(np) + ".h5";
+    const auto r = run_unmix(np, {"factorize",      geo,
+                                  "--dataset",      "Y_1025_points",
+                                  "--mixture-axis", "2",
+                                  "--rank",         "3",
+                                  "--constraint",   "B=l1scale_average12slices+nonnegative",
+                                  "--constraint",   "A=nonnegative",
+                                  "--momentum",     "off",
+                                  "--tol",          "rel_error=0.12",
+                                  "--maxiter",      "1000",
+                                  "--out",          out,
+                                  "--quiet"},
+                             120);
+    INFO("np " << np << "\n" << r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("converged: rel_error") != std::string::npos);
+    std::vector<hsize_t> da, db;
+    As.push_back(read(out, "A", &da));
+    Bs.push_back(read(out, "B", &db));
+    CHECK(da == std::vector<hsize_t>{20, 3});
+    CHECK(db == std::vector<hsize_t>{3, 1025, 7});
+    CHECK(read_attr(out, "processes") == std::to_string(np) + ".000000");
+    CHECK(read_attr(out, "option.mixture-axis") == "2");
+    CHECK(read_attr(out, "constraint_B") == "l1scale_average12slices+nonnegative");
+    CHECK(read_attr(out, "input") == geo);
+    CHECK(std::stod(read_attr(out, "rel_error")) <= 0.12);
+    // No temporary left beside the output.
+    for (const auto& e : fs::directory_iterator(dir())) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  }
+  for (std::size_t k = 1; k < As.size(); ++k) {
+    CHECK(rel(As[k], As[0]) < 1e-10);
+    CHECK(rel(Bs[k], Bs[0]) < 1e-10);
+  }
+}
+
+TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]") {
+  const std::string example = std::string(UNMIX_SOURCE_DIR) + "/run/example/sediment_257.h5";
+  const std::string cfg = std::string(UNMIX_SOURCE_DIR) + "/run/example/sediment.cfg";
+  const std::string out1 = dir() + "/cfg.h5", out2 = dir() + "/restart.h5";
+  auto r = run_unmix(
+      2, {"factorize", example, "--config", cfg, "--maxiter", "30", "--tol", "rel_error=0", "--out", out1, "-q"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(read_attr(out1, "rank") == "3.000000");
+  CHECK(read_attr(out1, "option.momentum") == "off");
+  std::vector<hsize_t> ds;
+  hid_t f = H5Fopen(out1.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t d = H5Dopen2(f, "stats", H5P_DEFAULT);
+  hid_t s = H5Dget_space(d);
+  hsize_t rows = 0;
+  H5Sget_simple_extent_dims(s, &rows, nullptr);
+  CHECK(rows == 31); // the start and 30 iterations
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  // Starting from that output with no iteration returns it unchanged (its constraints already hold).
+  r = run_unmix(3, {"factorize", example, "--config", cfg, "--init", out1, "--maxiter", "0", "--out", out2, "-q"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(rel(read(out2, "A"), read(out1, "A")) < 1e-14);
+  CHECK(rel(read(out2, "B"), read(out1, "B")) < 1e-14);
+}
