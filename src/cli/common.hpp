@@ -36,5 +36,7 @@ int cmd_info(const std::vector<std::string>& args, const Comm& world);
 int cmd_synth(const std::vector<std::string>& args, const Comm& world);
 int cmd_factorize(const std::vector<std::string>& args, const Comm& world);
 int cmd_srmd(const std::vector<std::string>& args, const Comm& world);
+int cmd_sediment(const std::vector<std::string>& args, const Comm& world);
+int cmd_rank(const std::vector<std::string>& args, const Comm& world);
 
 } // namespace unmix::cli

@@ -62,7 +62,19 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "grid", po::value<std::string>(),
       "process grid over the axes, mixture axis first, e.g. 1x2x2 (default: chosen to keep communication small)");
   po::options_description model("Model");
-  model.add_options()("rank,r", po::value<long>()->required(), "number of sources R")(
+  model.add_options()("rank,r", po::value<std::string>()->required(),
+                      "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
+                      "rank)")("ranks", po::value<std::string>()->default_value(""),
+                               "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
+                               "12))")("groups", po::value<int>()->default_value(0),
+                                       "with --rank auto: process groups solving candidates concurrently (default: "
+                                       "automatic)")(
+      "curvature", po::value<std::string>()->default_value("finite-differences"),
+      "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
+      "multiscale", po::bool_switch(),
+      "solve coarse to fine along --continuous-axes, each solution interpolated to the next grid as the start")(
+      "continuous-axes", po::value<std::string>()->default_value(""),
+      "with --multiscale: dataset axes (as h5py shows them, comma separated) that discretize a continuous variable")(
       "constraint,c", po::value<std::vector<std::string>>()->composing(),
       "constraints, as A=SPEC or B=SPEC or SPEC for both; SPEC joins names with '+', e.g. "
       "B=l1scale_average12slices+nonnegative, A=simplex_rows, A=linear:FILE.h5, none. Default: nonnegative. Names: "
@@ -108,9 +120,49 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
     cfg.dataset = list[0].name;
   }
   cfg.mixture_axis = vm["mixture-axis"].as<int>();
-  const long rank = vm["rank"].as<long>();
-  if (rank < 1) throw ConfigError("--rank must be at least 1 (got " + std::to_string(rank) + ")");
-  cfg.rank = static_cast<std::size_t>(rank);
+  const std::string rank_text = vm["rank"].as<std::string>();
+  if (rank_text == "auto") {
+    cfg.rank_auto = true;
+    cfg.auto_ranks = vm["ranks"].as<std::string>();
+    cfg.groups = vm["groups"].as<int>();
+    cfg.curvature = vm["curvature"].as<std::string>();
+  } else {
+    long rank = 0;
+    std::size_t used = 0;
+    try {
+      rank = std::stol(rank_text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != rank_text.size())
+      throw ConfigError("--rank '" + rank_text + "': give a number of sources or auto");
+    if (rank < 1) throw ConfigError("--rank must be at least 1 (got " + std::to_string(rank) + ")");
+    cfg.rank = static_cast<std::size_t>(rank);
+  }
+  cfg.multiscale = vm["multiscale"].as<bool>();
+  {
+    const std::string axes = vm["continuous-axes"].as<std::string>();
+    if (cfg.multiscale && axes.empty()) throw ConfigError("--multiscale needs --continuous-axes, e.g. 1,2");
+    if (!cfg.multiscale && !axes.empty()) throw ConfigError("--continuous-axes is used only with --multiscale");
+    std::size_t pos = 0;
+    while (!axes.empty() && pos <= axes.size()) {
+      const std::size_t c = axes.find(',', pos);
+      const std::string w = axes.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+      long a = -1;
+      std::size_t used = 0;
+      try {
+        a = std::stol(w, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != w.size() || a < 0)
+        throw ConfigError("--continuous-axes '" + axes + "': give dataset axes as numbers, e.g. 1,2");
+      cfg.continuous_axes.push_back(static_cast<int>(a));
+      if (c == std::string::npos) break;
+      pos = c + 1;
+    }
+  }
+  if (cfg.multiscale && cfg.rank_auto) throw ConfigError("--multiscale with --rank auto is not supported; pick a rank");
   if (vm.count("constraint")) {
     bool setA = false, setB = false;
     for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
@@ -184,7 +236,8 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   for (const auto& w : s.warnings) warn(world, w);
   if (world.rank() == 0) {
     const auto& last = s.result.stats.back();
-    std::printf("rank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n", cfg.rank,
+    std::printf("rank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n",
+                cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank,
                 world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
                 s.seconds, s.result.stop_reason.c_str());
     std::printf("wrote %s\n", cfg.out.c_str());

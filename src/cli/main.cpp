@@ -21,6 +21,8 @@ const std::map<std::string, Entry>& commands() {
       {"info", {unmix::cli::cmd_info, "list the datasets of an HDF5 file with shape, type and statistics"}},
       {"synth", {unmix::cli::cmd_synth, "write a planted low-rank nonnegative tensor and its true factors"}},
       {"factorize", {unmix::cli::cmd_factorize, "constrained Tucker-1 factorization Y = B x1 A of a dataset"}},
+      {"rank", {unmix::cli::cmd_rank, "estimate the number of sources: factorize at many ranks, pick by curvature"}},
+      {"sediment", {unmix::cli::cmd_sediment, "sediment provenance: grain tables -> densities -> sources, proportions, labels"}},
       {"srmd", {unmix::cli::cmd_srmd, "split one signal into modes (sparse random mode decomposition)"}},
   };
   return table;

@@ -5,6 +5,8 @@
 
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/tucker1.hpp"
+#include "unmix/multiscale/multiscale.hpp"
+#include "unmix/rank/pipeline.hpp"
 
 namespace unmix {
 
@@ -12,6 +14,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+} // namespace
 
 /// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C
 /// (k x n, n the factor's first extent) and b (k x m or k x 1); its matrices are loaded here.
@@ -66,6 +70,8 @@ ConstraintList parse_factor_constraints(const std::string& spec, const char* fac
   }
   return list;
 }
+
+namespace {
 
 template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
   FactorizeSummary sum;
@@ -148,7 +154,22 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
       progress(s, cfg.solver.maxiter);
       return true;
     };
-  sum.result = solve(model, f, consA, consB, cfg.solver, cb);
+  if (cfg.multiscale) {
+    if (cfg.init != "random") throw ConfigError("--multiscale starts from a random start on the coarsest grid; drop --init");
+    MultiscaleOptions ms;
+    for (int a : cfg.continuous_axes) {
+      if (a < 0 || static_cast<std::size_t>(a) >= shape.size())
+        throw ConfigError("--continuous-axes: axis " + std::to_string(a) + " does not exist; the dataset has axes 0 to " +
+                          std::to_string(shape.size() - 1));
+      if (a == cfg.mixture_axis)
+        throw ConfigError("--continuous-axes: axis " + std::to_string(a) +
+                          " is the mixture axis, which cannot be coarsened (A would change with the grid)");
+      ms.modes.push_back(static_cast<std::size_t>(a < cfg.mixture_axis ? a + 1 : a));
+    }
+    sum.result = solve_multiscale(Y, cfg.rank, f, consA, consB, cfg.solver, y_nonneg, ms, cb).result;
+  } else {
+    sum.result = solve(model, f, consA, consB, cfg.solver, cb);
+  }
   sum.seconds = comm.allreduce(since(ts), Op::max);
   if (sum.result.zero_step_warnings > 0)
     sum.warnings.push_back(std::to_string(sum.result.zero_step_warnings) +
@@ -186,6 +207,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
 } // namespace
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  if (cfg.rank_auto) return run_factorize_auto(cfg, comm, progress);
   if (cfg.precision == "double") return run<double>(cfg, comm, progress);
   if (cfg.precision == "float") return run<float>(cfg, comm, progress);
   throw ConfigError("--precision '" + cfg.precision + "': use float or double");

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "unmix/core/mpi.hpp"
 #include "unmix/solver/solver.hpp"
@@ -23,6 +24,16 @@ struct FactorizeConfig {
   std::optional<std::string> grid;
   std::string out;
   bool overwrite = false;
+  /// --rank auto: sweep these candidate ranks ("" = 1 to min(I, M, 12)) over `groups` process groups
+  /// (0 = chosen from the data size), pick by `curvature`, keep the chosen factorization.
+  bool rank_auto = false;
+  std::string auto_ranks;
+  int groups = 0;
+  std::string curvature = "finite-differences";
+  /// --multiscale: solve coarse to fine along these dataset axes (as h5py shows them; never the mixture
+  /// axis), see multiscale/multiscale.hpp.
+  bool multiscale = false;
+  std::vector<int> continuous_axes;
   /// Every option as given, written as attributes of the output file.
   std::map<std::string, std::string> options_text;
 };
@@ -33,10 +44,15 @@ struct FactorizeSummary {
   double read_seconds = 0; // reading the input
   std::string grid;
   std::vector<std::string> warnings;
+  std::size_t chosen_rank = 0; // --rank auto: the rank kept
 };
 
 /// Progress: called on every process after each iteration (print from rank 0 only).
 using ProgressFn = std::function<void(const IterationStats&, std::size_t maxiter)>;
+
+/// Parses a factor's constraint spec as --constraint gives it (`factor` is "A" or "B"); a word
+/// `linear:FILE.h5` loads C and b from FILE collectively over `comm`.
+ConstraintList parse_factor_constraints(const std::string& spec, const char* factor, const Comm& comm);
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress = {});
 
