@@ -321,6 +321,15 @@ std::optional<std::string> File::attr_string(const std::string& name) const {
   return s;
 }
 
+std::optional<double> File::attr_double(const std::string& name) const {
+  if (H5Aexists(file_, name.c_str()) <= 0) return std::nullopt;
+  const std::string ctx = path_ + " attribute " + name;
+  Handle a(static_cast<hid_t>(check(H5Aopen(file_, name.c_str(), H5P_DEFAULT), "H5Aopen", ctx)), H5Aclose);
+  double v = 0;
+  check(H5Aread(a, H5T_NATIVE_DOUBLE, &v), "H5Aread", ctx);
+  return v;
+}
+
 void File::write_table(const std::string& dataset, const std::vector<std::string>& columns,
                        const std::vector<std::vector<double>>& rows) const {
   const std::string ctx = path_ + ":" + dataset;

@@ -48,24 +48,32 @@ public:
     for (const auto& t : opts_.tol) (is_gradient_stat(t.stat) ? gradient_rules_ : immediate_rules_).push_back(t);
   }
 
-  SolveResult run(const IterationCallback& cb) {
+  SolveResult run(const SolveControl& ctl) {
     SolveResult res;
-    t0_ = std::chrono::steady_clock::now();
-    A_prev_ = f_.A;
-    B_prev_ = f_.B;
-    A_last_ = f_.A;
-    B_last_ = f_.B;
     fused_ = opts_.fused && !opts_.random_order && !opts_.recursive_random_order && !m_.mixture_split() &&
              entrywise_only(consB_);
-    IterationStats s = stats(0, true);
-    res.stats.push_back(s);
+    std::size_t k0 = 1;
     std::string why;
-    if (tolerance_met(opts_.tol, s, &why)) {
-      res.stop_reason = "converged at the start: " + why;
-      res.converged = true;
-      return finish(res);
+    if (ctl.resume) {
+      restore(*ctl.resume);
+      res.stats = ctl.resume->stats;
+      res.iterations = ctl.resume->iteration;
+      k0 = ctl.resume->iteration + 1;
+    } else {
+      t0_ = std::chrono::steady_clock::now();
+      A_prev_ = f_.A;
+      B_prev_ = f_.B;
+      A_last_ = f_.A;
+      B_last_ = f_.B;
+      IterationStats s = stats(0, true);
+      res.stats.push_back(s);
+      if (tolerance_met(opts_.tol, s, &why)) {
+        res.stop_reason = "converged at the start: " + why;
+        res.converged = true;
+        return finish(res);
+      }
     }
-    for (std::size_t k = 1; k <= opts_.maxiter; ++k) {
+    for (std::size_t k = k0; k <= opts_.maxiter; ++k) {
       if (fused_) {
         fused_b_pass();
         // The pass measured the B gradient at the previous iterate: complete its statistics, and stop
@@ -84,27 +92,77 @@ public:
       } else {
         for (const Update& u : order()) apply(u);
       }
-      s = stats(static_cast<double>(k), !fused_);
+      IterationStats s = stats(static_cast<double>(k), !fused_);
       res.stats.push_back(s);
       res.iterations = k;
-      const bool keep_going = cb ? cb(s) : true;
+      const bool keep_going = ctl.on_iteration ? ctl.on_iteration(s) : true;
       if (tolerance_met(fused_ ? immediate_rules_ : opts_.tol, s, &why)) {
         res.stop_reason = "converged: " + why;
         res.converged = true;
         return finish(res);
       }
-      if (!keep_going) {
+      sched_.advance();
+      const bool stop = !keep_going || (ctl.stop_requested && ctl.stop_requested());
+      const bool out_of_time = opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds;
+      if (ctl.write_checkpoint && ctl.want_checkpoint && ctl.want_checkpoint(k, stop || out_of_time))
+        ctl.write_checkpoint(f_, snapshot(res, k));
+      if (stop) {
         res.stop_reason = "interrupted";
+        res.interrupted = true;
         return finish(res);
       }
-      if (opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds) {
+      if (out_of_time) {
         res.stop_reason = "wall-clock limit of " + std::to_string(opts_.max_seconds) + " s reached";
         return finish(res);
       }
-      sched_.advance();
     }
     res.stop_reason = "reached the iteration limit (" + std::to_string(opts_.maxiter) + ")";
     return finish(res);
+  }
+
+  SolverState snapshot(const SolveResult& res, std::size_t k) const {
+    SolverState st;
+    st.iteration = k;
+    st.A_prev = A_prev_;
+    st.B_prev = B_prev_;
+    st.A_last = A_last_;
+    st.B_last = B_last_;
+    st.LA_last = LA_last_;
+    st.LB_last = LB_last_;
+    st.LA_cur = LA_cur_;
+    st.LB_cur = LB_cur_;
+    st.f_prev = f_prev_;
+    st.stat0 = stat0_;
+    st.pending_ga2 = pending_ga2_;
+    st.pending_sa2 = pending_sa2_;
+    st.t = sched_.t;
+    st.omega_hat = sched_.omega_hat;
+    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    st.rng_state = rng_.state();
+    st.zero_steps = zero_steps_;
+    st.stats = res.stats;
+    return st;
+  }
+
+  void restore(const SolverState& st) {
+    A_prev_ = st.A_prev;
+    B_prev_ = st.B_prev;
+    A_last_ = st.A_last;
+    B_last_ = st.B_last;
+    LA_last_ = st.LA_last;
+    LB_last_ = st.LB_last;
+    LA_cur_ = st.LA_cur;
+    LB_cur_ = st.LB_cur;
+    f_prev_ = st.f_prev;
+    stat0_ = st.stat0;
+    pending_ga2_ = st.pending_ga2;
+    pending_sa2_ = st.pending_sa2;
+    sched_.t = st.t;
+    sched_.omega_hat = st.omega_hat;
+    rng_.set_state(st.rng_state);
+    zero_steps_ = st.zero_steps;
+    t0_ = std::chrono::steady_clock::now() -
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(st.seconds));
   }
 
 private:
@@ -501,22 +559,32 @@ void init_random(const Model& m, Factors& f, std::uint64_t seed, bool nonnegativ
 
 template <class Model>
 SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
-                  const SolverOptions& opts, const IterationCallback& callback) {
+                  const SolverOptions& opts, const SolveControl& ctl) {
   if (opts.subblock) {
     if (opts.momentum)
-      return BlockSolver<Model, SubBlockStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(callback);
-    return BlockSolver<Model, SubBlockStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(callback);
+      return BlockSolver<Model, SubBlockStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(ctl);
+    return BlockSolver<Model, SubBlockStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(ctl);
   }
   if (opts.momentum)
-    return BlockSolver<Model, LipschitzStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(callback);
-  return BlockSolver<Model, LipschitzStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(callback);
+    return BlockSolver<Model, LipschitzStep, XuYinMomentum>(m, f, consA, consB, opts, {}, {opts.delta}).run(ctl);
+  return BlockSolver<Model, LipschitzStep, NoMomentum>(m, f, consA, consB, opts, {}, {}).run(ctl);
+}
+
+template <class Model>
+SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
+                  const SolverOptions& opts, const IterationCallback& callback) {
+  SolveControl ctl;
+  ctl.on_iteration = callback;
+  return solve(m, f, consA, consB, opts, ctl);
 }
 
 #define UNMIX_INSTANTIATE(M)                                                                                           \
   template void init_random(const M&, Factors&, std::uint64_t, bool, const ConstraintList&, const ConstraintList&);    \
   template void apply_constraints_once(const M&, Factors&, const ConstraintList&, const ConstraintList&);              \
   template SolveResult solve(const M&, Factors&, const ConstraintList&, const ConstraintList&, const SolverOptions&,   \
-                             const IterationCallback&);
+                             const IterationCallback&);                                                                \
+  template SolveResult solve(const M&, Factors&, const ConstraintList&, const ConstraintList&, const SolverOptions&,   \
+                             const SolveControl&);
 UNMIX_INSTANTIATE(Tucker1<double>)
 UNMIX_INSTANTIATE(Tucker1<float>)
 

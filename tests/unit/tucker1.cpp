@@ -278,3 +278,47 @@ TEST_CASE("the single-pass iteration gives the same iterates and statistics as t
   CHECK(a.stats.size() == b.stats.size());
   CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-12);
 }
+
+TEST_CASE("a run stopped and resumed from its state reaches bit-identical factors", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {12, 9, 8}, 3, 0.02, 14);
+  Tucker1<double> m(pl.Y, 3);
+  for (const char* cB : {"nonnegative", "l1scale_1slices+nonnegative"})
+    for (bool fused : {true, false})
+      for (bool random : {false, true}) {
+        INFO("B " << cB << ", fused " << fused << ", random order " << random);
+        const auto consA = parse_constraints("nonnegative"), consB = parse_constraints(cB);
+        SolverOptions o;
+        o.tol.clear();
+        o.maxiter = 40;
+        o.fused = fused;
+        o.random_order = random;
+        Factors straight;
+        init_random(m, straight, 6, true, consA, consB);
+        Factors part = straight;
+        auto full = solve(m, straight, consA, consB, o);
+        SolveControl ctl;
+        Factors saved;
+        SolverState state;
+        std::size_t seen = 0;
+        ctl.on_iteration = [&](const IterationStats&) { return ++seen < 17; }; // stop after iteration 17
+        ctl.want_checkpoint = [](std::size_t, bool stopping) { return stopping; };
+        ctl.write_checkpoint = [&](const Factors& f, const SolverState& st) {
+          saved = f;
+          state = st;
+        };
+        auto first = solve(m, part, consA, consB, o, ctl);
+        CHECK(first.interrupted);
+        CHECK(state.iteration == 17);
+        SolveControl resume;
+        resume.resume = &state;
+        Factors cont = saved;
+        auto second = solve(m, cont, consA, consB, o, resume);
+        CHECK(second.iterations == full.iterations);
+        CHECK(second.stats.size() == full.stats.size());
+        CHECK(cont.A.vec() == straight.A.vec()); // bit-identical
+        CHECK(cont.B.vec() == straight.B.vec());
+        CHECK(second.stats.back().rel_error == full.stats.back().rel_error);
+        CHECK(second.stats[10].stationarity == full.stats[10].stationarity);
+      }
+}

@@ -88,6 +88,7 @@ public:
   void attr(const std::string& name, double value) const;
   void attr(const std::string& name, long long value) const;
   std::optional<std::string> attr_string(const std::string& name) const;
+  std::optional<double> attr_double(const std::string& name) const;
   /// A table: one float64 column per name, written as a compound dataset (one row per entry).
   void write_table(const std::string& dataset, const std::vector<std::string>& columns,
                    const std::vector<std::vector<double>>& rows) const;

@@ -42,11 +42,41 @@ struct SolveResult {
   bool converged = false; // a tolerance was met (not maxiter, time or interruption)
   std::size_t iterations = 0;
   std::size_t zero_step_warnings = 0; // rows/columns left unscaled because their constant was 0
+  bool interrupted = false;           // stopped by SolveControl::stop_requested
 };
 
 /// Called after every iteration with its statistics; return false to stop (every process must return
 /// the same value).
 using IterationCallback = std::function<bool(const IterationStats&)>;
+
+/// Everything beyond the factors that the solver needs to continue a run exactly where it stopped:
+/// a run resumed from it reaches bit-identical factors (same process count and grid).
+struct SolverState {
+  std::size_t iteration = 0;            // iterations done; the next one is iteration + 1
+  Tensor<double> A_prev, B_prev;        // momentum history
+  Tensor<double> A_last, B_last;        // the previous iterate (relative change)
+  std::vector<double> LA_last, LB_last; // step constants of the previous iteration
+  double LA_cur = 0, LB_cur = 0, f_prev = 0, stat0 = 0;
+  double pending_ga2 = 0, pending_sa2 = 0; // A parts of the last row's gradient statistics
+  double t = 1, omega_hat = 0;             // momentum schedule
+  double seconds = 0;                      // solve time so far
+  std::uint64_t rng_state = 0;             // update-order shuffles
+  std::size_t zero_steps = 0;
+  std::vector<IterationStats> stats;
+};
+
+/// Hooks of a solve, all optional. Every decision must be the same on every process.
+struct SolveControl {
+  IterationCallback on_iteration;
+  /// Asked after each iteration: write a checkpoint now? (Also asked with stop = true when the run is
+  /// about to stop for a stop request or the wall-clock limit.)
+  std::function<bool(std::size_t iteration, bool stopping)> want_checkpoint;
+  std::function<void(const Factors&, const SolverState&)> write_checkpoint;
+  /// Asked after each iteration: stop now (a signal, say)? The state is checkpointed first.
+  std::function<bool()> stop_requested;
+  /// Continue from this state (the factors passed to solve() must be the checkpoint's).
+  const SolverState* resume = nullptr;
+};
 
 /// Random start (ALGORITHMS.md section 5): B drawn first, then A; |N(0,1)| entries when `nonnegative`
 /// else N(0,1); each entry drawn by its global index, so the start is the same at any process count;
@@ -62,5 +92,8 @@ void apply_constraints_once(const Model& m, Factors& f, const ConstraintList& co
 template <class Model>
 SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
                   const SolverOptions& opts, const IterationCallback& callback = {});
+template <class Model>
+SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
+                  const SolverOptions& opts, const SolveControl& control);
 
 } // namespace unmix

@@ -1,0 +1,24 @@
+#pragma once
+// Checkpoints of a factorization: the complete solver state, written collectively and atomically
+// (temporary name, fsync, rename), and read back to continue bit-identically.
+#include <string>
+
+#include "unmix/io/hdf5.hpp"
+#include "unmix/model/tucker1.hpp"
+#include "unmix/solver/solver.hpp"
+
+namespace unmix {
+
+/// Writes factors and state to `path` (replacing it atomically). `fingerprint` identifies the problem
+/// and the options that must match on resume ("key=value" pairs joined by ';').
+template <class T>
+void write_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>& m, const Factors& f,
+                      const SolverState& st, const std::string& fingerprint);
+
+/// Reads a checkpoint written for the same problem; throws ConfigError naming every option that
+/// differs from `fingerprint`, or IoError/DataError for an unreadable file.
+template <class T>
+void read_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>& m, Factors& f, SolverState& st,
+                     const std::string& fingerprint);
+
+} // namespace unmix

@@ -1,0 +1,126 @@
+#include "unmix/pipeline/checkpoint.hpp"
+
+#include <map>
+#include <sstream>
+
+namespace unmix {
+
+namespace {
+
+std::map<std::string, std::string> split_fingerprint(const std::string& fp) {
+  std::map<std::string, std::string> out;
+  std::stringstream ss(fp);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+Tensor<double> or_empty(const Tensor<double>& t, const Shape& shape) { return t.empty() ? Tensor<double>(shape) : t; }
+
+} // namespace
+
+template <class T>
+void write_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>& m, const Factors& f,
+                      const SolverState& st, const std::string& fingerprint) {
+  h5::AtomicOutput out(comm, path, true);
+  {
+    h5::File fo = h5::File::create(comm, out.tmp_path());
+    const Shape adims{m.mixtures(), m.rank()}, aoff{m.row_offset(), 0}, ashape{m.rows_local(), m.rank()};
+    const Shape bdims = m.b_global_shape(), boff = m.b_offset(), bshape = m.b_local_shape();
+    h5::write_distributed(fo, "A", adims, aoff, f.A, m.owns_A());
+    h5::write_distributed(fo, "B", bdims, boff, f.B, m.owns_B());
+    h5::write_distributed(fo, "A_prev", adims, aoff, or_empty(st.A_prev, ashape), m.owns_A());
+    h5::write_distributed(fo, "B_prev", bdims, boff, or_empty(st.B_prev, bshape), m.owns_B());
+    h5::write_distributed(fo, "A_last", adims, aoff, or_empty(st.A_last, ashape), m.owns_A());
+    h5::write_distributed(fo, "B_last", bdims, boff, or_empty(st.B_last, bshape), m.owns_B());
+    fo.write_replicated("LA_last", {st.LA_last.size()}, st.LA_last);
+    fo.write_replicated("LB_last", {st.LB_last.size()}, st.LB_last);
+    std::vector<std::vector<double>> rows;
+    for (const auto& s : st.stats) rows.push_back(s.row());
+    fo.write_table("stats", IterationStats::columns(), rows);
+    fo.attr("fingerprint", fingerprint);
+    fo.attr("iteration", static_cast<long long>(st.iteration));
+    fo.attr("zero_steps", static_cast<long long>(st.zero_steps));
+    fo.attr("rng_state", std::to_string(st.rng_state));
+    const std::pair<const char*, double> scalars[] = {
+        {"LA_cur", st.LA_cur}, {"LB_cur", st.LB_cur},           {"f_prev", st.f_prev},
+        {"stat0", st.stat0},   {"pending_ga2", st.pending_ga2}, {"pending_sa2", st.pending_sa2},
+        {"t", st.t},           {"omega_hat", st.omega_hat},     {"seconds", st.seconds}};
+    for (const auto& [k, v] : scalars) fo.attr(k, v);
+  }
+  out.commit();
+}
+
+template <class T>
+void read_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>& m, Factors& f, SolverState& st,
+                     const std::string& fingerprint) {
+  h5::File in = h5::File::open_read(comm, path);
+  collective_try(comm, [&] {
+    const auto fp = in.attr_string("fingerprint");
+    if (!fp || !in.has("A") || !in.has("B_prev") || !in.has("stats"))
+      throw DataError("'" + path + "' is not an unmix checkpoint (write one with --checkpoint)");
+    if (*fp != fingerprint) {
+      const auto have = split_fingerprint(*fp), want = split_fingerprint(fingerprint);
+      std::string diff;
+      for (const auto& [k, v] : want) {
+        auto it = have.find(k);
+        const std::string old = it == have.end() ? "(none)" : it->second;
+        if (old != v) diff += (diff.empty() ? "" : ", ") + k + " is " + v + " now but " + old + " in the checkpoint";
+      }
+      throw ConfigError("--resume '" + path + "' was written for another problem or incompatible options: " +
+                        (diff.empty() ? std::string("fingerprints differ") : diff) +
+                        "; resume with the same input, options and process count, or start afresh");
+    }
+  });
+  const Shape aoff{m.row_offset(), 0}, ashape{m.rows_local(), m.rank()};
+  const Shape boff = m.b_offset(), bshape = m.b_local_shape();
+  collective_try(comm, [&] {
+    f.A = h5::read_box(in, "A", aoff, ashape);
+    f.B = h5::read_box(in, "B", boff, bshape);
+    st.A_prev = h5::read_box(in, "A_prev", aoff, ashape);
+    st.B_prev = h5::read_box(in, "B_prev", boff, bshape);
+    st.A_last = h5::read_box(in, "A_last", aoff, ashape);
+    st.B_last = h5::read_box(in, "B_last", boff, bshape);
+    st.LA_last = in.read_all("LA_last");
+    st.LB_last = in.read_all("LB_last");
+    std::vector<std::string> cols;
+    const auto rows = in.read_table("stats", &cols);
+    if (cols != IterationStats::columns()) throw DataError("'" + path + "': the stats table has unexpected columns");
+    st.stats.clear();
+    for (const auto& r : rows) {
+      IterationStats s;
+      double* fields[] = {&s.iteration,    &s.objective, &s.rel_error,    &s.grad_norm,
+                          &s.stationarity, &s.obj_ratio, &s.rel_decrease, &s.rel_stationarity,
+                          &s.rel_change,   &s.L_A,       &s.L_B,          &s.seconds,
+                          &s.scale};
+      for (std::size_t c = 0; c < r.size(); ++c) *fields[c] = r[c];
+      st.stats.push_back(s);
+    }
+    st.iteration = static_cast<std::size_t>(*in.attr_double("iteration"));
+    st.zero_steps = static_cast<std::size_t>(*in.attr_double("zero_steps"));
+    st.rng_state = std::stoull(*in.attr_string("rng_state"));
+    double* scalars[] = {&st.LA_cur,      &st.LB_cur, &st.f_prev,    &st.stat0,  &st.pending_ga2,
+                         &st.pending_sa2, &st.t,      &st.omega_hat, &st.seconds};
+    const char* names[] = {"LA_cur",      "LB_cur", "f_prev",    "stat0",  "pending_ga2",
+                           "pending_sa2", "t",      "omega_hat", "seconds"};
+    for (std::size_t i = 0; i < 9; ++i) {
+      const auto v = in.attr_double(names[i]);
+      if (!v) throw DataError("'" + path + "': attribute " + names[i] + " is missing; the checkpoint is incomplete");
+      *scalars[i] = *v;
+    }
+  });
+}
+
+template void write_checkpoint(const Comm&, const std::string&, const Tucker1<double>&, const Factors&,
+                               const SolverState&, const std::string&);
+template void write_checkpoint(const Comm&, const std::string&, const Tucker1<float>&, const Factors&,
+                               const SolverState&, const std::string&);
+template void read_checkpoint(const Comm&, const std::string&, const Tucker1<double>&, Factors&, SolverState&,
+                              const std::string&);
+template void read_checkpoint(const Comm&, const std::string&, const Tucker1<float>&, Factors&, SolverState&,
+                              const std::string&);
+
+} // namespace unmix
