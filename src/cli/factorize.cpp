@@ -1,6 +1,9 @@
 // unmix factorize: constrained Tucker-1 factorization of an HDF5 dataset.
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -12,6 +15,29 @@
 namespace unmix::cli {
 
 namespace {
+
+/// Exit status of a run stopped by a signal after writing its checkpoint (EX_TEMPFAIL: try again).
+constexpr int kExitInterrupted = 75;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+int stop_signal() { return g_stop_signal; }
+const char* signal_name(int sig) {
+  switch (sig) {
+  case SIGTERM: return "SIGTERM";
+  case SIGUSR1: return "SIGUSR1";
+  case SIGINT: return "SIGINT";
+  default: return "a signal";
+  }
+}
+/// SIGTERM, SIGUSR1 (what SLURM sends before a time limit) and SIGINT finish the current iteration,
+/// write a checkpoint on every rank and stop.
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaction(sig, &sa, nullptr);
+}
 
 /// Progress on stderr from rank 0: a bar when stderr is a terminal, otherwise a line every few seconds.
 class Progress {
@@ -81,9 +107,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "nonnegative, clamp:LO:HI, binary, {l1normalize,simplex,l2normalize,linftynormalize,l1scale,l2scale,linftyscale}_"
       "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5")(
       "init", po::value<std::string>()->default_value("random"),
-      "start: random, or an HDF5 file with A and B (e.g. an earlier output)")(
-      "seed", po::value<unsigned long long>()->default_value(1),
-      "random seed (same seed and process count: same result)");
+      "start: random, nndsvd (from the leading singular vectors of Y(1), computed with ScaLAPACK), or an HDF5 file "
+      "with A and B (e.g. an earlier output)")("seed", po::value<unsigned long long>()->default_value(1),
+                                               "random seed (same seed and process count: same result)");
   po::options_description solver("Solver");
   solver.add_options()("maxiter", po::value<long>()->default_value(1000), "iteration limit")(
       "tol", po::value<std::vector<std::string>>()->composing(),
@@ -97,8 +123,16 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "order", po::value<std::string>()->default_value("fixed"),
       "update order: fixed (B then A), random (shuffle all steps), random-grouped (shuffle factors, keep each "
       "factor's steps together), recursive (shuffle factors and steps within them)");
+  po::options_description restart("Checkpoints (for long runs and preemptible jobs)");
+  restart.add_options()("checkpoint", po::value<std::string>(),
+                        "write the complete solver state to FILE (atomically) every --checkpoint-every, and when "
+                        "stopped by SIGTERM, SIGUSR1 or SIGINT (without this option a signal writes OUT.ckpt.h5)")(
+      "checkpoint-every", po::value<std::string>(), "N (iterations) or Ns (seconds, e.g. 600s) between checkpoints")(
+      "resume", po::value<std::string>(),
+      "continue from a checkpoint of the same input and options, at the same process count; the result is "
+      "bit-identical to an uninterrupted run");
   po::options_description desc;
-  desc.add(io).add(model).add(solver);
+  desc.add(io).add(model).add(solver).add(restart);
   Parsed p = parse("factorize", "IN.h5 --rank R --out OUT.h5 [options]", desc, {"input"}, args, world);
   const auto& vm = p.vm;
 
@@ -230,16 +264,65 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
     cfg.options_text[name] = os.str();
   }
 
+  if (vm.count("checkpoint")) cfg.checkpoint = vm["checkpoint"].as<std::string>();
+  if (vm.count("checkpoint-every")) {
+    if (cfg.checkpoint.empty()) throw ConfigError("--checkpoint-every needs --checkpoint FILE");
+    std::string e = vm["checkpoint-every"].as<std::string>();
+    const bool seconds = !e.empty() && e.back() == 's';
+    if (seconds) e.pop_back();
+    double v = 0;
+    try {
+      std::size_t used = 0;
+      v = std::stod(e, &used);
+      if (used != e.size()) throw std::invalid_argument(e);
+    } catch (const std::exception&) {
+      throw ConfigError("--checkpoint-every '" + vm["checkpoint-every"].as<std::string>() +
+                        "': write a number of iterations (100) or seconds (600s)");
+    }
+    if (!(v > 0)) throw ConfigError("--checkpoint-every must be positive");
+    if (seconds)
+      cfg.checkpoint_every_seconds = v;
+    else
+      cfg.checkpoint_every_iters = static_cast<std::size_t>(v);
+  }
+  if (vm.count("resume")) {
+    cfg.resume = vm["resume"].as<std::string>();
+    if (!vm["init"].defaulted()) throw ConfigError("--resume and --init contradict each other: give one");
+  }
+  if (cfg.checkpoint == cfg.out && !cfg.out.empty())
+    throw ConfigError("--checkpoint and --out name the same file; give the checkpoint its own name");
+  install_stop_signals();
+  cfg.stop_requested = [] { return stop_signal() != 0; };
+
   Progress bar(p.quiet || world.rank() != 0);
-  FactorizeSummary s = run_factorize(cfg, world, [&](const IterationStats& st, std::size_t mx) { bar(st, mx); });
+  // Fault injection for the reliability tests: UNMIX_FAULT_RANK=r UNMIX_FAULT_ITER=k makes rank r alone
+  // throw after iteration k (the other ranks go on into the next collective).
+  long fault_rank = -1, fault_iter = -1;
+  if (const char* fr = std::getenv("UNMIX_FAULT_RANK")) fault_rank = std::atol(fr);
+  if (const char* fi = std::getenv("UNMIX_FAULT_ITER")) fault_iter = std::atol(fi);
+  FactorizeSummary s = run_factorize(cfg, world, [&](const IterationStats& st, std::size_t mx) {
+    bar(st, mx);
+    if (world.rank() == fault_rank && st.iteration >= static_cast<double>(fault_iter))
+      throw Error("injected fault on this rank (UNMIX_FAULT_RANK) at iteration " +
+                  std::to_string(static_cast<long>(st.iteration)));
+  });
   bar.end();
   for (const auto& w : s.warnings) warn(world, w);
+  if (s.interrupted) {
+    if (world.rank() == 0) {
+      std::fprintf(stderr, "stopped by %s after iteration %zu: checkpoint written to %s; continue with --resume %s\n",
+                   signal_name(stop_signal()), s.result.iterations, s.checkpoint_written.c_str(),
+                   s.checkpoint_written.c_str());
+      std::fflush(stderr);
+    }
+    return kExitInterrupted;
+  }
   if (world.rank() == 0) {
     const auto& last = s.result.stats.back();
     std::printf("rank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n",
-                cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank,
-                world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
-                s.seconds, s.result.stop_reason.c_str());
+                cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank, world.size(),
+                world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error, s.seconds,
+                s.result.stop_reason.c_str());
     std::printf("wrote %s\n", cfg.out.c_str());
     std::fflush(stdout);
   }

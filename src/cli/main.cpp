@@ -22,7 +22,8 @@ const std::map<std::string, Entry>& commands() {
       {"synth", {unmix::cli::cmd_synth, "write a planted low-rank nonnegative tensor and its true factors"}},
       {"factorize", {unmix::cli::cmd_factorize, "constrained Tucker-1 factorization Y = B x1 A of a dataset"}},
       {"rank", {unmix::cli::cmd_rank, "estimate the number of sources: factorize at many ranks, pick by curvature"}},
-      {"sediment", {unmix::cli::cmd_sediment, "sediment provenance: grain tables -> densities -> sources, proportions, labels"}},
+      {"sediment",
+       {unmix::cli::cmd_sediment, "sediment provenance: grain tables -> densities -> sources, proportions, labels"}},
       {"srmd", {unmix::cli::cmd_srmd, "split one signal into modes (sparse random mode decomposition)"}},
   };
   return table;

@@ -108,11 +108,13 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
       "eps", po::value<double>(), "DBSCAN radius in the (tau, f * frq-scale) plane (default 0.2 L)")(
       "frq-scale", po::value<double>(), "frequency scale before clustering (default L / max-frq)")(
       "min-samples", po::value<int>()->default_value(4), "DBSCAN: neighbours (self included) that make a core point")(
-      "threshold", po::value<double>(), "keep only weights with |a| at or above this quantile (0..1) of the nonzero |a|")(
+      "threshold", po::value<double>(),
+      "keep only weights with |a| at or above this quantile (0..1) of the nonzero |a|")(
       "n-modes", po::value<int>(), "return at most K modes: the smallest ones are summed into the last")(
       "cutoff", po::value<double>(), "no clustering: two modes, features with f >= cutoff and f < cutoff")(
-      "seed", po::value<unsigned long>()->default_value(0), "seed of the random features (same modes at any process count)")(
-      "iter-lim", po::value<long>(), "SPGL1 iteration limit (default 10 x samples)");
+      "seed", po::value<unsigned long>()->default_value(0),
+      "seed of the random features (same modes at any process count)")("iter-lim", po::value<long>(),
+                                                                       "SPGL1 iteration limit (default 10 x samples)");
   po::options_description all;
   all.add(io).add(model);
   Parsed p = parse("srmd",
@@ -150,7 +152,8 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
   if (!(opt.r > 0 && opt.r < 1))
     throw ConfigError("--residual (r) must lie strictly between 0 and 1, got " + g17(opt.r));
   if (opt.eps && !(*opt.eps > 0)) throw ConfigError("--eps must be positive, got " + g17(*opt.eps));
-  if (opt.min_samples < 1) throw ConfigError("--min-samples must be at least 1, got " + std::to_string(opt.min_samples));
+  if (opt.min_samples < 1)
+    throw ConfigError("--min-samples must be at least 1, got " + std::to_string(opt.min_samples));
   if (!(opt.w > 0)) throw ConfigError("--window must be positive, got " + g17(opt.w));
   const std::string plots = vm["plots"].as<std::string>();
   if (plots != "png" && plots != "svg" && plots != "none")
@@ -166,8 +169,7 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
   collective_try(world, [&] {
     sig = io::read_signal(in_path, column, channel);
     if (sig.y.empty()) throw DataError("'" + in_path + "' holds no samples");
-    if (sig.y.size() < 2)
-      throw DataError("'" + in_path + "' holds a single sample; a signal needs at least two");
+    if (sig.y.size() < 2) throw DataError("'" + in_path + "' holds a single sample; a signal needs at least two");
     io::require_uniform_time(sig.t);
     const fs::path dir = out_path.parent_path().empty() ? fs::path(".") : out_path.parent_path();
     if (!fs::is_directory(dir)) throw IoError("output folder '" + dir.string() + "' does not exist");
@@ -185,10 +187,10 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   {
     std::ostringstream os;
-    os << "srmd: " << res.plan.n_features << " features, " << res.nonzeros << " nonzero weights, "
-       << res.weight.size() << " kept, " << res.n_modes << " mode(s); SPGL1 " << srmd::to_string(res.status)
-       << " after " << res.iterations << " iterations, residual " << std::setprecision(4) << res.rnorm
-       << " (target " << res.sigma << "); " << std::setprecision(3) << secs << " s";
+    os << "srmd: " << res.plan.n_features << " features, " << res.nonzeros << " nonzero weights, " << res.weight.size()
+       << " kept, " << res.n_modes << " mode(s); SPGL1 " << srmd::to_string(res.status) << " after " << res.iterations
+       << " iterations, residual " << std::setprecision(4) << res.rnorm << " (target " << res.sigma << "); "
+       << std::setprecision(3) << secs << " s";
     note(world, p.quiet, os.str());
   }
   if (res.status != srmd::Spgl1Status::root_found && res.status != srmd::Spgl1Status::bp_solution)
@@ -254,8 +256,8 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
       }
       gp << "set title 'signal'\nplot " << gp_quote(ydata.tmp().string()) << " using 1:2 with lines lc 'black'\n";
       for (std::size_t k = 0; k < res.n_modes; ++k)
-        gp << "set title 'mode " << k + 1 << "'\nplot " << gp_quote(modes_f.tmp().string()) << " skip 1 using 1:"
-           << k + 2 << " with lines lc '#1f77b4'\n";
+        gp << "set title 'mode " << k + 1 << "'\nplot " << gp_quote(modes_f.tmp().string())
+           << " skip 1 using 1:" << k + 2 << " with lines lc '#1f77b4'\n";
       gp << "unset multiplot\n";
       write_text(script, gp.str());
       std::string why;

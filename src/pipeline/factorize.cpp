@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 #include "unmix/io/hdf5.hpp"
+#include "unmix/pipeline/checkpoint.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
+#include "unmix/rank/nndsvd.hpp"
 #include "unmix/rank/pipeline.hpp"
 
 namespace unmix {
@@ -73,6 +76,17 @@ ConstraintList parse_factor_constraints(const std::string& spec, const char* fac
 
 namespace {
 
+std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Comm& comm, const std::string& grid) {
+  std::ostringstream os;
+  const auto& o = cfg.solver;
+  os << "input=" << cfg.input << ";dataset=" << cfg.dataset << ";mixture_axis=" << cfg.mixture_axis
+     << ";shape=" << shape_string(shape) << ";rank=" << cfg.rank << ";constraint_A=" << cfg.constraint_A
+     << ";constraint_B=" << cfg.constraint_B << ";precision=" << cfg.precision << ";processes=" << comm.size()
+     << ";grid=" << grid << ";momentum=" << o.momentum << ";delta=" << o.delta << ";subblock=" << o.subblock
+     << ";order=" << o.random_order << o.group_by_factor << o.recursive_random_order << ";fused=" << o.fused;
+  return os.str();
+}
+
 template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
   FactorizeSummary sum;
   auto t0 = Clock::now();
@@ -120,8 +134,14 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   }
 
   Factors f;
-  if (cfg.init == "random") {
+  SolverState resume_state;
+  const std::string fp = fingerprint(cfg, shape, comm, sum.grid);
+  if (!cfg.resume.empty()) {
+    read_checkpoint(comm, cfg.resume, model, f, resume_state, fp);
+  } else if (cfg.init == "random") {
     init_random(model, f, cfg.solver.seed, y_nonneg, consA, consB);
+  } else if (cfg.init == "nndsvd") {
+    init_nndsvd(model, f, unfolding_spectrum(Y), consA, consB);
   } else {
     h5::File in = h5::File::open_read(comm, cfg.init);
     collective_try(comm, [&] {
@@ -154,7 +174,28 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
       progress(s, cfg.solver.maxiter);
       return true;
     };
+  SolveControl ctl;
+  ctl.on_iteration = cb;
+  if (!cfg.resume.empty()) ctl.resume = &resume_state;
+  if (cfg.stop_requested) ctl.stop_requested = [&] { return comm.any(cfg.stop_requested()); };
+  const std::string ckpt_path = cfg.checkpoint.empty() ? cfg.out + ".ckpt.h5" : cfg.checkpoint;
+  auto last_ckpt = Clock::now();
+  ctl.want_checkpoint = [&](std::size_t k, bool stopping) {
+    if (stopping) return !cfg.checkpoint.empty() || static_cast<bool>(cfg.stop_requested);
+    if (cfg.checkpoint.empty()) return false;
+    bool due = cfg.checkpoint_every_iters > 0 && k % cfg.checkpoint_every_iters == 0;
+    if (cfg.checkpoint_every_seconds > 0)
+      due = due || comm.allreduce(since(last_ckpt), Op::max) >= cfg.checkpoint_every_seconds;
+    return due;
+  };
+  ctl.write_checkpoint = [&](const Factors& cf, const SolverState& st) {
+    write_checkpoint(comm, ckpt_path, model, cf, st, fp);
+    sum.checkpoint_written = ckpt_path;
+    last_ckpt = Clock::now();
+  };
   if (cfg.multiscale) {
+    if (!cfg.resume.empty() || !cfg.checkpoint.empty())
+      throw ConfigError("--multiscale cannot be combined with --checkpoint or --resume yet; run single-scale");
     if (cfg.init != "random") throw ConfigError("--multiscale starts from a random start on the coarsest grid; drop --init");
     MultiscaleOptions ms;
     for (int a : cfg.continuous_axes) {
@@ -168,7 +209,12 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     }
     sum.result = solve_multiscale(Y, cfg.rank, f, consA, consB, cfg.solver, y_nonneg, ms, cb).result;
   } else {
-    sum.result = solve(model, f, consA, consB, cfg.solver, cb);
+    sum.result = solve(model, f, consA, consB, cfg.solver, ctl);
+    if (sum.result.interrupted) {
+      sum.interrupted = true;
+      sum.seconds = comm.allreduce(since(ts), Op::max);
+      return sum; // no output: the checkpoint holds the state (AtomicOutput leaves nothing behind)
+    }
   }
   sum.seconds = comm.allreduce(since(ts), Op::max);
   if (sum.result.zero_step_warnings > 0)

@@ -6,6 +6,7 @@
 
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/inner.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 
@@ -212,6 +213,8 @@ private:
         FactorView v = local_view(tile, Shape{R_, cols}, 0);
         unmix::apply(consB_, v);
       };
+    in.inner_steps = opts_.inner;
+    in.inner_tol = opts_.inner_tol;
     m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
@@ -360,7 +363,22 @@ private:
     for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
+    if (opts_.inner > 1 && entrywise_only(consB_)) {
+      const auto proj = entrywise(consB_);
+      if (proj) proj(f_.B.span(), n);
+      inner_steps_columns(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj);
+    }
     ++b_ver_;
+  }
+
+  /// The constraints of an entrywise list as a projection of column groups (empty list: none).
+  EntrywiseProjection entrywise(const ConstraintList& list) const {
+    if (list.empty()) return {};
+    const std::size_t R = R_;
+    return [&list, R](std::span<double> block, std::size_t cols) {
+      FactorView v = local_view(block, Shape{R, cols}, 0);
+      unmix::apply(list, v);
+    };
   }
 
   void gradient_A() {
@@ -373,9 +391,18 @@ private:
     Tensor<double> grad = Qm;
     blas::gemm<double>(blas::Trans::N, blas::Trans::N, n, R_, R_, 1.0, f_.A.data(), n, Pm.data(), R_, -1.0, grad.data(),
                        n);
+    std::vector<double> inv(R_);
     for (std::size_t r = 0; r < R_; ++r) {
-      const double s = inv_step(L, r);
-      for (std::size_t i = 0; i < n; ++i) f_.A[i + r * n] -= grad[i + r * n] * s;
+      inv[r] = inv_step(L, r);
+      for (std::size_t i = 0; i < n; ++i) f_.A[i + r * n] -= grad[i + r * n] * inv[r];
+    }
+    if (opts_.inner > 1 && entrywise_only(consA_)) {
+      const auto proj = entrywise(consA_);
+      if (proj) {
+        FactorView v = local_view(f_.A.span(), Shape{n, R_}, 1);
+        unmix::apply(consA_, v);
+      }
+      inner_steps_rows(R_, n, Pm.data(), Qm.data(), f_.A.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj);
     }
     ++a_ver_;
   }

@@ -1,6 +1,7 @@
 // Per-iteration time of the Tucker-1 solver against the machine's limits, measured in the same run.
 //
 //   mpirun -n P bench_tucker1 [--shape 2000x200x100] [--rank 10] [--iters 20] [--precision double]
+//                             [--targets 0.02,0.005 --inner 1,10 --max-seconds 60]
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped);
@@ -9,6 +10,8 @@
 //   the compute floor: 4 I_p M_p R flops / the rate of a large square GEMM measured now on every process;
 //   the ratio of the time to the larger floor; the same for a straightforward two-GEMM iteration and the
 //   speed-up over it; the peak resident memory per process and its ratio to (local Y + factors).
+// With --targets, also the time and iterations to reach each relative error on the planted noise-free
+// problem from the same seeded start, for each number of inner steps in --inner.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -118,7 +121,31 @@ Shape parse_shape(const std::string& s) {
   return out;
 }
 
-template <class T> void run(const Comm& comm, const Shape& shape, std::size_t R, int iters) {
+/// Time and iterations to reach each relative error in `targets` from the same seeded start.
+template <class T>
+void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& start, const std::vector<double>& targets,
+                      std::size_t inner, double max_seconds, const Shape& shape) {
+  const auto nn = parse_constraints("nonnegative");
+  for (double target : targets) {
+    Factors f = start;
+    SolverOptions o;
+    o.tol = {{Stat::rel_error, target}};
+    o.maxiter = 1000000;
+    o.max_seconds = max_seconds;
+    o.inner = inner;
+    const auto res = solve(m, f, nn, nn, o);
+    const double t = comm.allreduce(res.stats.back().seconds, Op::max);
+    if (comm.rank() == 0)
+      std::printf("bench=tucker1_accuracy procs=%d shape=%s R=%zu inner=%zu target=%g reached=%s seconds=%.3f "
+                  "iterations=%zu rel_error=%.4g\n",
+                  comm.size(), shape_string(shape).c_str(), m.rank(), inner, target, res.converged ? "yes" : "no", t,
+                  res.iterations, res.stats.back().rel_error);
+  }
+}
+
+template <class T>
+void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
+         const std::vector<std::size_t>& inners, double max_seconds) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -157,6 +184,7 @@ template <class T> void run(const Comm& comm, const Shape& shape, std::size_t R,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
                 res.stats.back().rel_error);
+  for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, max_seconds, shape);
 }
 
 } // namespace
@@ -167,6 +195,9 @@ int main(int argc, char** argv) {
   std::string shape = "2000x200x100", precision = "double";
   std::size_t R = 10;
   int iters = 20;
+  std::vector<double> targets;
+  std::vector<std::size_t> inners{1};
+  double max_seconds = 60;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -177,12 +208,27 @@ int main(int argc, char** argv) {
       iters = std::stoi(v);
     else if (k == "--precision")
       precision = v;
+    else if (k == "--targets" || k == "--inner") {
+      std::vector<double> vals;
+      std::size_t pos = 0;
+      while (pos < v.size()) {
+        const std::size_t c = v.find(',', pos);
+        vals.push_back(std::stod(v.substr(pos, c == std::string::npos ? std::string::npos : c - pos)));
+        if (c == std::string::npos) break;
+        pos = c + 1;
+      }
+      if (k == "--targets")
+        targets = vals;
+      else
+        inners.assign(vals.begin(), vals.end());
+    } else if (k == "--max-seconds")
+      max_seconds = std::stod(v);
   }
   try {
     if (precision == "float")
-      run<float>(comm, parse_shape(shape), R, iters);
+      run<float>(comm, parse_shape(shape), R, iters, targets, inners, max_seconds);
     else
-      run<double>(comm, parse_shape(shape), R, iters);
+      run<double>(comm, parse_shape(shape), R, iters, targets, inners, max_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -21,6 +21,8 @@ struct FusedStepInput {
   const double* omega = nullptr;  // R momentum weights (0: no extrapolation)
   bool nonnegative_stats = false; // stationarity counts entries with B > 0 or g < 0 only
   std::function<void(std::span<double> tile, std::size_t cols)> project; // entrywise projection
+  std::size_t inner_steps = 1; // steps on each column per pass (see kernels/inner.hpp)
+  double inner_tol = 0.1;
 };
 
 struct FusedStepOutput {

@@ -34,6 +34,15 @@ struct FactorizeConfig {
   /// axis), see multiscale/multiscale.hpp.
   bool multiscale = false;
   std::vector<int> continuous_axes;
+  /// Checkpoints: written to `checkpoint` every so many iterations and/or seconds (0: never), and
+  /// always when the run is stopped by `stop_requested` (to `checkpoint`, or OUT.ckpt.h5 if unset).
+  std::string checkpoint;
+  std::size_t checkpoint_every_iters = 0;
+  double checkpoint_every_seconds = 0;
+  /// Continue from a checkpoint of the same problem and options (same process count and grid).
+  std::string resume;
+  /// Polled after every iteration on every process (any process saying yes stops all of them).
+  std::function<bool()> stop_requested;
   /// Every option as given, written as attributes of the output file.
   std::map<std::string, std::string> options_text;
 };
@@ -45,6 +54,8 @@ struct FactorizeSummary {
   std::string grid;
   std::vector<std::string> warnings;
   std::size_t chosen_rank = 0; // --rank auto: the rank kept
+  bool interrupted = false;       // stopped on request: no output written, the checkpoint holds the state
+  std::string checkpoint_written; // the last checkpoint written, if any
 };
 
 /// Progress: called on every process after each iteration (print from rank 0 only).

@@ -28,6 +28,12 @@ struct SolverOptions {
   /// completed during the next pass (a run stopped by a gradient tolerance does one extra pass and
   /// returns the iterate that met it).
   bool fused = true;
+  /// Projected gradient steps per block and iteration, the product with Y formed once (ALGORITHMS.md
+  /// section 11). 1 is the reference's single step. Extra steps are taken only on blocks whose
+  /// constraints act entrywise (others keep one step); each column of B / row of A stops on its own
+  /// when a step moves it by less than inner_tol times its first extra step.
+  std::size_t inner = 1;
+  double inner_tol = 0.1;
 };
 
 /// The factors of one process: A's rows of its mixture block (I_p x R) and B's columns of its box

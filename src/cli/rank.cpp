@@ -1,0 +1,159 @@
+// unmix rank: estimate the number of sources by sweeping candidate ranks over process groups.
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "common.hpp"
+#include "unmix/io/hdf5.hpp"
+#include "unmix/rank/pipeline.hpp"
+
+namespace unmix::cli {
+
+int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
+  po::options_description io("Input and output");
+  io.add_options()("dataset,d", po::value<std::string>(), "dataset to factorize (default: the file's only dataset)")(
+      "mixture-axis", po::value<int>()->default_value(0),
+      "axis of the dataset (as h5py shows it) that indexes the mixtures, e.g. 2 for geodata.h5")(
+      "out,o", po::value<std::string>()->required(),
+      "output HDF5 file: ranks, rel_error, curvature, A_<r>, B_<r> and stats_<r> for every candidate; an SVG plot "
+      "of the curve is written next to it")("overwrite", po::bool_switch(), "replace an existing output file")(
+      "no-plot", po::bool_switch(), "do not write the SVG plot")(
+      "no-spectrum", po::bool_switch(), "do not compute the singular values of Y(1) (ScaLAPACK) first")(
+      "precision", po::value<std::string>()->default_value("double"), "store Y as float or double");
+  po::options_description sweep("Rank sweep");
+  sweep.add_options()("ranks", po::value<std::string>()->default_value(""),
+                      "candidate ranks: FIRST:LAST[:STEP] or a list 2,3,5 (default 1 to min(I, M, 12))")(
+      "groups", po::value<int>()->default_value(0),
+      "process groups solving candidates concurrently, each holding its own copy of Y (default: as many as "
+      "candidates and memory allow)")("curvature", po::value<std::string>()->default_value("finite-differences"),
+                                      "how the rank is picked from the error curve: finite-differences, splines, "
+                                      "circles, breakpoints or kneedle");
+  po::options_description model("Model and solver (as for factorize)");
+  model.add_options()("constraint,c", po::value<std::vector<std::string>>()->composing(),
+                      "constraints, as A=SPEC or B=SPEC or SPEC for both (see factorize --help). Default: nonnegative")(
+      "seed", po::value<unsigned long long>()->default_value(1), "random seed of every candidate's start")(
+      "maxiter", po::value<long>()->default_value(1000), "iteration limit of every candidate")(
+      "tol", po::value<std::vector<std::string>>()->composing(),
+      "stop a candidate when a statistic reaches a tolerance, NAME=VALUE, repeatable (default stationarity=1)")(
+      "max-time", po::value<double>()->default_value(0), "wall-clock limit of each candidate in seconds (0: none)")(
+      "momentum", po::value<std::string>()->default_value("on"), "block extrapolation: on or off")(
+      "delta", po::value<double>()->default_value(0.9999),
+      "momentum safeguard delta")("subblock", po::bool_switch(), "one step constant per row of B and column of A");
+  po::options_description desc;
+  desc.add(io).add(sweep).add(model);
+  Parsed p = parse("rank", "IN.h5 --out OUT.h5 [--ranks 1:12] [--groups G] [options]", desc, {"input"}, args, world);
+  const auto& vm = p.vm;
+
+  RankConfig rc;
+  FactorizeConfig& cfg = rc.base;
+  cfg.input = vm["input"].as<std::string>();
+  if (vm.count("dataset")) {
+    cfg.dataset = vm["dataset"].as<std::string>();
+  } else {
+    h5::File f = h5::File::open_read(world, cfg.input);
+    std::vector<h5::DatasetInfo> list;
+    collective_try(world, [&] { list = f.datasets(); });
+    if (list.size() != 1) {
+      std::string names;
+      for (const auto& d : list) names += (names.empty() ? "" : ", ") + d.name;
+      throw ConfigError("'" + cfg.input + "' has " + std::to_string(list.size()) + " datasets (" + names +
+                        "); choose one with --dataset");
+    }
+    cfg.dataset = list[0].name;
+  }
+  cfg.mixture_axis = vm["mixture-axis"].as<int>();
+  if (vm.count("constraint")) {
+    bool setA = false, setB = false;
+    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
+      if (c.rfind("A=", 0) == 0) {
+        cfg.constraint_A = c.substr(2);
+        setA = true;
+      } else if (c.rfind("B=", 0) == 0) {
+        cfg.constraint_B = c.substr(2);
+        setB = true;
+      } else {
+        if (!setA) cfg.constraint_A = c;
+        if (!setB) cfg.constraint_B = c;
+      }
+    }
+  }
+  cfg.precision = vm["precision"].as<std::string>();
+  if (cfg.precision != "float" && cfg.precision != "double")
+    throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+  cfg.out = vm["out"].as<std::string>();
+  cfg.overwrite = vm["overwrite"].as<bool>();
+  const long maxiter = vm["maxiter"].as<long>();
+  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
+  cfg.solver.maxiter = static_cast<std::size_t>(maxiter);
+  if (vm.count("tol")) {
+    cfg.solver.tol.clear();
+    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) cfg.solver.tol.push_back(parse_tolerance(t));
+  }
+  cfg.solver.max_seconds = vm["max-time"].as<double>();
+  if (!(cfg.solver.max_seconds >= 0)) throw ConfigError("--max-time must be 0 or more seconds");
+  const std::string mom = vm["momentum"].as<std::string>();
+  if (mom != "on" && mom != "off") throw ConfigError("--momentum '" + mom + "': use on or off");
+  cfg.solver.momentum = mom == "on";
+  cfg.solver.delta = vm["delta"].as<double>();
+  if (!(cfg.solver.delta > 0 && cfg.solver.delta < 1)) throw ConfigError("--delta must be in (0, 1)");
+  cfg.solver.subblock = vm["subblock"].as<bool>();
+  cfg.solver.seed = vm["seed"].as<unsigned long long>();
+  rc.ranks = vm["ranks"].as<std::string>();
+  rc.groups = vm["groups"].as<int>();
+  rc.curvature = vm["curvature"].as<std::string>();
+  rc.plot = !vm["no-plot"].as<bool>();
+  rc.spectrum = !vm["no-spectrum"].as<bool>();
+  for (const auto& [name, value] : vm) {
+    std::ostringstream os;
+    const auto& v = value.value();
+    if (auto s = boost::any_cast<std::string>(&v))
+      os << *s;
+    else if (auto l = boost::any_cast<long>(&v))
+      os << *l;
+    else if (auto i = boost::any_cast<int>(&v))
+      os << *i;
+    else if (auto d = boost::any_cast<double>(&v))
+      os << *d;
+    else if (auto b = boost::any_cast<bool>(&v))
+      os << (*b ? "true" : "false");
+    else if (auto u = boost::any_cast<unsigned long long>(&v))
+      os << *u;
+    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
+      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
+    cfg.options_text[name] = os.str();
+  }
+
+  note(world, p.quiet, "rank sweep on " + std::to_string(world.size()) + " process(es)");
+  RankSummary s = run_rank(rc, world);
+  for (const auto& w : s.warnings) warn(world, w);
+  if (world.rank() == 0) {
+    const auto& res = s.sweep;
+    // Beside each candidate: the singular value sigma_r of Y(1) and the error of the best rank-r fit
+    // without constraints, sqrt(sum_{q > r} sigma_q^2) / ||Y||.
+    double total = 0;
+    for (double v : s.sigma) total += v * v;
+    const bool spec = !s.sigma.empty();
+    std::printf("%5s  %12s  %12s  %10s  %9s  %5s%s\n", "rank", "rel_error", "curvature", "iterations", "seconds",
+                "group", spec ? "       sigma_r     svd_error" : "");
+    for (std::size_t k = 0; k < res.candidates.size(); ++k) {
+      const auto& c = res.candidates[k];
+      double sig = 0, tail = 0;
+      if (c.rank <= s.sigma.size()) sig = s.sigma[c.rank - 1];
+      for (std::size_t q = c.rank; q < s.sigma.size(); ++q) tail += s.sigma[q] * s.sigma[q];
+      char extra[64] = "";
+      if (spec) std::snprintf(extra, sizeof extra, "  %12.6g  %12.6g", sig, total > 0 ? std::sqrt(tail / total) : 0.0);
+      std::printf("%5zu  %12.6g  %12.6g  %10.0f  %9.3f  %5d%s%s\n", c.rank, c.rel_error, res.curvature[k], c.iterations,
+                  c.seconds, c.group, extra, k == res.chosen_index ? "  <- chosen" : "");
+    }
+    std::string grids;
+    for (const auto& g : res.group_grids) grids += (grids.empty() ? "" : ", ") + g;
+    std::printf("chosen rank %zu (%s curvature); %d group%s (grids %s), %.3f s\n", res.chosen_rank,
+                rc.curvature.c_str(), res.plan.groups, res.plan.groups > 1 ? "s" : "", grids.c_str(), s.seconds);
+    std::printf("wrote %s\n", cfg.out.c_str());
+    if (!s.plot_path.empty()) std::printf("plot %s\n", s.plot_path.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+} // namespace unmix::cli

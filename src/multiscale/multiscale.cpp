@@ -1,0 +1,295 @@
+#include "unmix/multiscale/multiscale.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "unmix/model/tucker1.hpp"
+
+namespace unmix {
+
+std::vector<ResampleTap> resample_taps(std::size_t n_src, std::size_t n_dst) {
+  std::vector<ResampleTap> taps(n_dst);
+  if (n_dst <= 1 || n_src <= 1) return taps; // everything maps to the first point
+  for (std::size_t t = 0; t < n_dst; ++t) {
+    const std::size_t num = t * (n_src - 1), den = n_dst - 1;
+    taps[t].i0 = num / den;
+    taps[t].w = static_cast<double>(num % den) / static_cast<double>(den);
+    if (taps[t].i0 >= n_src - 1) {
+      taps[t].i0 = n_src - 1;
+      taps[t].w = 0;
+    }
+  }
+  return taps;
+}
+
+std::size_t coarse_size(std::size_t n, int level) {
+  if (n <= 1) return n;
+  const std::size_t step = std::size_t{1} << level;
+  return (n - 1 + step - 1) / step + 1;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Resamples mode m of x (whose index 0 along m is global source index src_lo) onto the targets `taps`.
+Tensor<double> resample_mode(const Tensor<double>& x, std::size_t m, std::size_t src_lo,
+                             std::span<const ResampleTap> taps) {
+  const Shape& s = x.shape();
+  std::size_t left = 1, right = 1;
+  for (std::size_t k = 0; k < m; ++k) left *= s[k];
+  for (std::size_t k = m + 1; k < s.size(); ++k) right *= s[k];
+  const std::size_t n = s[m], nt = taps.size();
+  Shape os = s;
+  os[m] = nt;
+  Tensor<double> out(os);
+  for (std::size_t r = 0; r < right; ++r)
+    for (std::size_t t = 0; t < nt; ++t) {
+      const std::size_t i0 = taps[t].i0 - src_lo;
+      const double w = taps[t].w;
+      const double* a = x.data() + left * (i0 + n * r);
+      double* o = out.data() + left * (t + nt * r);
+      if (w == 0) {
+        std::copy(a, a + left, o);
+      } else {
+        const double* b = a + left;
+        for (std::size_t l = 0; l < left; ++l) o[l] = (1 - w) * a[l] + w * b[l];
+      }
+    }
+  return out;
+}
+
+/// The source index range [lo, hi) that the targets [t0, t0 + nt) read.
+std::pair<std::size_t, std::size_t> source_range(const std::vector<ResampleTap>& taps, std::size_t t0, std::size_t nt) {
+  if (nt == 0) return {0, 0};
+  const auto& last = taps[t0 + nt - 1];
+  return {taps[t0].i0, last.i0 + (last.w > 0 ? 2 : 1)};
+}
+
+/// Resample the local box [off, off + shape) of a target array from a source array distributed as
+/// (held_off, held, provider), along `modes` (n_src -> n_dst per mode). Collective.
+template <class T>
+Tensor<double> resample_box(const Comm& comm, const Shape& held_off, const Tensor<T>& held, bool provider,
+                            const Shape& src_global, const Shape& dst_global, const std::vector<std::size_t>& modes,
+                            const Shape& off, const Shape& shape) {
+  const std::size_t N = shape.size();
+  Shape want_off = off, want_shape = shape;
+  std::vector<std::vector<ResampleTap>> taps(N);
+  const bool empty = shape_size(shape) == 0;
+  for (std::size_t m : modes) {
+    taps[m] = resample_taps(src_global[m], dst_global[m]);
+    const auto [lo, hi] = source_range(taps[m], off[m], shape[m]);
+    want_off[m] = empty ? 0 : lo;
+    want_shape[m] = empty ? 0 : hi - lo;
+  }
+  if (empty) std::fill(want_shape.begin(), want_shape.end(), 0);
+  Tensor<T> buf = gather_box<T>(comm, held_off, held, provider, want_off, want_shape);
+  if (empty) return Tensor<double>(shape);
+  Tensor<double> x(buf.shape());
+  for (std::size_t i = 0; i < buf.size(); ++i) x[i] = static_cast<double>(buf[i]);
+  for (std::size_t m : modes)
+    x = resample_mode(x, m, want_off[m], std::span<const ResampleTap>(taps[m]).subspan(off[m], shape[m]));
+  return x;
+}
+
+} // namespace
+
+Tensor<double> resample(const Tensor<double>& x, const std::vector<std::size_t>& modes, const Shape& new_shape) {
+  Tensor<double> y = x;
+  for (std::size_t m : modes) {
+    const auto taps = resample_taps(x.shape()[m], new_shape[m]);
+    y = resample_mode(y, m, 0, taps);
+  }
+  return y;
+}
+
+template <class T>
+Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>& held, bool provider,
+                     const Shape& want_offset, const Shape& want_shape) {
+  const std::size_t N = want_shape.size();
+  const int P = comm.size();
+  // What every process holds and wants: [held_off, held_shape, provider, want_off, want_shape].
+  const std::size_t W = 4 * N + 1;
+  std::vector<unsigned long long> mine(W, 0);
+  const bool prov = provider && held.size() > 0 && held.shape().size() == N;
+  for (std::size_t d = 0; d < N; ++d) {
+    mine[d] = prov ? held_offset[d] : 0;
+    mine[N + d] = prov ? held.shape()[d] : 0;
+    mine[2 * N + 1 + d] = want_offset[d];
+    mine[3 * N + 1 + d] = want_shape[d];
+  }
+  mine[2 * N] = prov ? 1 : 0;
+  const auto all = comm.allgatherv<unsigned long long>(mine);
+  auto info = [&](int p, std::size_t k) { return static_cast<std::size_t>(all[static_cast<std::size_t>(p) * W + k]); };
+  // The intersection of p's held box and q's wanted box; false when empty.
+  auto meet = [&](int p, int q, Shape& lo, Shape& ext) {
+    if (info(p, 2 * N) == 0) return false;
+    lo.assign(N, 0);
+    ext.assign(N, 0);
+    for (std::size_t d = 0; d < N; ++d) {
+      const std::size_t a = std::max(info(p, d), info(q, 2 * N + 1 + d));
+      const std::size_t b = std::min(info(p, d) + info(p, N + d), info(q, 2 * N + 1 + d) + info(q, 3 * N + 1 + d));
+      if (b <= a) return false;
+      lo[d] = a;
+      ext[d] = b - a;
+    }
+    return true;
+  };
+  // Visits a box in column-major order, calling f(linear index in a container box) for each entry.
+  auto visit = [&](const Shape& lo, const Shape& ext, const Shape& cont_off, const Shape& cont_shape, auto&& f) {
+    const std::size_t n = shape_size(ext);
+    Shape idx(N, 0);
+    for (std::size_t c = 0; c < n; ++c) {
+      std::size_t lin = 0, stride = 1;
+      for (std::size_t d = 0; d < N; ++d) {
+        lin += (lo[d] + idx[d] - cont_off[d]) * stride;
+        stride *= cont_shape[d];
+      }
+      f(lin);
+      for (std::size_t d = 0; d < N; ++d) {
+        if (++idx[d] < ext[d]) break;
+        idx[d] = 0;
+      }
+    }
+  };
+  const int me = comm.rank();
+  std::vector<int> scount(static_cast<std::size_t>(P), 0), sdisp(static_cast<std::size_t>(P), 0),
+      rcount(static_cast<std::size_t>(P), 0), rdisp(static_cast<std::size_t>(P), 0);
+  std::vector<T> sbuf;
+  Shape lo, ext;
+  for (int q = 0; q < P; ++q) {
+    sdisp[static_cast<std::size_t>(q)] = static_cast<int>(sbuf.size());
+    if (meet(me, q, lo, ext))
+      visit(lo, ext, held_offset, held.shape(), [&](std::size_t lin) { sbuf.push_back(held[lin]); });
+    scount[static_cast<std::size_t>(q)] = static_cast<int>(sbuf.size()) - sdisp[static_cast<std::size_t>(q)];
+  }
+  int total = 0;
+  for (int p = 0; p < P; ++p) {
+    rdisp[static_cast<std::size_t>(p)] = total;
+    if (meet(p, me, lo, ext)) total += static_cast<int>(shape_size(ext));
+    rcount[static_cast<std::size_t>(p)] = total - rdisp[static_cast<std::size_t>(p)];
+  }
+  std::vector<T> rbuf(static_cast<std::size_t>(total));
+  mpi_check(MPI_Alltoallv(sbuf.data(), scount.data(), sdisp.data(), mpi_type<T>(), rbuf.data(), rcount.data(),
+                          rdisp.data(), mpi_type<T>(), comm.raw()),
+            "MPI_Alltoallv");
+  Tensor<T> out(want_shape);
+  std::size_t pos = 0;
+  for (int p = 0; p < P; ++p)
+    if (meet(p, me, lo, ext)) visit(lo, ext, want_offset, want_shape, [&](std::size_t lin) { out[lin] = rbuf[pos++]; });
+  return out;
+}
+
+template <class T>
+DistTensor<T> coarsen(const DistTensor<T>& Y, const std::vector<std::size_t>& modes, const Shape& shape) {
+  DistTensor<T> Yc(Y.comm(), BlockLayout(shape, Y.grid()));
+  Tensor<double> x = resample_box<T>(Y.comm(), Y.offset(), Y.local(), true, Y.global_shape(), shape, modes, Yc.offset(),
+                                     Yc.local().shape());
+  for (std::size_t i = 0; i < x.size(); ++i) Yc.local()[i] = static_cast<T>(x[i]);
+  return Yc;
+}
+
+int multiscale_levels(const Shape& shape, const MultiscaleOptions& opts) {
+  if (opts.modes.empty()) throw ConfigError("multiscale needs at least one continuous axis");
+  for (std::size_t m : opts.modes) {
+    if (m == 0)
+      throw ConfigError("the mixture axis cannot be a continuous (coarsened) axis: A would change with the grid");
+    if (m >= shape.size()) throw ConfigError("continuous axis out of range for a tensor of " + shape_string(shape));
+  }
+  const std::size_t min_size = std::max<std::size_t>(opts.min_size, 2);
+  int levels = 0;
+  while (true) {
+    bool ok = true;
+    for (std::size_t m : opts.modes) ok = ok && coarse_size(shape[m], levels + 1) >= min_size && shape[m] > min_size;
+    if (!ok) break;
+    ++levels;
+    if (opts.levels > 0 && levels == opts.levels) break;
+  }
+  if (levels == 0) {
+    std::string sizes;
+    for (std::size_t m : opts.modes) sizes += (sizes.empty() ? "" : ", ") + std::to_string(shape[m]);
+    throw ConfigError("the continuous axes (sizes " + sizes + ") are too small to coarsen: each needs more than " +
+                      std::to_string(min_size) + " points");
+  }
+  return levels;
+}
+
+template <class T>
+MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Factors& f, const ConstraintList& consA,
+                                  const ConstraintList& consB, const SolverOptions& opts, bool y_nonneg,
+                                  const MultiscaleOptions& ms, const IterationCallback& callback) {
+  std::vector<std::size_t> modes = ms.modes;
+  std::sort(modes.begin(), modes.end());
+  modes.erase(std::unique(modes.begin(), modes.end()), modes.end());
+  MultiscaleOptions o = ms;
+  o.modes = modes;
+  const int L = multiscale_levels(Y.global_shape(), o);
+  MultiscaleResult res;
+  const Comm& comm = Y.comm();
+  Factors cur;
+  Shape prev_off, prev_global;
+  bool prev_owns = false;
+  double elapsed = 0;
+  for (int level = L; level >= 0; --level) {
+    const auto t0 = Clock::now();
+    Shape shape = Y.global_shape();
+    for (std::size_t m : modes) shape[m] = coarse_size(shape[m], level);
+    std::optional<DistTensor<T>> Yc;
+    if (level > 0) Yc.emplace(coarsen(Y, modes, shape));
+    const DistTensor<T>& Yl = level > 0 ? *Yc : Y;
+    Tucker1<T> model(Yl, rank);
+    Factors fl;
+    if (level == L) {
+      init_random(model, fl, opts.seed, y_nonneg, consA, consB);
+    } else {
+      fl.A = cur.A;
+      Shape bglob = model.b_global_shape();
+      fl.B = resample_box<double>(comm, prev_off, cur.B, prev_owns, prev_global, bglob, modes, model.b_offset(),
+                                  model.b_local_shape());
+      apply_constraints_once(model, fl, consA, consB);
+    }
+    IterationCallback cb;
+    if (callback)
+      cb = [&](const IterationStats& s) {
+        IterationStats c = s;
+        c.scale = level;
+        c.seconds += elapsed;
+        return callback(c);
+      };
+    SolveResult r = solve(model, fl, consA, consB, opts, cb);
+    const double secs = comm.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
+    for (auto& s : r.stats) {
+      s.scale = level;
+      s.seconds += elapsed;
+    }
+    elapsed += secs;
+    res.shapes.push_back(shape);
+    res.seconds.push_back(secs);
+    res.iterations.push_back(r.iterations);
+    res.result.stats.insert(res.result.stats.end(), r.stats.begin(), r.stats.end());
+    res.result.iterations += r.iterations;
+    res.result.zero_step_warnings += r.zero_step_warnings;
+    res.result.stop_reason = r.stop_reason;
+    res.result.converged = r.converged;
+    prev_off = model.b_offset();
+    prev_global = model.b_global_shape();
+    prev_owns = model.owns_B();
+    cur = std::move(fl);
+  }
+  f = std::move(cur);
+  return res;
+}
+
+template Tensor<float> gather_box(const Comm&, const Shape&, const Tensor<float>&, bool, const Shape&, const Shape&);
+template Tensor<double> gather_box(const Comm&, const Shape&, const Tensor<double>&, bool, const Shape&, const Shape&);
+template DistTensor<float> coarsen(const DistTensor<float>&, const std::vector<std::size_t>&, const Shape&);
+template DistTensor<double> coarsen(const DistTensor<double>&, const std::vector<std::size_t>&, const Shape&);
+template MultiscaleResult solve_multiscale(const DistTensor<float>&, std::size_t, Factors&, const ConstraintList&,
+                                           const ConstraintList&, const SolverOptions&, bool, const MultiscaleOptions&,
+                                           const IterationCallback&);
+template MultiscaleResult solve_multiscale(const DistTensor<double>&, std::size_t, Factors&, const ConstraintList&,
+                                           const ConstraintList&, const SolverOptions&, bool, const MultiscaleOptions&,
+                                           const IterationCallback&);
+
+} // namespace unmix

@@ -1,0 +1,335 @@
+#include "unmix/rank/pipeline.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "unmix/io/hdf5.hpp"
+#include "unmix/kernels/svd.hpp"
+
+namespace unmix {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Prepared {
+  RankSweepOptions opts;
+  Shape file_dims;
+  std::vector<std::string> warnings;
+};
+
+/// Checks and options shared by `rank` and `factorize --rank auto`.
+Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int groups, const std::string& curvature,
+                 const Comm& comm) {
+  Prepared p;
+  RankSweepOptions& o = p.opts;
+  o.method = parse_curvature_method(curvature);
+  o.solver = cfg.solver;
+  o.consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
+  o.consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
+  if (cfg.precision != "double" && cfg.precision != "float")
+    throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+  h5::File f = h5::File::open_read(comm, cfg.input);
+  collective_try(comm, [&] { p.file_dims = f.info(cfg.dataset).dims; });
+  const Shape& d = p.file_dims;
+  if (d.size() < 2)
+    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has " + std::to_string(d.size()) +
+                    " axis; Tucker-1 needs at least 2 (mixtures x the rest)");
+  if (cfg.mixture_axis < 0 || static_cast<std::size_t>(cfg.mixture_axis) >= d.size())
+    throw ConfigError("--mixture-axis " + std::to_string(cfg.mixture_axis) + ": the dataset has axes 0 to " +
+                      std::to_string(d.size() - 1));
+  if (!scale_compensable(o.consB, d.size(), 0))
+    throw ConfigError("--constraint B=" + cfg.constraint_B +
+                      ": a scaled normalization of B must act on whole 1-slices (or the whole array) so that A can "
+                      "absorb the scale exactly");
+  if (!scale_compensable(o.consA, 2, 1))
+    throw ConfigError("--constraint A=" + cfg.constraint_A +
+                      ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
+                      "absorb the scale exactly");
+  const std::size_t I = d[static_cast<std::size_t>(cfg.mixture_axis)], M = shape_size(d) / std::max<std::size_t>(I, 1);
+  const std::size_t rmax = std::min(I, M);
+  o.ranks =
+      ranks.empty() ? parse_rank_list("1:" + std::to_string(std::min<std::size_t>(rmax, 12))) : parse_rank_list(ranks);
+  if (o.ranks.back() > rmax)
+    throw ConfigError("--ranks " + ranks + ": rank " + std::to_string(o.ranks.back()) +
+                      " is larger than the tensor allows: with " + std::to_string(I) + " mixtures and " +
+                      std::to_string(M) + " entries per mixture the rank can be at most " + std::to_string(rmax));
+  if (groups < 0) throw ConfigError("--groups must be at least 1 (or 0 for automatic)");
+  if (groups > comm.size())
+    throw ConfigError("--groups " + std::to_string(groups) + " is more than the " + std::to_string(comm.size()) +
+                      " process(es) of the job: every group needs at least one process");
+  if (groups == 0) {
+    const double bytes = static_cast<double>(shape_size(d)) * (cfg.precision == "float" ? 4.0 : 8.0);
+    const double mem = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+    // Assume every process of the job shares this node's memory, and leave half of it for the rest.
+    const double per_proc = mem > 0 ? 0.5 * mem / comm.size() : 1e9;
+    groups = comm.allreduce(default_group_count(comm.size(), o.ranks.size(), bytes, per_proc), Op::min);
+  }
+  o.groups = groups;
+  return p;
+}
+
+template <class T> RankSweepResult sweep(const FactorizeConfig& cfg, const RankSweepOptions& o, const Comm& comm) {
+  GroupLoader<T> load = [&](const Comm& g) {
+    return h5::read_distributed<T>(g, cfg.input, cfg.dataset, cfg.mixture_axis, std::nullopt);
+  };
+  return rank_sweep<T>(comm, o, load);
+}
+
+RankSweepResult sweep_any(const FactorizeConfig& cfg, const RankSweepOptions& o, const Comm& comm) {
+  if (cfg.precision == "float") return sweep<float>(cfg, o, comm);
+  return sweep<double>(cfg, o, comm);
+}
+
+std::vector<double> column(const RankSweepResult& r, double RankCandidate::*field) {
+  std::vector<double> v;
+  for (const auto& c : r.candidates) v.push_back(c.*field);
+  return v;
+}
+
+/// One candidate's factors, written collectively by every process of `f`'s communicator (the processes
+/// outside the solving group contribute nothing).
+void write_candidate(const h5::File& f, const std::string& a_name, const std::string& b_name, const RankCandidate& c,
+                     const CandidateFactors& cf, std::size_t I, const Shape& b_global) {
+  const Tensor<double> none;
+  h5::write_distributed(f, a_name, {I, c.rank}, cf.mine ? cf.a_offset : Shape{0, 0}, cf.mine ? cf.f.A : none,
+                        cf.mine && cf.owns_A);
+  h5::write_distributed(f, b_name, b_global, cf.mine ? cf.b_offset : Shape(b_global.size(), 0), cf.mine ? cf.f.B : none,
+                        cf.mine && cf.owns_B);
+}
+
+std::vector<std::vector<double>> stat_rows(const std::vector<IterationStats>& s) {
+  std::vector<std::vector<double>> rows;
+  for (const auto& x : s) rows.push_back(x.row());
+  return rows;
+}
+
+/// The tensor's shape (mixture mode first, then the other file axes in order).
+Shape tensor_shape(const Shape& file_dims, int mixture_axis) {
+  Shape s{file_dims[static_cast<std::size_t>(mixture_axis)]};
+  for (std::size_t a = 0; a < file_dims.size(); ++a)
+    if (a != static_cast<std::size_t>(mixture_axis)) s.push_back(file_dims[a]);
+  return s;
+}
+
+void common_attrs(const h5::File& fo, const FactorizeConfig& cfg, const RankSweepResult& res, const Comm& comm,
+                  const RankSweepOptions& o) {
+  fo.attr("unmix_version", std::string(UNMIX_VERSION));
+  fo.attr("input", cfg.input);
+  fo.attr("dataset", cfg.dataset);
+  fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
+  fo.attr("seed", static_cast<long long>(cfg.solver.seed));
+  fo.attr("processes", static_cast<long long>(comm.size()));
+  fo.attr("groups", static_cast<long long>(res.plan.groups));
+  std::string grids;
+  for (const auto& g : res.group_grids) grids += (grids.empty() ? "" : ",") + g;
+  fo.attr("group_grids", grids);
+  fo.attr("precision", cfg.precision);
+  fo.attr("constraint_A", o.consA.spec.empty() ? std::string("none") : o.consA.spec);
+  fo.attr("constraint_B", o.consB.spec.empty() ? std::string("none") : o.consB.spec);
+  fo.attr("curvature_method", curvature_method_name(o.method));
+  fo.attr("chosen_rank", static_cast<long long>(res.chosen_rank));
+  for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
+}
+
+std::string svg_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else
+      o += c;
+  }
+  return o;
+}
+
+} // namespace
+
+std::string curve_svg(const RankSweepResult& res, const std::string& title, const std::string& method) {
+  const double W = 640, H = 420, L = 70, R = 70, T = 40, B = 50;
+  const std::size_t K = res.candidates.size();
+  double xmin = static_cast<double>(res.candidates.front().rank),
+         xmax = static_cast<double>(res.candidates.back().rank);
+  if (xmax <= xmin) xmax = xmin + 1;
+  double emax = 0;
+  for (const auto& c : res.candidates) emax = std::max(emax, c.rel_error);
+  if (!(emax > 0)) emax = 1;
+  double kmin = 0, kmax = 0;
+  for (double k : res.curvature)
+    if (std::isfinite(k)) {
+      kmin = std::min(kmin, k);
+      kmax = std::max(kmax, k);
+    }
+  if (kmax <= kmin) kmax = kmin + 1;
+  auto X = [&](double r) { return L + (r - xmin) / (xmax - xmin) * (W - L - R); };
+  auto Ye = [&](double e) { return T + (1 - e / emax) * (H - T - B); };
+  auto Yk = [&](double k) { return T + (kmax - std::clamp(k, kmin, kmax)) / (kmax - kmin) * (H - T - B); };
+  std::ostringstream s;
+  s.precision(6);
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  s << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << svg_escape(title)
+    << "</text>\n";
+  s << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+    << "\" stroke=\"black\"/>\n";
+  s << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
+  s << "<line x1=\"" << W - R << "\" y1=\"" << T << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+    << "\" stroke=\"#c33\"/>\n";
+  for (const auto& c : res.candidates) {
+    const double x = X(static_cast<double>(c.rank));
+    s << "<text x=\"" << x << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << c.rank << "</text>\n";
+  }
+  for (int t = 0; t <= 4; ++t) {
+    const double e = emax * t / 4.0, k = kmin + (kmax - kmin) * t / 4.0;
+    s << "<text x=\"" << L - 6 << "\" y=\"" << Ye(e) + 4 << "\" text-anchor=\"end\">" << e << "</text>\n";
+    s << "<text x=\"" << W - R + 6 << "\" y=\"" << Yk(k) + 4 << "\" fill=\"#c33\">" << k << "</text>\n";
+  }
+  s << "<text x=\"" << W / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">rank</text>\n";
+  s << "<text x=\"16\" y=\"" << H / 2 << "\" transform=\"rotate(-90 16 " << H / 2
+    << ")\" text-anchor=\"middle\">final relative error</text>\n";
+  s << "<text x=\"" << W - 12 << "\" y=\"" << H / 2 << "\" transform=\"rotate(90 " << W - 12 << " " << H / 2
+    << ")\" text-anchor=\"middle\" fill=\"#c33\">" << svg_escape(method) << " curvature</text>\n";
+  std::ostringstream pe, pk;
+  for (std::size_t k = 0; k < K; ++k) {
+    const double x = X(static_cast<double>(res.candidates[k].rank));
+    pe << x << "," << Ye(res.candidates[k].rel_error) << " ";
+    pk << x << "," << Yk(res.curvature[k]) << " ";
+  }
+  s << "<polyline fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"2\" points=\"" << pe.str() << "\"/>\n";
+  s << "<polyline fill=\"none\" stroke=\"#c33\" stroke-dasharray=\"5,3\" points=\"" << pk.str() << "\"/>\n";
+  for (std::size_t k = 0; k < K; ++k) {
+    const double x = X(static_cast<double>(res.candidates[k].rank));
+    s << "<circle cx=\"" << x << "\" cy=\"" << Ye(res.candidates[k].rel_error) << "\" r=\"3.5\" fill=\"#1f4e9c\"/>\n";
+  }
+  const double xc = X(static_cast<double>(res.chosen_rank));
+  s << "<line x1=\"" << xc << "\" y1=\"" << T << "\" x2=\"" << xc << "\" y2=\"" << H - B
+    << "\" stroke=\"#2a2\" stroke-dasharray=\"2,2\"/>\n";
+  s << "<text x=\"" << xc + 4 << "\" y=\"" << T + 12 << "\" fill=\"#2a2\">chosen rank " << res.chosen_rank
+    << "</text>\n";
+  s << "</svg>\n";
+  return s.str();
+}
+
+RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
+  RankSummary sum;
+  Prepared p = prepare(cfg.base, cfg.ranks, cfg.groups, cfg.curvature, comm);
+  h5::AtomicOutput out(comm, cfg.base.out, cfg.base.overwrite);
+  if (cfg.spectrum) {
+    // The singular values of Y(1): a rank prior before any factorization (Y read once over all processes).
+    const auto ts = Clock::now();
+    if (cfg.base.precision == "float")
+      sum.sigma = unfolding_spectrum(h5::read_distributed<float>(comm, cfg.base.input, cfg.base.dataset,
+                                                                 cfg.base.mixture_axis, std::nullopt))
+                      .sigma;
+    else
+      sum.sigma = unfolding_spectrum(h5::read_distributed<double>(comm, cfg.base.input, cfg.base.dataset,
+                                                                  cfg.base.mixture_axis, std::nullopt))
+                      .sigma;
+    sum.spectrum_seconds = comm.allreduce(std::chrono::duration<double>(Clock::now() - ts).count(), Op::max);
+  }
+  const auto t0 = Clock::now();
+  sum.sweep = sweep_any(cfg.base, p.opts, comm);
+  sum.seconds = comm.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
+  const RankSweepResult& res = sum.sweep;
+  sum.warnings = res.warnings;
+  const Shape ts = tensor_shape(p.file_dims, cfg.base.mixture_axis);
+  {
+    h5::File fo = h5::File::create(comm, out.tmp_path());
+    const std::size_t K = res.candidates.size();
+    std::vector<double> ranks;
+    for (const auto& c : res.candidates) ranks.push_back(static_cast<double>(c.rank));
+    fo.write_replicated<double>("ranks", {K}, ranks);
+    fo.write_replicated<double>("rel_error", {K}, column(res, &RankCandidate::rel_error));
+    fo.write_replicated<double>("curvature", {K}, res.curvature);
+    fo.write_replicated<double>("iterations", {K}, column(res, &RankCandidate::iterations));
+    fo.write_replicated<double>("seconds", {K}, column(res, &RankCandidate::seconds));
+    std::vector<double> grp;
+    for (const auto& c : res.candidates) grp.push_back(c.group);
+    fo.write_replicated<double>("group", {K}, grp);
+    for (std::size_t k = 0; k < K; ++k) {
+      const auto& c = res.candidates[k];
+      const std::string r = std::to_string(c.rank);
+      Shape bg = ts;
+      bg[0] = c.rank;
+      write_candidate(fo, "A_" + r, "B_" + r, c, res.factors[k], ts[0], bg);
+      fo.write_table("stats_" + r, IterationStats::columns(), stat_rows(c.stats));
+    }
+    if (!sum.sigma.empty()) fo.write_replicated<double>("singular_values", {sum.sigma.size()}, sum.sigma);
+    common_attrs(fo, cfg.base, res, comm, p.opts);
+    fo.attr("seconds", sum.seconds);
+  }
+  out.commit();
+  if (cfg.plot) {
+    std::filesystem::path svg(cfg.base.out);
+    svg.replace_extension(".svg");
+    sum.plot_path = svg.string();
+    collective_try(comm, [&] {
+      if (comm.rank() != 0) return;
+      std::ofstream os(sum.plot_path);
+      os << curve_svg(res, std::filesystem::path(cfg.base.input).filename().string() + " " + cfg.base.dataset,
+                      curvature_method_name(p.opts.method));
+      if (!os) throw IoError("cannot write the plot '" + sum.plot_path + "'");
+    });
+  }
+  return sum;
+}
+
+FactorizeSummary run_factorize_auto(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  FactorizeSummary sum;
+  Prepared p = prepare(cfg, cfg.auto_ranks, cfg.groups, cfg.curvature, comm);
+  if (progress)
+    p.opts.progress = [&](std::size_t, const IterationStats& s) {
+      progress(s, cfg.solver.maxiter);
+      return true;
+    };
+  h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
+  const auto t0 = Clock::now();
+  RankSweepResult res = sweep_any(cfg, p.opts, comm);
+  sum.seconds = comm.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
+  sum.warnings = res.warnings;
+  const std::size_t k = res.chosen_index;
+  const RankCandidate& c = res.candidates[k];
+  sum.chosen_rank = c.rank;
+  sum.result.stats = c.stats;
+  sum.result.iterations = static_cast<std::size_t>(c.iterations);
+  sum.result.converged = c.converged != 0;
+  sum.result.stop_reason = c.stop_reason;
+  sum.grid = res.group_grids.empty() ? std::string() : res.group_grids[static_cast<std::size_t>(c.group)];
+  const Shape ts = tensor_shape(p.file_dims, cfg.mixture_axis);
+  {
+    h5::File fo = h5::File::create(comm, out.tmp_path());
+    Shape bg = ts;
+    bg[0] = c.rank;
+    write_candidate(fo, "A", "B", c, res.factors[k], ts[0], bg);
+    fo.write_table("stats", IterationStats::columns(), stat_rows(c.stats));
+    const std::size_t K = res.candidates.size();
+    std::vector<double> ranks;
+    for (const auto& x : res.candidates) ranks.push_back(static_cast<double>(x.rank));
+    fo.write_replicated<double>("sweep_ranks", {K}, ranks);
+    fo.write_replicated<double>("sweep_rel_error", {K}, column(res, &RankCandidate::rel_error));
+    fo.write_replicated<double>("sweep_curvature", {K}, res.curvature);
+    common_attrs(fo, cfg, res, comm, p.opts);
+    fo.attr("rank", static_cast<long long>(c.rank));
+    fo.attr("grid", sum.grid);
+    fo.attr("stop_reason", c.stop_reason);
+    fo.attr("iterations", static_cast<long long>(c.iterations));
+    fo.attr("rel_error", c.rel_error);
+    fo.attr("seconds", sum.seconds);
+  }
+  out.commit();
+  return sum;
+}
+
+} // namespace unmix

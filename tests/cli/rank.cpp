@@ -1,0 +1,183 @@
+// `unmix rank` and `unmix factorize --rank auto` through the real binary: a planted rank is found, the
+// output holds the curve and every candidate, and bad input fails fast with a clear error.
+#include <catch2/catch.hpp>
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "../support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using unmix::test::run_unmix;
+
+namespace {
+
+std::string dir() {
+  static std::string d;
+  if (d.empty()) {
+    d = (fs::temp_directory_path() / ("unmix-cli-rank-" + std::to_string(getpid()))).string();
+    fs::create_directories(d);
+  }
+  return d;
+}
+
+std::vector<double> read_1d(const std::string& path, const std::string& name,
+                            std::vector<hsize_t>* dims_out = nullptr) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  REQUIRE(d >= 0);
+  hid_t s = H5Dget_space(d);
+  const int nd = H5Sget_simple_extent_ndims(s);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(nd));
+  H5Sget_simple_extent_dims(s, dims.data(), nullptr);
+  hsize_t n = 1;
+  for (auto x : dims) n *= x;
+  std::vector<double> v(n);
+  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  if (dims_out) *dims_out = dims;
+  return v;
+}
+
+std::string planted_file() {
+  static std::string path;
+  if (path.empty()) {
+    path = dir() + "/planted.h5";
+    auto r = run_unmix(1, {"synth", "--shape", "10x10x10", "--rank", "3", "--seed", "4", "--out", path});
+    REQUIRE(r.exit_code == 0);
+  }
+  return path;
+}
+
+} // namespace
+
+TEST_CASE("unmix rank finds the planted rank and writes the curve, every candidate and a plot", "[rank]") {
+  const std::string in = planted_file();
+  for (int np : {1, 3}) {
+    INFO(np << " processes");
+    const std::string out = dir() + "/sweep" + std::to_string(np) + ".h5";
+    auto r = run_unmix(np,
+                       {"rank", in, "-d", "Y", "--ranks", "1:6", "--groups", np == 3 ? "2" : "1", "--maxiter", "500",
+                        "--tol", "rel_error=1e-4", "-o", out, "--overwrite"},
+                       240);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("chosen rank 3") != std::string::npos);
+    CHECK(r.out.find("<- chosen") != std::string::npos);
+    const auto ranks = read_1d(out, "ranks");
+    CHECK(ranks == std::vector<double>{1, 2, 3, 4, 5, 6});
+    CHECK(read_1d(out, "rel_error").size() == 6);
+    CHECK(read_1d(out, "curvature").size() == 6);
+    std::vector<hsize_t> da, db;
+    read_1d(out, "A_3", &da);
+    read_1d(out, "B_5", &db);
+    CHECK(da == std::vector<hsize_t>{10, 3});
+    CHECK(db == std::vector<hsize_t>{5, 10, 10});
+    const std::string svg = dir() + "/sweep" + std::to_string(np) + ".svg";
+    REQUIRE(fs::exists(svg));
+    CHECK(fs::file_size(svg) > 500);
+  }
+}
+
+TEST_CASE("factorize --rank auto keeps the chosen factorization", "[rank]") {
+  const std::string in = planted_file(), out = dir() + "/auto.h5";
+  auto r = run_unmix(2,
+                     {"factorize", in, "-d", "Y", "--rank", "auto", "--ranks", "1:5", "--groups", "2", "--maxiter",
+                      "500", "--tol", "rel_error=1e-4", "-o", out, "--overwrite", "--quiet"},
+                     240);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("rank 3 on 2 processes") != std::string::npos);
+  std::vector<hsize_t> da;
+  read_1d(out, "A", &da);
+  CHECK(da == std::vector<hsize_t>{10, 3});
+  CHECK(read_1d(out, "sweep_rel_error").size() == 5);
+}
+
+TEST_CASE("bad rank sweeps: clear error, non-zero exit, no hang", "[rank]") {
+  const std::string in = planted_file(), out = dir() + "/bad.h5";
+  struct Case {
+    int np;
+    std::vector<std::string> args;
+    std::string msg;
+  };
+  const std::vector<Case> cases{
+      {2, {"rank", in, "-d", "Y", "--ranks", "1:4", "--groups", "3", "-o", out}, "--groups 3"},
+      {3, {"rank", in, "-d", "Y", "--ranks", "1:11", "-o", out}, "at most 10"},
+      {1, {"rank", in, "-d", "Y", "--ranks", "0:4", "-o", out}, "ranks start at 1"},
+      {2, {"rank", in, "-d", "Y", "--ranks", "1:3", "--curvature", "wiggles", "-o", out}, "--curvature"},
+      {2, {"factorize", in, "-d", "Y", "--rank", "three", "-o", out}, "--rank 'three'"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_unmix(c.np, c.args, 60);
+    INFO(r.out << r.err);
+    CHECK(!r.timed_out);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("error:") != std::string::npos);
+    CHECK(r.err.find(c.msg) != std::string::npos);
+    CHECK(!fs::exists(out));
+  }
+}
+
+TEST_CASE("factorize --multiscale and --init nndsvd through the binary; bad multiscale input", "[rank]") {
+  const std::string out = dir() + "/ms.h5";
+  // A 4 x 33 x 17 planted tensor; axes 1 and 2 coarsened.
+  const std::string in = dir() + "/ms_in.h5";
+  REQUIRE(run_unmix(1, {"synth", "--shape", "4x33x17", "--rank", "2", "--seed", "3", "--out", in}).exit_code == 0);
+  for (int np : {1, 2}) {
+    INFO(np << " processes");
+    auto r = run_unmix(np,
+                       {"factorize", in, "-d", "Y", "--rank", "2", "--multiscale", "--continuous-axes", "1,2",
+                        "--maxiter", "300", "-o", out, "--overwrite", "--quiet"},
+                       120);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::vector<hsize_t> db;
+    read_1d(out, "B", &db);
+    CHECK(db == std::vector<hsize_t>{2, 33, 17});
+    auto n = run_unmix(np,
+                       {"factorize", in, "-d", "Y", "--rank", "2", "--init", "nndsvd", "--maxiter", "50", "-o", out,
+                        "--overwrite", "--quiet"},
+                       120);
+    INFO(n.out << n.err);
+    CHECK(n.exit_code == 0);
+    auto s = run_unmix(np, {"rank", in, "-d", "Y", "--ranks", "1:3", "--maxiter", "50", "-o", out, "--overwrite"}, 120);
+    INFO(s.out << s.err);
+    CHECK(s.exit_code == 0);
+    CHECK(read_1d(out, "singular_values").size() == 4);
+  }
+  const std::string bad = dir() + "/ms_bad.h5";
+  struct Case {
+    std::vector<std::string> args;
+    std::string msg;
+  };
+  const std::vector<Case> cases{
+      {{"--continuous-axes", "0"}, "mixture axis"},
+      {{"--continuous-axes", "5"}, "does not exist"},
+      {{}, "--multiscale needs --continuous-axes"},
+  };
+  for (int np : {1, 3})
+    for (const auto& c : cases) {
+      std::vector<std::string> args{"factorize", in, "-d", "Y", "--rank", "2", "--multiscale", "-o", bad};
+      args.insert(args.end(), c.args.begin(), c.args.end());
+      auto r = run_unmix(np, args, 60);
+      INFO(r.out << r.err);
+      CHECK(!r.timed_out);
+      CHECK(r.exit_code == 2);
+      CHECK(r.err.find(c.msg) != std::string::npos);
+      CHECK(!fs::exists(bad));
+    }
+  // Too small to coarsen: a 4 x 4 x 3 tensor.
+  const std::string tiny = dir() + "/tiny.h5";
+  REQUIRE(run_unmix(1, {"synth", "--shape", "4x4x3", "--rank", "2", "--out", tiny}).exit_code == 0);
+  auto r = run_unmix(
+      2, {"factorize", tiny, "-d", "Y", "--rank", "2", "--multiscale", "--continuous-axes", "1", "-o", bad}, 60);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("too small to coarsen") != std::string::npos);
+}

@@ -1,0 +1,127 @@
+// Long runs survive interruption: signals checkpoint and stop every rank, a resumed run is
+// bit-identical to an uninterrupted one, incompatible checkpoints are refused, and a failing or killed
+// rank ends the whole job within seconds.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "../support/test_support.hpp"
+
+namespace fs = std::filesystem;
+using unmix::test::run_shell;
+using unmix::test::run_unmix;
+
+namespace {
+
+std::string dir() {
+  static std::string d;
+  if (d.empty()) {
+    d = (fs::temp_directory_path() / ("unmix-cli-restart-" + std::to_string(getpid()))).string();
+    fs::create_directories(d);
+  }
+  return d;
+}
+
+std::string bin() {
+  const char* env = std::getenv("UNMIX_BINARY");
+  return env && *env ? env : UNMIX_BINARY_PATH_FOR_TESTS;
+}
+
+std::string mpirun(int np) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -n " +
+         std::to_string(np) + " " + bin() + " ";
+}
+
+/// h5diff exits 0 when the datasets are identical to the bit.
+bool identical(const std::string& a, const std::string& b, const std::string& ds) {
+  return run_shell("h5diff " + a + " " + b + " " + ds + " " + ds).exit_code == 0;
+}
+
+} // namespace
+
+TEST_CASE("a signal checkpoints every rank; resuming reaches bit-identical factors", "[restart]") {
+  const std::string data = dir() + "/planted.h5";
+  REQUIRE(run_unmix(0, {"synth", "--shape", "150x100x80", "--rank", "5", "--noise", "0.01", "--out", data}).exit_code ==
+          0);
+  const std::vector<std::string> common = {"factorize", data,   "--dataset", "Y",           "--rank", "5",
+                                           "--maxiter", "1500", "--tol",     "rel_error=0", "-q"};
+  for (int np : {1, 2, 3, 4}) {
+    INFO(np << " processes");
+    const std::string full = dir() + "/full" + std::to_string(np) + ".h5";
+    const std::string part = dir() + "/part" + std::to_string(np) + ".h5";
+    const std::string ck = dir() + "/ck" + std::to_string(np) + ".h5";
+    const std::string res = dir() + "/res" + std::to_string(np) + ".h5";
+    auto args = common;
+    args.insert(args.end(), {"--out", full});
+    auto r = run_unmix(np, args, 300);
+    REQUIRE(r.exit_code == 0);
+    // The same run, sent SIGUSR1 (what SLURM sends before the time limit) once its first periodic
+    // checkpoint (iteration 50 of 1500) exists, so the signal always lands mid-run.
+    std::string cmd = mpirun(np);
+    for (const auto& a : common) cmd += a + " ";
+    cmd += "--out " + part + " --checkpoint " + ck + " --checkpoint-every 50 & pid=$!; while [ ! -f " + ck +
+           " ]; do sleep 0.02; done; kill -USR1 $pid; wait $pid; echo status=$?";
+    r = run_shell(cmd, 300);
+    INFO(r.out << r.err);
+    CHECK(r.out.find("status=75") != std::string::npos);
+    CHECK(r.err.find("stopped by SIGUSR1") != std::string::npos);
+    CHECK(fs::exists(ck));
+    CHECK(!fs::exists(part)); // no half result
+    args = common;
+    args.insert(args.end(), {"--out", res, "--resume", ck});
+    r = run_unmix(np, args, 300);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(identical(full, res, "A"));
+    CHECK(identical(full, res, "B"));
+    // A checkpoint is refused for other options or another process count.
+    args = common;
+    args[5] = "4";
+    args.insert(args.end(), {"--out", dir() + "/other.h5", "--resume", ck});
+    r = run_unmix(np, args, 60);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("rank is 4 now but 5 in the checkpoint") != std::string::npos);
+    args = common;
+    args.insert(args.end(), {"--out", dir() + "/other.h5", "--resume", ck});
+    r = run_unmix(np == 4 ? 1 : np + 1, args, 60);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("processes is") != std::string::npos);
+    CHECK(!fs::exists(dir() + "/other.h5"));
+  }
+}
+
+TEST_CASE("a rank that fails or is killed ends the whole job within seconds", "[restart]") {
+  const std::string data = dir() + "/planted_small.h5";
+  REQUIRE(run_unmix(0, {"synth", "--shape", "60x50x40", "--rank", "3", "--out", data}).exit_code == 0);
+  for (int np : {2, 3, 4}) {
+    INFO(np << " processes");
+    // An exception on the last rank only, while the others enter the next collective.
+    const std::string out = dir() + "/fault.h5";
+    auto r = run_shell("UNMIX_FAULT_RANK=" + std::to_string(np - 1) + " UNMIX_FAULT_ITER=5 UNMIX_ERROR_GRACE=2 " +
+                           mpirun(np) + "factorize " + data +
+                           " --dataset Y --rank 3 --maxiter 100000 --tol "
+                           "rel_error=0 -q --out " +
+                           out,
+                       60);
+    INFO(r.err);
+    CHECK(!r.timed_out);
+    CHECK(r.exit_code != 0);
+    CHECK(r.seconds < 30);
+    CHECK(r.err.find("injected fault") != std::string::npos);
+    CHECK(!fs::exists(out));
+    // SIGKILL of one rank.
+    r = run_shell(mpirun(np) + "factorize " + data +
+                      " --dataset Y --rank 3 --maxiter 100000 --tol rel_error=0 -q --out " + out +
+                      " & sleep 1.5; pkill -KILL -f -n '" + bin() + " factorize " + data + "'; wait; echo done",
+                  60);
+    CHECK(!r.timed_out);
+    CHECK(r.seconds < 30);
+    CHECK(r.out.find("done") != std::string::npos);
+    CHECK(!fs::exists(out));
+  }
+}

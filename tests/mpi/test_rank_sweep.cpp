@@ -1,0 +1,112 @@
+// The rank sweep over process groups: planted ranks are found, and the error curve does not depend on
+// how the processes are grouped (including group counts that do not divide the process count).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "../support/test_support.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/rank/sweep.hpp"
+
+using namespace unmix;
+
+namespace {
+
+RankSweepOptions options(std::vector<std::size_t> ranks, int groups, std::size_t maxiter) {
+  RankSweepOptions o;
+  o.ranks = std::move(ranks);
+  o.groups = groups;
+  o.solver.maxiter = maxiter;
+  o.solver.tol.clear(); // a fixed iteration count: the curves can be compared to rounding
+  o.solver.seed = 7;
+  o.consA = parse_constraints("nonnegative");
+  o.consB = parse_constraints("nonnegative");
+  return o;
+}
+
+GroupLoader<double> planted(Shape shape, std::size_t rank, double noise, std::uint64_t seed) {
+  return [=](const Comm& g) { return make_planted<double>(g, shape, rank, noise, seed, std::nullopt, true).Y; };
+}
+
+} // namespace
+
+TEST_CASE("sweep plan: contiguous groups, every candidate owned once, larger ranks spread", "[rank_sweep]") {
+  const std::vector<std::size_t> ranks{1, 2, 3, 4, 5, 6, 7, 8};
+  const auto p = SweepPlan::make(3, 2, ranks);
+  CHECK(p.group_size == std::vector<int>{2, 1});
+  CHECK(p.group_of(0) == 0);
+  CHECK(p.group_of(1) == 0);
+  CHECK(p.group_of(2) == 1);
+  CHECK(p.owner.size() == ranks.size());
+  double load0 = 0, load1 = 0;
+  for (std::size_t k = 0; k < ranks.size(); ++k)
+    (p.owner[k] == 0 ? load0 : load1) +=
+        static_cast<double>(ranks[k]) / p.group_size[static_cast<std::size_t>(p.owner[k])];
+  CHECK(std::abs(load0 - load1) <= 8.0 / 1.0); // no group waits for more than one candidate of the other
+  CHECK_THROWS_AS(SweepPlan::make(2, 3, ranks), ConfigError);
+  CHECK(parse_rank_list("1:12") == std::vector<std::size_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  CHECK(parse_rank_list("2,4,3") == std::vector<std::size_t>{2, 3, 4});
+  CHECK(parse_rank_list("1:7:3") == std::vector<std::size_t>{1, 4, 7});
+  CHECK_THROWS_AS(parse_rank_list("0:4"), ConfigError);
+  CHECK_THROWS_AS(parse_rank_list("5:2"), ConfigError);
+  CHECK_THROWS_AS(parse_rank_list("a:b"), ConfigError);
+}
+
+TEST_CASE("planted rank-3 10x10x10 Tucker-1 tensor is detected as rank 3", "[rank_sweep]") {
+  const Comm& comm = test::comm();
+  auto o = options({1, 2, 3, 4, 5, 6, 7, 8}, std::min(comm.size(), 2), 400);
+  const auto res = rank_sweep<double>(comm, o, planted({10, 10, 10}, 3, 0.0, 11));
+  std::string curve;
+  for (const auto& c : res.candidates) curve += std::to_string(c.rel_error) + " ";
+  INFO("e(r) = " << curve);
+  CHECK(res.chosen_rank == 3);
+  for (auto m :
+       {CurvatureMethod::splines, CurvatureMethod::circles, CurvatureMethod::breakpoints, CurvatureMethod::kneedle}) {
+    std::vector<double> e;
+    for (const auto& c : res.candidates) e.push_back(c.rel_error);
+    INFO(curvature_method_name(m));
+    CHECK(o.ranks[argmax_index(standard_curvature(e, m))] == 3);
+  }
+  // Every candidate's statistics reached every process, and the factors are held by the solving group.
+  for (std::size_t k = 0; k < res.candidates.size(); ++k) {
+    CHECK(res.candidates[k].stats.size() == 401);
+    CHECK(res.candidates[k].stats.back().rel_error == res.candidates[k].rel_error);
+    CHECK(res.factors[k].mine == (res.plan.owner[k] == res.plan.group_of(comm.rank())));
+  }
+}
+
+TEST_CASE("planted rank-4 problem is detected as rank 4", "[rank_sweep]") {
+  const Comm& comm = test::comm();
+  auto o = options({1, 2, 3, 4, 5, 6, 7, 8}, std::min(comm.size(), 2), 400);
+  const auto res = rank_sweep<double>(comm, o, planted({12, 10, 11}, 4, 0.0, 23));
+  std::string curve;
+  for (const auto& c : res.candidates) curve += std::to_string(c.rel_error) + " ";
+  INFO("e(r) = " << curve);
+  CHECK(res.chosen_rank == 4);
+}
+
+TEST_CASE("the curve is the same in any grouping as on one process (1e-10 relative)", "[rank_sweep]") {
+  const Comm& comm = test::comm();
+  Comm self = Comm::self();
+  const auto load = planted({9, 8, 7}, 3, 0.05, 5);
+  const auto ref = rank_sweep<double>(self, options({1, 2, 3, 4, 5}, 1, 60), load);
+  for (int G = 1; G <= comm.size(); ++G) {
+    INFO(comm.size() << " processes in " << G << " groups");
+    const auto res = rank_sweep<double>(comm, options({1, 2, 3, 4, 5}, G, 60), load);
+    REQUIRE(res.candidates.size() == ref.candidates.size());
+    for (std::size_t k = 0; k < ref.candidates.size(); ++k) {
+      const double a = res.candidates[k].rel_error, b = ref.candidates[k].rel_error;
+      CHECK(std::abs(a - b) <= 1e-10 * std::abs(b));
+      CHECK(res.candidates[k].iterations == 60);
+    }
+    CHECK(res.chosen_rank == ref.chosen_rank);
+  }
+}
+
+TEST_CASE("bad sweeps fail on every process alike", "[rank_sweep]") {
+  const Comm& comm = test::comm();
+  CHECK_THROWS_AS(rank_sweep<double>(comm, options({1, 2}, comm.size() + 1, 5), planted({5, 4, 3}, 2, 0, 1)),
+                  ConfigError);
+  // Rank 6 is more than min(I, M) = 5.
+  CHECK_THROWS_AS(rank_sweep<double>(comm, options({1, 6}, 1, 5), planted({5, 4, 3}, 2, 0, 1)), ConfigError);
+}
