@@ -122,7 +122,14 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "subblock", po::bool_switch(), "one step constant per row of B and column of A instead of one per factor")(
       "order", po::value<std::string>()->default_value("fixed"),
       "update order: fixed (B then A), random (shuffle all steps), random-grouped (shuffle factors, keep each "
-      "factor's steps together), recursive (shuffle factors and steps within them)");
+      "factor's steps together), recursive (shuffle factors and steps within them)")(
+      "inner", po::value<long>()->default_value(1),
+      "steps per block and iteration, the product with Y formed once (1: the reference's single step); extra "
+      "steps apply to blocks with entrywise constraints, each column/row stopping on its own")(
+      "inner-tol", po::value<double>()->default_value(0.1),
+      "a column/row stops its extra steps when a step moves it by less than this fraction of its first")(
+      "block-solver", po::value<std::string>()->default_value("pg"),
+      "extra steps as projected gradient (pg) or HALS sweeps (hals: exact coordinate minimization)");
   po::options_description restart("Checkpoints (for long runs and preemptible jobs)");
   restart.add_options()("checkpoint", po::value<std::string>(),
                         "write the complete solver state to FILE (atomically) every --checkpoint-every, and when "
@@ -244,6 +251,14 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   else if (order != "fixed")
     throw ConfigError("--order '" + order + "': use fixed, random, random-grouped or recursive");
   cfg.solver.seed = vm["seed"].as<unsigned long long>();
+  const long inner = vm["inner"].as<long>();
+  if (inner < 1) throw ConfigError("--inner must be at least 1");
+  cfg.solver.inner = static_cast<std::size_t>(inner);
+  cfg.solver.inner_tol = vm["inner-tol"].as<double>();
+  if (!(cfg.solver.inner_tol >= 0 && cfg.solver.inner_tol < 1)) throw ConfigError("--inner-tol must be in [0, 1)");
+  const std::string bs = vm["block-solver"].as<std::string>();
+  if (bs != "pg" && bs != "hals") throw ConfigError("--block-solver '" + bs + "': use pg or hals");
+  cfg.solver.hals = bs == "hals";
   for (const auto& [name, value] : vm) {
     std::ostringstream os;
     const auto& v = value.value();

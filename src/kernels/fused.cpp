@@ -60,7 +60,8 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     for (std::size_t idx = 0; idx < R * nt; ++idx) Bj[idx] -= grad[idx] * in.inv_L[idx % R];
     if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
     if (in.inner_steps > 1)
-      inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project);
+      inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
+                          in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile.
     if constexpr (std::is_same_v<T, double>) {
       blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip, R, nt, 1.0, Yt, Ip, Bj, R, 1.0, out.Q, Ip);

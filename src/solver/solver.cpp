@@ -210,11 +210,13 @@ private:
     in.nonnegative_stats = nnB_;
     if (!consB_.empty())
       in.project = [this](std::span<double> tile, std::size_t cols) {
-        FactorView v = local_view(tile, Shape{R_, cols}, 0);
+        FactorView v = local_view(tile, Shape{tile.size()}, 0); // entrywise: any shape
+        (void)cols;
         unmix::apply(consB_, v);
       };
     in.inner_steps = opts_.inner;
     in.inner_tol = opts_.inner_tol;
+    in.hals = opts_.hals;
     m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
@@ -366,7 +368,8 @@ private:
     if (opts_.inner > 1 && entrywise_only(consB_)) {
       const auto proj = entrywise(consB_);
       if (proj) proj(f_.B.span(), n);
-      inner_steps_columns(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj);
+      inner_steps_columns(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj,
+                          opts_.hals ? InnerMethod::hals : InnerMethod::gradient);
     }
     ++b_ver_;
   }
@@ -374,9 +377,9 @@ private:
   /// The constraints of an entrywise list as a projection of column groups (empty list: none).
   EntrywiseProjection entrywise(const ConstraintList& list) const {
     if (list.empty()) return {};
-    const std::size_t R = R_;
-    return [&list, R](std::span<double> block, std::size_t cols) {
-      FactorView v = local_view(block, Shape{R, cols}, 0);
+    return [&list](std::span<double> block, std::size_t cols) {
+      FactorView v = local_view(block, Shape{block.size()}, 0); // entrywise: any shape
+      (void)cols;
       unmix::apply(list, v);
     };
   }
@@ -402,7 +405,8 @@ private:
         FactorView v = local_view(f_.A.span(), Shape{n, R_}, 1);
         unmix::apply(consA_, v);
       }
-      inner_steps_rows(R_, n, Pm.data(), Qm.data(), f_.A.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj);
+      inner_steps_rows(R_, n, Pm.data(), Qm.data(), f_.A.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj,
+                       opts_.hals ? InnerMethod::hals : InnerMethod::gradient);
     }
     ++a_ver_;
   }

@@ -124,7 +124,7 @@ Shape parse_shape(const std::string& s) {
 /// Time and iterations to reach each relative error in `targets` from the same seeded start.
 template <class T>
 void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& start, const std::vector<double>& targets,
-                      std::size_t inner, double max_seconds, const Shape& shape) {
+                      std::size_t inner, bool hals, double max_seconds, const Shape& shape) {
   const auto nn = parse_constraints("nonnegative");
   for (double target : targets) {
     Factors f = start;
@@ -133,19 +133,20 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
     o.maxiter = 1000000;
     o.max_seconds = max_seconds;
     o.inner = inner;
+    o.hals = hals;
     const auto res = solve(m, f, nn, nn, o);
     const double t = comm.allreduce(res.stats.back().seconds, Op::max);
     if (comm.rank() == 0)
-      std::printf("bench=tucker1_accuracy procs=%d shape=%s R=%zu inner=%zu target=%g reached=%s seconds=%.3f "
-                  "iterations=%zu rel_error=%.4g\n",
-                  comm.size(), shape_string(shape).c_str(), m.rank(), inner, target, res.converged ? "yes" : "no", t,
-                  res.iterations, res.stats.back().rel_error);
+      std::printf("bench=tucker1_accuracy procs=%d shape=%s R=%zu inner=%zu method=%s target=%g reached=%s "
+                  "seconds=%.3f iterations=%zu rel_error=%.4g\n",
+                  comm.size(), shape_string(shape).c_str(), m.rank(), inner, hals && inner > 1 ? "hals" : "pg", target,
+                  res.converged ? "yes" : "no", t, res.iterations, res.stats.back().rel_error);
   }
 }
 
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
-         const std::vector<std::size_t>& inners, double max_seconds) {
+         const std::vector<std::size_t>& inners, bool hals, double max_seconds) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -184,7 +185,10 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
                 res.stats.back().rel_error);
-  for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, max_seconds, shape);
+  for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, false, max_seconds, shape);
+  if (hals)
+    for (std::size_t inner : inners)
+      if (inner > 1) time_to_accuracy(comm, m, f0, targets, inner, true, max_seconds, shape);
 }
 
 } // namespace
@@ -198,6 +202,7 @@ int main(int argc, char** argv) {
   std::vector<double> targets;
   std::vector<std::size_t> inners{1};
   double max_seconds = 60;
+  bool hals = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -221,14 +226,16 @@ int main(int argc, char** argv) {
         targets = vals;
       else
         inners.assign(vals.begin(), vals.end());
-    } else if (k == "--max-seconds")
+    } else if (k == "--hals")
+      hals = v == "1" || v == "yes";
+    else if (k == "--max-seconds")
       max_seconds = std::stod(v);
   }
   try {
     if (precision == "float")
-      run<float>(comm, parse_shape(shape), R, iters, targets, inners, max_seconds);
+      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, max_seconds);
     else
-      run<double>(comm, parse_shape(shape), R, iters, targets, inners, max_seconds);
+      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, max_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -322,3 +322,51 @@ TEST_CASE("a run stopped and resumed from its state reaches bit-identical factor
         CHECK(second.stats[10].stationarity == full.stats[10].stationarity);
       }
 }
+
+TEST_CASE("inner steps and HALS sweeps: fewer passes, same semantics in both iteration forms", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {25, 30, 8}, 4, 0.0, 19);
+  Tucker1<double> m(pl.Y, 4);
+  const auto nn = parse_constraints("nonnegative");
+  Factors start;
+  init_random(m, start, 12, true, nn, nn);
+  std::size_t its[5] = {0, 0, 0, 0, 0};
+  int v = 0;
+  for (auto [inner, hals] : {std::pair<std::size_t, bool>{1, false}, {8, false}, {8, true}, {8, true}, {1, false}}) {
+    INFO("inner " << inner << ", hals " << hals);
+    SolverOptions o;
+    o.momentum = v < 3; // the last two without momentum
+    o.inner = inner;
+    o.hals = hals;
+    o.tol = {{Stat::rel_error, 1e-4}};
+    o.maxiter = 50000;
+    Factors f1 = start, f2 = start;
+    o.fused = true;
+    auto a = solve(m, f1, nn, nn, o);
+    o.fused = false;
+    auto b = solve(m, f2, nn, nn, o);
+    CHECK(a.converged);
+    CHECK(a.iterations == b.iterations);
+    CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-9);
+    CHECK(test::rel_diff(f1.A.span(), f2.A.span()) < 1e-9);
+    for (double x : f1.B.span()) CHECK(x >= 0);
+    its[v++] = a.iterations;
+  }
+  INFO("iterations to 1e-4: single step " << its[0] << ", 8 gradient steps " << its[1] << ", 8 HALS sweeps " << its[2]
+                                          << ", without momentum: 8 HALS sweeps " << its[3] << ", single step "
+                                          << its[4]);
+  CHECK(its[1] < its[0]);
+  CHECK(its[3] < its[4]); // HALS sweeps help where momentum is off (with momentum, gradient steps did better)
+  // Entrywise constraints other than nonnegativity hold after the extra steps.
+  const auto box = parse_constraints("clamp:0:0.5");
+  Factors f = start;
+  apply_constraints_once(m, f, box, box);
+  SolverOptions o;
+  o.inner = 6;
+  o.hals = true;
+  o.maxiter = 30;
+  o.tol.clear();
+  solve(m, f, box, box, o);
+  for (double x : f.A.span()) CHECK((x >= 0 && x <= 0.5));
+  for (double x : f.B.span()) CHECK((x >= 0 && x <= 0.5));
+}

@@ -22,6 +22,7 @@ struct FusedStepInput {
   bool nonnegative_stats = false; // stationarity counts entries with B > 0 or g < 0 only
   std::function<void(std::span<double> tile, std::size_t cols)> project; // entrywise projection
   std::size_t inner_steps = 1; // steps on each column per pass (see kernels/inner.hpp)
+  bool hals = false;           // the extra steps are HALS sweeps
   double inner_tol = 0.1;
 };
 

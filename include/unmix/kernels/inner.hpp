@@ -14,14 +14,20 @@ namespace unmix {
 /// Entrywise projection of a group of columns (R x cols, column-major).
 using EntrywiseProjection = std::function<void(std::span<double> block, std::size_t cols)>;
 
-/// Up to `steps` projected gradient steps x_j <- proj(x_j - (G x_j - m_j) inv_L) on every column j of
-/// X (R x n). Returns the number of column steps taken (for statistics).
+/// How each inner step moves a column: a projected gradient step with the block's step constants, or
+/// one HALS sweep (exact minimization over each coordinate in turn, x_r <- proj(x_r - g_r / G_rr), valid
+/// because entrywise constraints are separable).
+enum class InnerMethod { gradient, hals };
+
+/// Up to `steps` inner steps on every column j of X (R x n) for min 1/2 x^T G x - m_j^T x. Returns
+/// the number of column steps taken (for statistics).
 std::size_t inner_steps_columns(std::size_t R, std::size_t n, const double* G, const double* M, double* X,
-                                const double* inv_L, std::size_t steps, double tol,
-                                const EntrywiseProjection& project);
+                                const double* inv_L, std::size_t steps, double tol, const EntrywiseProjection& project,
+                                InnerMethod method = InnerMethod::gradient);
 
 /// The same on the rows of A (n x R, column-major), with P = B B^T and Q = Y B^T (n x R).
 std::size_t inner_steps_rows(std::size_t R, std::size_t n, const double* P, const double* Q, double* A,
-                             const double* inv_L, std::size_t steps, double tol, const EntrywiseProjection& project);
+                             const double* inv_L, std::size_t steps, double tol, const EntrywiseProjection& project,
+                             InnerMethod method = InnerMethod::gradient);
 
 } // namespace unmix

@@ -34,6 +34,8 @@ struct SolverOptions {
   /// when a step moves it by less than inner_tol times its first extra step.
   std::size_t inner = 1;
   double inner_tol = 0.1;
+  /// The extra steps are HALS sweeps (exact coordinate minimization) instead of gradient steps.
+  bool hals = false;
 };
 
 /// The factors of one process: A's rows of its mixture block (I_p x R) and B's columns of its box
