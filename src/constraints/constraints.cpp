@@ -807,4 +807,14 @@ void project_one_hot(std::span<double> x) {
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = i == best ? 1.0 : 0.0;
 }
 
+void apply_entrywise(const ConstraintList& list, std::span<double> x) {
+  FactorView v;
+  v.data = x;
+  for (const auto& c : list.items) {
+    if (!c.is_entrywise())
+      throw ConfigError("internal error: apply_entrywise given '" + c.name() + "', which is not entrywise");
+    apply_entrywise(c, v);
+  }
+}
+
 } // namespace unmix

@@ -208,12 +208,7 @@ private:
     in.inv_L = inv.data();
     in.omega = omega.data();
     in.nonnegative_stats = nnB_;
-    if (!consB_.empty())
-      in.project = [this](std::span<double> tile, std::size_t cols) {
-        FactorView v = local_view(tile, Shape{tile.size()}, 0); // entrywise: any shape
-        (void)cols;
-        unmix::apply(consB_, v);
-      };
+    if (!consB_.empty()) in.project = [this](std::span<double> tile, std::size_t) { apply_entrywise(consB_, tile); };
     in.inner_steps = opts_.inner;
     in.inner_tol = opts_.inner_tol;
     in.hals = opts_.hals;
@@ -377,11 +372,7 @@ private:
   /// The constraints of an entrywise list as a projection of column groups (empty list: none).
   EntrywiseProjection entrywise(const ConstraintList& list) const {
     if (list.empty()) return {};
-    return [&list](std::span<double> block, std::size_t cols) {
-      FactorView v = local_view(block, Shape{block.size()}, 0); // entrywise: any shape
-      (void)cols;
-      unmix::apply(list, v);
-    };
+    return [&list](std::span<double> block, std::size_t) { apply_entrywise(list, block); };
   }
 
   void gradient_A() {

@@ -183,6 +183,10 @@ ScaleWeights apply(const Constraint& c, FactorView& view);
 double violation(const ConstraintList& list, FactorView& view);
 double violation(const Constraint& c, FactorView& view);
 
+/// Apply a list of entrywise constraints (nonnegative, clamp, binary only) to any values, with no view
+/// or reducer: the fast path for inner loops.
+void apply_entrywise(const ConstraintList& list, std::span<double> x);
+
 /// Whether the list's result is always >= 0 entrywise (it contains nonnegative, simplex, binary or a
 /// clamp with A >= 0, and nothing after that can make an entry negative).
 bool implies_nonnegative(const ConstraintList& list);
