@@ -137,6 +137,23 @@ TEST_CASE("bad input gives one clear error line at every process count", "[error
       {"unknown option", {"factorize", good, "--rank", "2", "--bogus", "--out", out}, "bogus"},
       {"bad tolerance", {"factorize", good, "--rank", "2", "--tol", "speed=3", "--out", out}, "speed"},
       {"bad synth shape", {"synth", "--shape", "4xAx3", "--rank", "2", "--out", out}, "--shape"},
+      {"contradictory start",
+       {"factorize", good, "--rank", "2", "--init", badinit, "--resume", badinit, "--out", out},
+       "--resume and --init contradict"},
+      {"resume from a non-checkpoint",
+       {"factorize", good, "--rank", "2", "--resume", badinit, "--out", out},
+       "not an unmix checkpoint"},
+      {"checkpoint interval without a file",
+       {"factorize", good, "--rank", "2", "--checkpoint-every", "5", "--out", out},
+       "needs --checkpoint"},
+      {"bad precision", {"factorize", good, "--rank", "2", "--precision", "half", "--out", out}, "--precision 'half'"},
+      {"bad update order", {"factorize", good, "--rank", "2", "--order", "sideways", "--out", out}, "--order"},
+      {"zero inner steps", {"factorize", good, "--rank", "2", "--inner", "0", "--out", out}, "--inner must be"},
+      {"negative time limit", {"factorize", good, "--rank", "2", "--max-time", "-1", "--out", out}, "--max-time"},
+      {"scale that cannot be compensated",
+       {"factorize", good, "--rank", "2", "--constraint", "B=l1scale_12slices", "--out", out},
+       "absorb the scale exactly"},
+      {"info of a directory", {"info", dir()}, "is a directory"},
   };
   for (int np : {1, 2, 3, 4}) {
     for (const auto& c : cases) {

@@ -242,7 +242,7 @@ TEST_CASE("sediment: bad grain tables give one clear error and leave nothing beh
       {"bad constraint", {"sediment", "run", "--grains", good, "-c", "B=wobbly", "--out", out}, {"wobbly"}},
       {"unknown step", {"sediment", "mix"}, {"unknown step"}},
   };
-  for (int np : {1, 2}) {
+  for (int np : {1, 2, 3, 4}) {
     for (const auto& c : cases) {
       INFO(c.name << " at " << np << " processes");
       const auto r = run_unmix(np, c.args, 60);

@@ -224,7 +224,7 @@ TEST_CASE("srmd rejects bad input with a clear message and leaves no output", "[
     std::vector<std::string> args = {"srmd"};
     args.insert(args.end(), c.args.begin(), c.args.end());
     args.insert(args.end(), {"--out", out});
-    for (int np : {0, 2}) {
+    for (int np : {1, 2, 3, 4}) {
       INFO(c.args[0] << (c.args.size() > 1 ? " " + c.args[1] : std::string()) << " at np " << np);
       const auto r = run_unmix(np, args);
       INFO(r.err);
