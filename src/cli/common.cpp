@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "unmix/core/error.hpp"
 
@@ -45,6 +46,30 @@ Parsed parse(const std::string& command, const std::string& usage, po::options_d
     if (!out.vm.count(p)) throw ConfigError("missing " + p + " (usage: unmix " + command + " " + usage + ")");
   out.quiet = out.vm["quiet"].as<bool>();
   return out;
+}
+
+std::map<std::string, std::string> options_text(const po::variables_map& vm) {
+  std::map<std::string, std::string> m;
+  for (const auto& [name, value] : vm) {
+    std::ostringstream os;
+    const auto& v = value.value();
+    if (auto s = boost::any_cast<std::string>(&v))
+      os << *s;
+    else if (auto l = boost::any_cast<long>(&v))
+      os << *l;
+    else if (auto i = boost::any_cast<int>(&v))
+      os << *i;
+    else if (auto d = boost::any_cast<double>(&v))
+      os << *d;
+    else if (auto b = boost::any_cast<bool>(&v))
+      os << (*b ? "true" : "false");
+    else if (auto u = boost::any_cast<unsigned long long>(&v))
+      os << *u;
+    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
+      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
+    m[name] = os.str();
+  }
+  return m;
 }
 
 void note(const Comm& comm, bool quiet, const std::string& line) {

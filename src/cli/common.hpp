@@ -2,6 +2,7 @@
 // Shared pieces of the subcommands: option parsing with --help and --config, progress output.
 #include <boost/program_options.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct Parsed {
 /// options throw ConfigError naming the option.
 Parsed parse(const std::string& command, const std::string& usage, po::options_description desc,
              const std::vector<std::string>& positional, const std::vector<std::string>& args, const Comm& comm);
+
+/// Every option of a parsed command line as text (lists joined by ';'), for the output's attributes.
+std::map<std::string, std::string> options_text(const po::variables_map& vm);
 
 /// Prints a line on stderr from rank 0 only (unless quiet).
 void note(const Comm& comm, bool quiet, const std::string& line);

@@ -259,25 +259,7 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   const std::string bs = vm["block-solver"].as<std::string>();
   if (bs != "pg" && bs != "hals") throw ConfigError("--block-solver '" + bs + "': use pg or hals");
   cfg.solver.hals = bs == "hals";
-  for (const auto& [name, value] : vm) {
-    std::ostringstream os;
-    const auto& v = value.value();
-    if (auto s = boost::any_cast<std::string>(&v))
-      os << *s;
-    else if (auto l = boost::any_cast<long>(&v))
-      os << *l;
-    else if (auto i = boost::any_cast<int>(&v))
-      os << *i;
-    else if (auto d = boost::any_cast<double>(&v))
-      os << *d;
-    else if (auto b = boost::any_cast<bool>(&v))
-      os << (*b ? "true" : "false");
-    else if (auto u = boost::any_cast<unsigned long long>(&v))
-      os << *u;
-    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
-      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
-    cfg.options_text[name] = os.str();
-  }
+  cfg.options_text = options_text(vm);
 
   if (vm.count("checkpoint")) cfg.checkpoint = vm["checkpoint"].as<std::string>();
   if (vm.count("checkpoint-every")) {

@@ -103,25 +103,7 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
   rc.curvature = vm["curvature"].as<std::string>();
   rc.plot = !vm["no-plot"].as<bool>();
   rc.spectrum = !vm["no-spectrum"].as<bool>();
-  for (const auto& [name, value] : vm) {
-    std::ostringstream os;
-    const auto& v = value.value();
-    if (auto s = boost::any_cast<std::string>(&v))
-      os << *s;
-    else if (auto l = boost::any_cast<long>(&v))
-      os << *l;
-    else if (auto i = boost::any_cast<int>(&v))
-      os << *i;
-    else if (auto d = boost::any_cast<double>(&v))
-      os << *d;
-    else if (auto b = boost::any_cast<bool>(&v))
-      os << (*b ? "true" : "false");
-    else if (auto u = boost::any_cast<unsigned long long>(&v))
-      os << *u;
-    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
-      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
-    cfg.options_text[name] = os.str();
-  }
+  cfg.options_text = options_text(vm);
 
   note(world, p.quiet, "rank sweep on " + std::to_string(world.size()) + " process(es)");
   RankSummary s = run_rank(rc, world);

@@ -76,28 +76,6 @@ sediment::KdeOptions read_kde(const po::variables_map& vm) {
   return k;
 }
 
-std::map<std::string, std::string> options_text(const po::variables_map& vm) {
-  std::map<std::string, std::string> m;
-  for (const auto& [name, value] : vm) {
-    std::ostringstream os;
-    const auto& v = value.value();
-    if (auto s = boost::any_cast<std::string>(&v))
-      os << *s;
-    else if (auto l = boost::any_cast<long>(&v))
-      os << *l;
-    else if (auto d = boost::any_cast<double>(&v))
-      os << *d;
-    else if (auto b = boost::any_cast<bool>(&v))
-      os << (*b ? "true" : "false");
-    else if (auto u = boost::any_cast<unsigned long long>(&v))
-      os << *u;
-    else if (auto vs = boost::any_cast<std::vector<std::string>>(&v))
-      for (std::size_t k = 0; k < vs->size(); ++k) os << (k ? ";" : "") << (*vs)[k];
-    m[name] = os.str();
-  }
-  return m;
-}
-
 int cmd_tensor(const std::vector<std::string>& args, const Comm& world) {
   po::options_description out("Output");
   out.add_options()("out,o", po::value<std::string>()->required(),

@@ -11,26 +11,7 @@
 
 using namespace unmix;
 
-namespace {
-std::vector<std::vector<int>> grids(int p, std::size_t order) {
-  std::vector<std::vector<int>> out;
-  std::vector<int> g(order, 1);
-  std::function<void(std::size_t, int)> rec = [&](std::size_t n, int rest) {
-    if (n + 1 == order) {
-      g[n] = rest;
-      out.push_back(g);
-      return;
-    }
-    for (int d = 1; d <= rest; ++d)
-      if (rest % d == 0) {
-        g[n] = d;
-        rec(n + 1, rest / d);
-      }
-  };
-  rec(0, p);
-  return out;
-}
-} // namespace
+namespace {} // namespace
 
 TEST_CASE("reading a dataset at any process count and grid yields the same tensor", "[io]") {
   const Comm& comm = test::comm();
@@ -41,7 +22,7 @@ TEST_CASE("reading a dataset at any process count and grid yields the same tenso
     const Shape& gs = whole.global_shape();
     if (axis == 2) CHECK(gs == Shape{20, 257, 7});
     if (axis == 0) CHECK(gs == Shape{257, 7, 20});
-    for (const auto& dims : grids(comm.size(), 3)) {
+    for (const auto& dims : test::all_grids(comm.size(), 3)) {
       ProcessGrid g(dims);
       INFO("mixture axis " << axis << ", grid " << g.to_string());
       auto part = h5::read_distributed<double>(comm, path, "Y_257_points", axis, g.to_string());
@@ -76,7 +57,7 @@ TEST_CASE("distributed writes read back exactly, in the tensor's own axis order"
   const Comm& comm = test::comm();
   const std::string path = test::scratch_dir() + "/roundtrip.h5";
   const Shape shape{4, 6, 5};
-  for (const auto& dims : grids(comm.size(), 3)) {
+  for (const auto& dims : test::all_grids(comm.size(), 3)) {
     ProcessGrid g(dims);
     INFO("grid " << g.to_string());
     auto pl = make_planted<double>(comm, shape, 2, 0.0, 3, g);

@@ -15,25 +15,6 @@ using namespace unmix;
 
 namespace {
 
-std::vector<std::vector<int>> all_grids(int p, std::size_t order) {
-  std::vector<std::vector<int>> out;
-  std::vector<int> g(order, 1);
-  std::function<void(std::size_t, int)> rec = [&](std::size_t n, int rest) {
-    if (n + 1 == order) {
-      g[n] = rest;
-      out.push_back(g);
-      return;
-    }
-    for (int d = 1; d <= rest; ++d)
-      if (rest % d == 0) {
-        g[n] = d;
-        rec(n + 1, rest / d);
-      }
-  };
-  rec(0, p);
-  return out;
-}
-
 /// Y[i, x, y, z] = sum_r A[i, r] exp(-|p - c_r|^2 / (2 s^2)) on the unit cube: smooth sources, as a density
 /// grid gives them.
 DistTensor<double> smooth_planted(const Comm& comm, const Shape& shape, std::size_t R) {
@@ -73,7 +54,7 @@ TEST_CASE("distributed coarsening equals the serial resampling on every grid", "
   Tensor<double> whole(shape);
   for (std::size_t i = 0; i < whole.size(); ++i) whole[i] = serial.Y.local()[i];
   const Tensor<double> ref = resample(whole, modes, coarse);
-  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
     INFO("grid " << ProcessGrid(dims).to_string());
     auto dist = make_planted<double>(comm, shape, 2, 0.0, 3, ProcessGrid(dims));
     DistTensor<double> Yc = coarsen(dist.Y, modes, coarse);

@@ -19,28 +19,7 @@ extern "C" void dgesvd_(const char* jobu, const char* jobvt, const int* m, const
 
 using namespace unmix;
 
-namespace {
-
-std::vector<std::vector<int>> all_grids(int p, std::size_t order) {
-  std::vector<std::vector<int>> out;
-  std::vector<int> g(order, 1);
-  std::function<void(std::size_t, int)> rec = [&](std::size_t n, int rest) {
-    if (n + 1 == order) {
-      g[n] = rest;
-      out.push_back(g);
-      return;
-    }
-    for (int d = 1; d <= rest; ++d)
-      if (rest % d == 0) {
-        g[n] = d;
-        rec(n + 1, rest / d);
-      }
-  };
-  rec(0, p);
-  return out;
-}
-
-} // namespace
+namespace {} // namespace
 
 TEST_CASE("pdsyev on a replicated matrix equals LAPACK's syev", "[svd]") {
   const Comm& comm = test::comm();
@@ -77,7 +56,7 @@ TEST_CASE("spectrum of Y(1) equals LAPACK's dgesvd of the whole unfolding", "[sv
   const int ld1 = 1;
   dgesvd_("N", "N", &m, &n, Y1.data(), &m, s.data(), &dummy, &ld1, &dummy, &ld1, work.data(), &lwork, &info);
   REQUIRE(info == 0);
-  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
     INFO("grid " << ProcessGrid(dims).to_string());
     auto dist = make_planted<double>(comm, shape, 3, 0.2, 9, ProcessGrid(dims));
     const Spectrum sp = unfolding_spectrum(dist.Y);
@@ -91,7 +70,7 @@ TEST_CASE("a planted spectrum is recovered at every process count and grid", "[s
   const Shape shape{6, 9, 7};
   const std::vector<double> sig{10, 5, 2, 1, 0.5, 0.1};
   const std::size_t M = 63;
-  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
     INFO("grid " << ProcessGrid(dims).to_string());
     DistTensor<double> Y(comm, BlockLayout(shape, ProcessGrid(dims)));
     // Rows i = sig_i sqrt(2/(M+1)) sin(pi (i+1)(m+1)/(M+1)): orthogonal, of norm sig_i.
@@ -122,7 +101,7 @@ TEST_CASE("NNDSVD start: nonnegative, the same at every process count, closer th
   Tucker1<double> ms(serial.Y, R);
   Factors fs;
   init_nndsvd(ms, fs, unfolding_spectrum(serial.Y), cons, cons);
-  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
     INFO("grid " << ProcessGrid(dims).to_string());
     auto dist = make_planted<double>(comm, shape, R, 0.01, 21, ProcessGrid(dims), true);
     Tucker1<double> md(dist.Y, R);

@@ -12,26 +12,6 @@ using namespace unmix;
 
 namespace {
 
-/// Every grid of `order` modes whose product is p.
-std::vector<std::vector<int>> all_grids(int p, std::size_t order) {
-  std::vector<std::vector<int>> out;
-  std::vector<int> g(order, 1);
-  std::function<void(std::size_t, int)> rec = [&](std::size_t n, int rest) {
-    if (n + 1 == order) {
-      g[n] = rest;
-      out.push_back(g);
-      return;
-    }
-    for (int d = 1; d <= rest; ++d)
-      if (rest % d == 0) {
-        g[n] = d;
-        rec(n + 1, rest / d);
-      }
-  };
-  rec(0, p);
-  return out;
-}
-
 /// The local block of a serial (whole) factor that corresponds to a distributed one.
 Tensor<double> slice_A(const Tensor<double>& A, std::size_t i0, std::size_t Ip) {
   Tensor<double> out({Ip, A.cols()});
@@ -63,7 +43,7 @@ TEST_CASE("distributed products and gradients equal the serial ones on every gri
   Tucker1<double> ms(serial.Y, R);
   Factors fs;
   init_random(ms, fs, 13, true, {}, {});
-  for (const auto& dims : all_grids(comm.size(), shape.size())) {
+  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
     INFO("grid " << ProcessGrid(dims).to_string());
     auto dist = make_planted<double>(comm, shape, 4, 0.1, 77, ProcessGrid(dims));
     // Same tensor: the local box equals the serial tensor's box.
@@ -107,7 +87,7 @@ TEST_CASE("the same seed gives the same iterates at any process count and grid",
     o.maxiter = 60;
     o.tol.clear();
     auto rs = solve(ms, fs, consA, consB, o);
-    for (const auto& dims : all_grids(comm.size(), shape.size())) {
+    for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
       INFO("B constraint " << cB << ", grid " << ProcessGrid(dims).to_string());
       auto dist = make_planted<double>(comm, shape, R, 0.01, 5, ProcessGrid(dims));
       Tucker1<double> md(dist.Y, R);

@@ -34,6 +34,26 @@ const Comm& comm() {
   return self_comm;
 }
 
+std::vector<std::vector<int>> all_grids(int p, std::size_t order) {
+  std::vector<std::vector<int>> out;
+  std::vector<int> g(order, 1);
+  // Mode by mode, every divisor of what is left; the last mode takes the rest.
+  auto rec = [&](auto&& self, std::size_t n, int rest) -> void {
+    if (n + 1 == order) {
+      g[n] = rest;
+      out.push_back(g);
+      return;
+    }
+    for (int d = 1; d <= rest; ++d)
+      if (rest % d == 0) {
+        g[n] = d;
+        self(self, n + 1, rest / d);
+      }
+  };
+  if (order > 0) rec(rec, 0, p);
+  return out;
+}
+
 std::string shared_data(const std::string& relative) {
   std::string base;
   if (const char* env = std::getenv("UNMIX_SHARED_DATA"); env && *env)

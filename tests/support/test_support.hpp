@@ -10,6 +10,9 @@ namespace unmix::test {
 /// The communicator of an MPI test binary (a duplicate of MPI_COMM_WORLD made by mpi_main.cpp).
 const Comm& comm();
 
+/// Every process grid over `order` modes whose product is p (all factorizations, in order).
+std::vector<std::vector<int>> all_grids(int p, std::size_t order);
+
 /// Absolute path of a file under ../shared/data (UNMIX_SHARED_DATA overrides the folder).
 std::string shared_data(const std::string& relative);
 /// A fresh scratch folder for this test binary (same on every rank of an MPI test).
