@@ -8,6 +8,38 @@
 
 namespace unmix::cli {
 
+namespace {
+
+/// The message of a Boost option error. Boost's what() replaces each placeholder (%value%, %option%, ...)
+/// until none is left, so a value or option name that itself contains one (`--maxiter %value%`) never
+/// ends; such messages are built here in one pass instead.
+struct OptionErrorText : po::error_with_option_name {
+  static std::string of(const po::error& e) {
+    const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+    if (!named) return e.what();
+    std::map<std::string, std::string> subs = named->*(&OptionErrorText::m_substitutions);
+    subs["canonical_option"] = named->get_option_name();
+    bool placeholder = false;
+    for (const auto& kv : subs) placeholder = placeholder || kv.second.find('%') != std::string::npos;
+    if (!placeholder) return e.what();
+    const std::string& t = named->m_error_template;
+    std::string out;
+    for (std::size_t i = 0; i < t.size();) {
+      const auto end = t[i] == '%' ? t.find('%', i + 1) : std::string::npos;
+      const auto it = end == std::string::npos ? subs.end() : subs.find(t.substr(i + 1, end - i - 1));
+      if (it == subs.end()) {
+        out += t[i++];
+      } else {
+        out += it->second;
+        i = end + 1;
+      }
+    }
+    return out;
+  }
+};
+
+} // namespace
+
 Parsed parse(const std::string& command, const std::string& usage, po::options_description desc,
              const std::vector<std::string>& positional, const std::vector<std::string>& args, const Comm& comm) {
   po::options_description common("Common options");
@@ -40,7 +72,7 @@ Parsed parse(const std::string& command, const std::string& usage, po::options_d
     }
     po::notify(out.vm);
   } catch (const po::error& e) {
-    throw ConfigError(std::string(e.what()) + " (see 'unmix " + command + " --help')");
+    throw ConfigError(OptionErrorText::of(e) + " (see 'unmix " + command + " --help')");
   }
   for (const auto& p : positional)
     if (!out.vm.count(p)) throw ConfigError("missing " + p + " (usage: unmix " + command + " " + usage + ")");

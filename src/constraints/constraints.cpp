@@ -432,17 +432,22 @@ void combine(ScaleWeights& into, const ScaleWeights& w) {
   for (std::size_t r = 0; r < into.per_rank.size(); ++r) into.per_rank[r] *= w.per_rank[r];
 }
 
+/// The shortest text that reads back as x, with no '+' (the list separator) in the exponent: 2e03, not
+/// 2e+03, so that a list's name parses back to the same list.
 std::string format_number(double x) {
-  for (int prec = 1; prec <= 17; ++prec) {
+  auto text = [x](int prec) {
     std::ostringstream os;
     os.precision(prec);
     os << x;
-    if (std::strtod(os.str().c_str(), nullptr) == x) return os.str();
+    std::string s = os.str();
+    if (const auto e = s.find("e+"); e != std::string::npos) s.erase(e + 1, 1);
+    return s;
+  };
+  for (int prec = 1; prec < 17; ++prec) {
+    const std::string s = text(prec);
+    if (std::strtod(s.c_str(), nullptr) == x) return s;
   }
-  std::ostringstream os;
-  os.precision(17);
-  os << x;
-  return os.str();
+  return text(17);
 }
 
 const char* base_name(ConstraintKind k) {

@@ -1,6 +1,7 @@
 #include "unmix/dist/layout.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "unmix/core/error.hpp"
@@ -11,6 +12,8 @@ ProcessGrid::ProcessGrid(std::vector<int> dims) : dims_(std::move(dims)) {
   size_ = 1;
   for (int d : dims_) {
     if (d < 1) throw ConfigError("process grid dimensions must be at least 1");
+    if (size_ > std::numeric_limits<int>::max() / d)
+      throw ConfigError("process grid " + to_string() + " has more processes than an int can count");
     size_ *= d;
   }
 }

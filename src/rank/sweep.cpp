@@ -77,8 +77,15 @@ std::vector<std::size_t> parse_rank_list(const std::string& text) {
     if (parts.size() > 3) throw bad("too many ':'");
     const long a = number(parts[0]), b = number(parts[1]), s = parts.size() == 3 ? number(parts[2]) : 1;
     if (s < 1) throw bad("the step must be at least 1");
+    if (a < 1) throw bad("ranks start at 1");
     if (b < a) throw bad("the last rank is below the first");
-    for (long r = a; r <= b; r += s) vals.push_back(r);
+    // Counted before filling, so a huge range is refused instead of exhausting memory (or overflowing r).
+    constexpr long kMaxCandidates = 100000;
+    const long count = (b - a) / s + 1;
+    if (count > kMaxCandidates)
+      throw bad("the range holds " + std::to_string(count) + " candidate ranks, more than " +
+                std::to_string(kMaxCandidates));
+    for (long k = 0; k < count; ++k) vals.push_back(a + k * s);
   } else {
     std::size_t pos = 0;
     while (true) {
