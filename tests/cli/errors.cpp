@@ -154,6 +154,9 @@ TEST_CASE("bad input gives one clear error line at every process count", "[error
        {"factorize", good, "--rank", "2", "--constraint", "B=l1scale_12slices", "--out", out},
        "absorb the scale exactly"},
       {"info of a directory", {"info", dir()}, "is a directory"},
+      {"placeholder text in a value",
+       {"factorize", good, "--rank", "2", "--maxiter", "%value%", "--out", out},
+       "('%value%') for option '--maxiter' is invalid"},
   };
   for (int np : {1, 2, 3, 4}) {
     for (const auto& c : cases) {

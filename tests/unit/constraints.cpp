@@ -506,3 +506,17 @@ TEST_CASE("fixed masks of the slicings", "[constraints]") {
   CHECK(fixed_mask(Slicing::slices12, 3) == 3u);
   CHECK(fixed_mask(Slicing::columns, 1) == 0u);
 }
+
+TEST_CASE("every constraint list's name parses back to the same list", "[constraints]") {
+  for (const char* spec : {" clamp:-1.5:2e3 + simplex_rows+l2normalize_12slices ", "clamp:1e-300:1e300",
+                           "nonnegative+l1scale_average12slices"}) {
+    const auto a = unmix::parse_constraints(spec);
+    const auto b = unmix::parse_constraints(a.name());
+    CHECK(b.name() == a.name());
+    REQUIRE(b.items.size() == a.items.size());
+    for (std::size_t i = 0; i < a.items.size(); ++i) {
+      CHECK(b.items[i].lo == a.items[i].lo);
+      CHECK(b.items[i].hi == a.items[i].hi);
+    }
+  }
+}

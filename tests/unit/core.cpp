@@ -96,3 +96,8 @@ TEST_CASE("process grid parsing and defaults", "[core]") {
   CHECK(g6.size() == 6);
   for (int r = 0; r < 12; ++r) CHECK(ProcessGrid({3, 2, 2}).rank_of(ProcessGrid({3, 2, 2}).coords(r)) == r);
 }
+
+TEST_CASE("a process grid too large to count is refused, not overflowed", "[core]") {
+  CHECK_THROWS_AS(ProcessGrid({1, 6662, 666662}), ConfigError);
+  CHECK_THROWS_AS(ProcessGrid::parse("1x6662x666662", 3, 4), ConfigError);
+}

@@ -6,6 +6,7 @@
 
 #include "unmix/core/error.hpp"
 #include "unmix/rank/curvature.hpp"
+#include "unmix/rank/sweep.hpp"
 
 using namespace unmix;
 
@@ -96,4 +97,11 @@ TEST_CASE("every method picks the elbow of an error curve", "[rank_curvature]") 
   }
   CHECK(parse_curvature_method("finite-differences") == CurvatureMethod::finite_differences);
   CHECK_THROWS_AS(parse_curvature_method("wiggles"), ConfigError);
+}
+
+TEST_CASE("candidate rank ranges that cannot be held are refused", "[rank_curvature]") {
+  CHECK_THROWS_AS(unmix::parse_rank_list("3:220233330"), unmix::ConfigError);
+  CHECK_THROWS_AS(unmix::parse_rank_list("1:9223372036854775807"), unmix::ConfigError);
+  CHECK_THROWS_AS(unmix::parse_rank_list("0:4"), unmix::ConfigError);
+  CHECK(unmix::parse_rank_list("2:8:3") == std::vector<std::size_t>{2, 5, 8});
 }
