@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "unmix/core/error.hpp"
+#include "unmix/io/hdf5.hpp"
 
 namespace unmix::cli {
 
@@ -78,6 +79,87 @@ Parsed parse(const std::string& command, const std::string& usage, po::options_d
     if (!out.vm.count(p)) throw ConfigError("missing " + p + " (usage: unmix " + command + " " + usage + ")");
   out.quiet = out.vm["quiet"].as<bool>();
   return out;
+}
+
+void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg) {
+  cfg.input = vm["input"].as<std::string>();
+  if (vm.count("dataset")) {
+    cfg.dataset = vm["dataset"].as<std::string>();
+  } else {
+    h5::File f = h5::File::open_read(world, cfg.input);
+    std::vector<h5::DatasetInfo> list;
+    collective_try(world, [&] { list = f.datasets(); });
+    if (list.size() != 1) {
+      std::string names;
+      for (const auto& d : list) names += (names.empty() ? "" : ", ") + d.name;
+      throw ConfigError("'" + cfg.input + "' has " + std::to_string(list.size()) + " datasets (" + names +
+                        "); choose one with --dataset");
+    }
+    cfg.dataset = list[0].name;
+  }
+  cfg.mixture_axis = vm["mixture-axis"].as<int>();
+  if (vm.count("constraint")) {
+    bool setA = false, setB = false;
+    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
+      if (c.rfind("A=", 0) == 0) {
+        cfg.constraint_A = c.substr(2);
+        setA = true;
+      } else if (c.rfind("B=", 0) == 0) {
+        cfg.constraint_B = c.substr(2);
+        setB = true;
+      } else {
+        if (!setA) cfg.constraint_A = c;
+        if (!setB) cfg.constraint_B = c;
+      }
+    }
+  }
+  cfg.precision = vm["precision"].as<std::string>();
+  if (cfg.precision != "float" && cfg.precision != "double")
+    throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+  cfg.out = vm["out"].as<std::string>();
+  cfg.overwrite = vm["overwrite"].as<bool>();
+  SolverOptions& o = cfg.solver;
+  const long maxiter = vm["maxiter"].as<long>();
+  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
+  o.maxiter = static_cast<std::size_t>(maxiter);
+  if (vm.count("tol")) {
+    o.tol.clear();
+    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) o.tol.push_back(parse_tolerance(t));
+  }
+  o.max_seconds = vm["max-time"].as<double>();
+  if (!(o.max_seconds >= 0)) throw ConfigError("--max-time must be 0 or more seconds");
+  const std::string mom = vm["momentum"].as<std::string>();
+  if (mom != "on" && mom != "off") throw ConfigError("--momentum '" + mom + "': use on or off");
+  o.momentum = mom == "on";
+  o.delta = vm["delta"].as<double>();
+  if (!(o.delta > 0 && o.delta < 1)) throw ConfigError("--delta must be in (0, 1)");
+  o.subblock = vm["subblock"].as<bool>();
+  o.seed = vm["seed"].as<unsigned long long>();
+  if (vm.count("order")) {
+    const std::string order = vm["order"].as<std::string>();
+    if (order == "random")
+      o.random_order = true;
+    else if (order == "random-grouped")
+      o.random_order = o.group_by_factor = true;
+    else if (order == "recursive")
+      o.recursive_random_order = true;
+    else if (order != "fixed")
+      throw ConfigError("--order '" + order + "': use fixed, random, random-grouped or recursive");
+  }
+  if (vm.count("inner")) {
+    const long inner = vm["inner"].as<long>();
+    if (inner < 1) throw ConfigError("--inner must be at least 1");
+    o.inner = static_cast<std::size_t>(inner);
+  }
+  if (vm.count("inner-tol")) {
+    o.inner_tol = vm["inner-tol"].as<double>();
+    if (!(o.inner_tol >= 0 && o.inner_tol < 1)) throw ConfigError("--inner-tol must be in [0, 1)");
+  }
+  if (vm.count("block-solver")) {
+    const std::string bs = vm["block-solver"].as<std::string>();
+    if (bs != "pg" && bs != "hals") throw ConfigError("--block-solver '" + bs + "': use pg or hals");
+    o.hals = bs == "hals";
+  }
 }
 
 std::map<std::string, std::string> options_text(const po::variables_map& vm) {

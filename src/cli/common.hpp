@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "unmix/core/mpi.hpp"
+#include "unmix/pipeline/factorize.hpp"
 
 namespace unmix::cli {
 
@@ -26,6 +27,12 @@ struct Parsed {
 /// options throw ConfigError naming the option.
 Parsed parse(const std::string& command, const std::string& usage, po::options_description desc,
              const std::vector<std::string>& positional, const std::vector<std::string>& args, const Comm& comm);
+
+/// The options factorize and rank share, read into `cfg`: --dataset (default: the file's only dataset),
+/// --mixture-axis, --constraint, --precision, --out, --overwrite, and the solver options that the
+/// command defines (--maxiter, --tol, --max-time, --momentum, --delta, --subblock, --seed, and where
+/// present --order, --inner, --inner-tol, --block-solver). Throws ConfigError for bad values.
+void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg);
 
 /// Every option of a parsed command line as text (lists joined by ';'), for the output's attributes.
 std::map<std::string, std::string> options_text(const po::variables_map& vm);

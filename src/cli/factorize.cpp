@@ -144,23 +144,7 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   const auto& vm = p.vm;
 
   FactorizeConfig cfg;
-  cfg.input = vm["input"].as<std::string>();
-  if (vm.count("dataset")) {
-    cfg.dataset = vm["dataset"].as<std::string>();
-  } else {
-    // Default to the only dataset of the file.
-    h5::File f = h5::File::open_read(world, cfg.input);
-    std::vector<h5::DatasetInfo> list;
-    collective_try(world, [&] { list = f.datasets(); });
-    if (list.size() != 1) {
-      std::string names;
-      for (const auto& d : list) names += (names.empty() ? "" : ", ") + d.name;
-      throw ConfigError("'" + cfg.input + "' has " + std::to_string(list.size()) + " datasets (" + names +
-                        "); choose one with --dataset");
-    }
-    cfg.dataset = list[0].name;
-  }
-  cfg.mixture_axis = vm["mixture-axis"].as<int>();
+  read_common_factorize_options(vm, world, cfg);
   const std::string rank_text = vm["rank"].as<std::string>();
   if (rank_text == "auto") {
     cfg.rank_auto = true;
@@ -204,61 +188,8 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
     }
   }
   if (cfg.multiscale && cfg.rank_auto) throw ConfigError("--multiscale with --rank auto is not supported; pick a rank");
-  if (vm.count("constraint")) {
-    bool setA = false, setB = false;
-    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
-      if (c.rfind("A=", 0) == 0) {
-        cfg.constraint_A = c.substr(2);
-        setA = true;
-      } else if (c.rfind("B=", 0) == 0) {
-        cfg.constraint_B = c.substr(2);
-        setB = true;
-      } else {
-        if (!setA) cfg.constraint_A = c;
-        if (!setB) cfg.constraint_B = c;
-      }
-    }
-  }
-  cfg.precision = vm["precision"].as<std::string>();
-  if (cfg.precision != "float" && cfg.precision != "double")
-    throw ConfigError("--precision '" + cfg.precision + "': use float or double");
   cfg.init = vm["init"].as<std::string>();
   if (vm.count("grid")) cfg.grid = vm["grid"].as<std::string>();
-  cfg.out = vm["out"].as<std::string>();
-  cfg.overwrite = vm["overwrite"].as<bool>();
-  const long maxiter = vm["maxiter"].as<long>();
-  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
-  cfg.solver.maxiter = static_cast<std::size_t>(maxiter);
-  if (vm.count("tol")) {
-    cfg.solver.tol.clear();
-    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) cfg.solver.tol.push_back(parse_tolerance(t));
-  }
-  cfg.solver.max_seconds = vm["max-time"].as<double>();
-  if (!(cfg.solver.max_seconds >= 0)) throw ConfigError("--max-time must be 0 or more seconds");
-  const std::string mom = vm["momentum"].as<std::string>();
-  if (mom != "on" && mom != "off") throw ConfigError("--momentum '" + mom + "': use on or off");
-  cfg.solver.momentum = mom == "on";
-  cfg.solver.delta = vm["delta"].as<double>();
-  if (!(cfg.solver.delta > 0 && cfg.solver.delta < 1)) throw ConfigError("--delta must be in (0, 1)");
-  cfg.solver.subblock = vm["subblock"].as<bool>();
-  const std::string order = vm["order"].as<std::string>();
-  if (order == "random")
-    cfg.solver.random_order = true;
-  else if (order == "random-grouped")
-    cfg.solver.random_order = cfg.solver.group_by_factor = true;
-  else if (order == "recursive")
-    cfg.solver.recursive_random_order = true;
-  else if (order != "fixed")
-    throw ConfigError("--order '" + order + "': use fixed, random, random-grouped or recursive");
-  cfg.solver.seed = vm["seed"].as<unsigned long long>();
-  const long inner = vm["inner"].as<long>();
-  if (inner < 1) throw ConfigError("--inner must be at least 1");
-  cfg.solver.inner = static_cast<std::size_t>(inner);
-  cfg.solver.inner_tol = vm["inner-tol"].as<double>();
-  if (!(cfg.solver.inner_tol >= 0 && cfg.solver.inner_tol < 1)) throw ConfigError("--inner-tol must be in [0, 1)");
-  const std::string bs = vm["block-solver"].as<std::string>();
-  if (bs != "pg" && bs != "hals") throw ConfigError("--block-solver '" + bs + "': use pg or hals");
-  cfg.solver.hals = bs == "hals";
   cfg.options_text = options_text(vm);
 
   if (vm.count("checkpoint")) cfg.checkpoint = vm["checkpoint"].as<std::string>();

@@ -43,7 +43,10 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
                                      "Gaussian noise, relative to the root-mean-square of Y (then clipped at 0)")(
       "seed", po::value<unsigned long long>()->default_value(1),
       "random seed")("out", po::value<std::string>()->required(), "output HDF5 file (datasets Y, A_true, B_true)")(
-      "overwrite", po::bool_switch(), "replace an existing output file");
+      "overwrite", po::bool_switch(), "replace an existing output file")(
+      "separable", po::bool_switch(),
+      "make the first R mixtures and the first R columns pure (identity), so the nonnegative factorization is "
+      "unique up to permutation and scaling");
   Parsed p = parse("synth", "--shape IxJxK --rank R --out FILE.h5 [--noise X --seed S]", desc, {}, args, world);
   const Shape shape = parse_shape(p.vm["shape"].as<std::string>());
   const long R = p.vm["rank"].as<long>();
@@ -52,7 +55,8 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
   if (!(noise >= 0)) throw ConfigError("--noise must be 0 or more");
   const auto seed = p.vm["seed"].as<unsigned long long>();
   h5::AtomicOutput out(world, p.vm["out"].as<std::string>(), p.vm["overwrite"].as<bool>());
-  auto planted = make_planted<double>(world, shape, static_cast<std::size_t>(R), noise, seed);
+  auto planted = make_planted<double>(world, shape, static_cast<std::size_t>(R), noise, seed, std::nullopt,
+                                      p.vm["separable"].as<bool>());
   {
     h5::File f = h5::File::create(world, out.tmp_path());
     h5::write_distributed(f, "Y", shape, planted.Y.offset(), planted.Y.local(), true);
@@ -70,6 +74,7 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
     f.attr("rank", static_cast<long long>(R));
     f.attr("noise", noise);
     f.attr("seed", static_cast<long long>(seed));
+    f.attr("separable", static_cast<long long>(p.vm["separable"].as<bool>() ? 1 : 0));
     f.attr("unmix_version", std::string(UNMIX_VERSION));
   }
   out.commit();

@@ -5,9 +5,9 @@
 #include <sstream>
 
 #include "unmix/io/hdf5.hpp"
-#include "unmix/pipeline/checkpoint.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
+#include "unmix/pipeline/checkpoint.hpp"
 #include "unmix/rank/nndsvd.hpp"
 #include "unmix/rank/pipeline.hpp"
 
@@ -196,12 +196,13 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   if (cfg.multiscale) {
     if (!cfg.resume.empty() || !cfg.checkpoint.empty())
       throw ConfigError("--multiscale cannot be combined with --checkpoint or --resume yet; run single-scale");
-    if (cfg.init != "random") throw ConfigError("--multiscale starts from a random start on the coarsest grid; drop --init");
+    if (cfg.init != "random")
+      throw ConfigError("--multiscale starts from a random start on the coarsest grid; drop --init");
     MultiscaleOptions ms;
     for (int a : cfg.continuous_axes) {
       if (a < 0 || static_cast<std::size_t>(a) >= shape.size())
-        throw ConfigError("--continuous-axes: axis " + std::to_string(a) + " does not exist; the dataset has axes 0 to " +
-                          std::to_string(shape.size() - 1));
+        throw ConfigError("--continuous-axes: axis " + std::to_string(a) +
+                          " does not exist; the dataset has axes 0 to " + std::to_string(shape.size() - 1));
       if (a == cfg.mixture_axis)
         throw ConfigError("--continuous-axes: axis " + std::to_string(a) +
                           " is the mixture axis, which cannot be coarsened (A would change with the grid)");

@@ -53,7 +53,7 @@ struct FactorizeSummary {
   double read_seconds = 0; // reading the input
   std::string grid;
   std::vector<std::string> warnings;
-  std::size_t chosen_rank = 0; // --rank auto: the rank kept
+  std::size_t chosen_rank = 0;    // --rank auto: the rank kept
   bool interrupted = false;       // stopped on request: no output written, the checkpoint holds the state
   std::string checkpoint_written; // the last checkpoint written, if any
 };
