@@ -100,16 +100,8 @@ public:
     std::string tmp;
     collective_try(comm, [&] {
       if (comm.rank() != 0) return;
+      h5::check_output_path(final_, overwrite, "folder", "--out DIR");
       std::error_code ec;
-      if (final_.empty()) throw ConfigError("no output folder given; use --out DIR");
-      if (fs::exists(final_, ec) && !overwrite)
-        throw ConfigError("output '" + final_ + "' exists; pass --overwrite to replace it, or choose another --out");
-      fs::path parent = fs::path(final_).parent_path();
-      if (parent.empty()) parent = ".";
-      if (!fs::is_directory(parent, ec))
-        throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' does not exist");
-      if (access(parent.c_str(), W_OK) != 0)
-        throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' is not writable");
       tmp = final_ + ".tmp." + std::to_string(getpid());
       fs::remove_all(tmp, ec);
       if (!fs::create_directory(tmp, ec) || ec)

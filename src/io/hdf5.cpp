@@ -469,21 +469,26 @@ Tensor<double> read_box(const File& file, const std::string& dataset, const Shap
   return permute(tmp, perm);
 }
 
+void check_output_path(const std::string& final_path, bool overwrite, const std::string& kind,
+                       const std::string& usage) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string& f = final_path;
+  if (f.empty()) throw ConfigError("no output " + kind + " given; use " + usage);
+  if (fs::exists(f, ec) && !overwrite)
+    throw ConfigError("output '" + f + "' exists; pass --overwrite to replace it, or choose another --out");
+  fs::path parent = fs::path(f).parent_path();
+  if (parent.empty()) parent = ".";
+  if (!fs::is_directory(parent, ec))
+    throw IoError("cannot write '" + f + "': folder '" + parent.string() + "' does not exist");
+  if (access(parent.c_str(), W_OK) != 0)
+    throw IoError("cannot write '" + f + "': folder '" + parent.string() + "' is not writable");
+}
+
 AtomicOutput::AtomicOutput(const Comm& comm, std::string final_path, bool overwrite)
     : comm_(&comm), final_(std::move(final_path)) {
   collective_try(comm, [&] {
-    if (comm.rank() != 0) return;
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (final_.empty()) throw ConfigError("no output file given; use --out FILE.h5");
-    if (fs::exists(final_, ec) && !overwrite)
-      throw ConfigError("output '" + final_ + "' exists; pass --overwrite to replace it, or choose another --out");
-    fs::path parent = fs::path(final_).parent_path();
-    if (parent.empty()) parent = ".";
-    if (!fs::is_directory(parent, ec))
-      throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' does not exist");
-    if (access(parent.c_str(), W_OK) != 0)
-      throw IoError("cannot write '" + final_ + "': folder '" + parent.string() + "' is not writable");
+    if (comm.rank() == 0) check_output_path(final_, overwrite, "file", "--out FILE.h5");
   });
   tmp_ = comm.bcast(final_ + ".tmp." + std::to_string(getpid()), 0);
 }

@@ -19,11 +19,7 @@ using unmix::test::shared_data;
 namespace {
 
 std::string dir() {
-  static std::string d;
-  if (d.empty()) {
-    d = (fs::temp_directory_path() / ("unmix-cli-factorize-" + std::to_string(getpid()))).string();
-    fs::create_directories(d);
-  }
+  static const std::string d = unmix::test::temp_dir("cli-factorize");
   return d;
 }
 

@@ -19,11 +19,7 @@ using unmix::test::run_unmix;
 namespace {
 
 std::string dir() {
-  static std::string d;
-  if (d.empty()) {
-    d = (fs::temp_directory_path() / ("unmix-cli-restart-" + std::to_string(getpid()))).string();
-    fs::create_directories(d);
-  }
+  static const std::string d = unmix::test::temp_dir("cli-restart");
   return d;
 }
 

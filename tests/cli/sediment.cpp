@@ -22,11 +22,7 @@ using unmix::test::shared_data;
 namespace {
 
 std::string dir() {
-  static std::string d;
-  if (d.empty()) {
-    d = (fs::temp_directory_path() / ("unmix-cli-sediment-" + std::to_string(getpid()))).string();
-    fs::create_directories(d);
-  }
+  static const std::string d = unmix::test::temp_dir("cli-sediment");
   return d;
 }
 

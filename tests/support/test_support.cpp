@@ -63,6 +63,12 @@ std::string shared_data(const std::string& relative) {
   return (std::filesystem::path(base) / relative).string();
 }
 
+std::string temp_dir(const std::string& name) {
+  const auto d = std::filesystem::temp_directory_path() / ("unmix-" + name + "-" + std::to_string(getpid()));
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
 std::string scratch_dir() {
   static std::string dir;
   if (dir.empty()) {

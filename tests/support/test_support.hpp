@@ -15,6 +15,9 @@ std::vector<std::vector<int>> all_grids(int p, std::size_t order);
 
 /// Absolute path of a file under ../shared/data (UNMIX_SHARED_DATA overrides the folder).
 std::string shared_data(const std::string& relative);
+/// A folder of this process under the system's temporary folder, made on first use, named
+/// unmix-<name>-<pid> (for tests that are not MPI processes themselves).
+std::string temp_dir(const std::string& name);
 /// A fresh scratch folder for this test binary (same on every rank of an MPI test).
 std::string scratch_dir();
 

@@ -122,6 +122,12 @@ void write_distributed(const File& file, const std::string& dataset, const Shape
 /// writes factors) into a column-major tensor. Collective.
 Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape);
 
+/// The checks before writing an output `kind` ("file", "folder") at `final_path`: a path is given (else
+/// ConfigError naming `usage`, e.g. "--out FILE.h5"), it does not exist unless `overwrite`, and its
+/// folder exists and is writable. Run it on one process.
+void check_output_path(const std::string& final_path, bool overwrite, const std::string& kind,
+                       const std::string& usage);
+
 /// Write to `final_path` atomically: write `tmp_path()` first, then rename on success (rank 0), and
 /// remove the temporary on failure.
 class AtomicOutput {
