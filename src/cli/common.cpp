@@ -157,8 +157,10 @@ void read_common_factorize_options(const po::variables_map& vm, const Comm& worl
   }
   if (vm.count("block-solver")) {
     const std::string bs = vm["block-solver"].as<std::string>();
-    if (bs != "pg" && bs != "hals") throw ConfigError("--block-solver '" + bs + "': use pg or hals");
+    if (bs != "pg" && bs != "hals" && bs != "bpp")
+      throw ConfigError("--block-solver '" + bs + "': use pg, hals or bpp");
     o.hals = bs == "hals";
+    o.bpp = bs == "bpp";
   }
 }
 

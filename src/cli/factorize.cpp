@@ -129,7 +129,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "inner-tol", po::value<double>()->default_value(0.1),
       "a column/row stops its extra steps when a step moves it by less than this fraction of its first")(
       "block-solver", po::value<std::string>()->default_value("pg"),
-      "extra steps as projected gradient (pg) or HALS sweeps (hals: exact coordinate minimization)");
+      "extra steps as projected gradient (pg) or HALS sweeps (hals: exact coordinate minimization); bpp: a "
+      "factor whose only constraint is nonnegative is solved exactly each iteration (nonnegative least squares "
+      "by block principal pivoting), other factors keep pg");
   po::options_description restart("Checkpoints (for long runs and preemptible jobs)");
   restart.add_options()("checkpoint", po::value<std::string>(),
                         "write the complete solver state to FILE (atomically) every --checkpoint-every, and when "

@@ -6,6 +6,8 @@
 
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/inner.hpp"
+#include "unmix/kernels/nnls.hpp"
+#include "unmix/kernels/tile_products.hpp"
 
 namespace unmix {
 
@@ -33,8 +35,8 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     const T* Yt = Y + j0 * Ip;
     double* Bj = B + j0 * R;
     double* Bp = Bprev + j0 * R;
-    // M_t^T = Y_t^T A (nt x R): the transposed operand gives the better GEMM shape for small R.
-    blas::gemm<T>(blas::Trans::T, blas::Trans::N, nt, R, Ip, T(1), Yt, Ip, At.data(), Ip, T(0), Mt.data(), nt);
+    // M_t^T = Y_t^T A (nt x R).
+    tile_yta<T>(Ip, nt, R, Yt, Ip, At.data(), Mt.data());
     for (std::size_t j = 0; j < nt; ++j)
       for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
     // Gradient at the current point (statistics of the previous iteration's end point).
@@ -59,16 +61,21 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     }
     for (std::size_t idx = 0; idx < R * nt; ++idx) Bj[idx] -= grad[idx] * in.inv_L[idx % R];
     if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
-    if (in.inner_steps > 1)
+    if (in.exact)
+      nnls_bpp_columns(R, nt, in.G, M.data(), Bj);
+    else if (in.inner_steps > 1)
       inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
-    // Q += Y_t B_t^T and P += B_t B_t^T with the new tile.
+    // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
+    const T* next_tile = j0 + nt < Mp ? Yt + nt * Ip : nullptr;
+    const std::size_t next_count = next_tile ? std::min(nt_max, Mp - j0 - nt) * Ip : 0;
     if constexpr (std::is_same_v<T, double>) {
-      blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip, R, nt, 1.0, Yt, Ip, Bj, R, 1.0, out.Q, Ip);
+      tile_ybt<double>(Ip, nt, R, Yt, Ip, Bj, out.Q, next_tile, next_count);
     } else {
       // Single precision products per tile, accumulated in double across tiles.
       for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
-      blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip, R, nt, T(1), Yt, Ip, Bt.data(), R, T(0), Qt.data(), Ip);
+      std::fill(Qt.begin(), Qt.end(), T(0));
+      tile_ybt<T>(Ip, nt, R, Yt, Ip, Bt.data(), Qt.data(), next_tile, next_count);
       for (std::size_t i = 0; i < Ip * R; ++i) out.Q[i] += static_cast<double>(Qt[i]);
     }
     blas::gemm<double>(blas::Trans::N, blas::Trans::T, R, R, nt, 1.0, Bj, R, Bj, R, 1.0, out.P, R);

@@ -7,6 +7,7 @@
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/inner.hpp"
+#include "unmix/kernels/nnls.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 
@@ -178,6 +179,13 @@ private:
     return r;
   }
 
+  /// The list is nonnegativity and nothing else (the case an exact NNLS block solve honours).
+  static bool only_nonnegative(const ConstraintList& list) {
+    if (list.empty()) return false;
+    for (const auto& c : list.items)
+      if (c.kind != ConstraintKind::nonnegative) return false;
+    return true;
+  }
   static bool entrywise_only(const ConstraintList& list) {
     for (const auto& c : list.items)
       if (!c.is_entrywise()) return false;
@@ -212,6 +220,7 @@ private:
     in.inner_steps = opts_.inner;
     in.inner_tol = opts_.inner_tol;
     in.hals = opts_.hals;
+    in.exact = opts_.bpp && only_nonnegative(consB_);
     m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
@@ -360,7 +369,9 @@ private:
     for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
-    if (opts_.inner > 1 && entrywise_only(consB_)) {
+    if (opts_.bpp && only_nonnegative(consB_)) {
+      nnls_bpp_columns(R_, n, Gm.data(), M.data(), f_.B.data());
+    } else if (opts_.inner > 1 && entrywise_only(consB_)) {
       const auto proj = entrywise(consB_);
       if (proj) proj(f_.B.span(), n);
       inner_steps_columns(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj,
@@ -390,7 +401,9 @@ private:
       inv[r] = inv_step(L, r);
       for (std::size_t i = 0; i < n; ++i) f_.A[i + r * n] -= grad[i + r * n] * inv[r];
     }
-    if (opts_.inner > 1 && entrywise_only(consA_)) {
+    if (opts_.bpp && only_nonnegative(consA_)) {
+      nnls_bpp_rows(R_, n, Pm.data(), Qm.data(), f_.A.data());
+    } else if (opts_.inner > 1 && entrywise_only(consA_)) {
       const auto proj = entrywise(consA_);
       if (proj) {
         FactorView v = local_view(f_.A.span(), Shape{n, R_}, 1);

@@ -1,7 +1,7 @@
 // Per-iteration time of the Tucker-1 solver against the machine's limits, measured in the same run.
 //
 //   mpirun -n P bench_tucker1 [--shape 2000x200x100] [--rank 10] [--iters 20] [--precision double]
-//                             [--targets 0.02,0.005 --inner 1,10 --max-seconds 60]
+//                             [--targets 0.02,0.005 --inner 1,10 --hals 1 --bpp 1 --max-seconds 60]
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped);
@@ -22,8 +22,12 @@
 #include <string>
 #include <vector>
 
+// OpenBLAS names the kernel it picked for this processor (a slow pick makes a low compute floor).
+extern "C" char* openblas_get_corename(void);
+
 #include "unmix/core/mpi.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/tile_products.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/solver/solver.hpp"
@@ -124,7 +128,7 @@ Shape parse_shape(const std::string& s) {
 /// Time and iterations to reach each relative error in `targets` from the same seeded start.
 template <class T>
 void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& start, const std::vector<double>& targets,
-                      std::size_t inner, bool hals, double max_seconds, const Shape& shape) {
+                      std::size_t inner, const std::string& method, double max_seconds, const Shape& shape) {
   const auto nn = parse_constraints("nonnegative");
   for (double target : targets) {
     Factors f = start;
@@ -133,20 +137,21 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
     o.maxiter = 1000000;
     o.max_seconds = max_seconds;
     o.inner = inner;
-    o.hals = hals;
+    o.hals = method == "hals";
+    o.bpp = method == "bpp";
     const auto res = solve(m, f, nn, nn, o);
     const double t = comm.allreduce(res.stats.back().seconds, Op::max);
     if (comm.rank() == 0)
       std::printf("bench=tucker1_accuracy procs=%d shape=%s R=%zu inner=%zu method=%s target=%g reached=%s "
                   "seconds=%.3f iterations=%zu rel_error=%.4g\n",
-                  comm.size(), shape_string(shape).c_str(), m.rank(), inner, hals && inner > 1 ? "hals" : "pg", target,
+                  comm.size(), shape_string(shape).c_str(), m.rank(), inner, method.c_str(), target,
                   res.converged ? "yes" : "no", t, res.iterations, res.stats.back().rel_error);
   }
 }
 
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
-         const std::vector<std::size_t>& inners, bool hals, double max_seconds) {
+         const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -180,15 +185,16 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
     std::printf("bench=tucker1 procs=%d shape=%s R=%zu precision=%s local_Y_MB=%.1f iter_ms=%.2f two_gemm_ms=%.2f "
                 "speedup=%.2f mem_floor_ms=%.2f compute_floor_ms=%.2f ratio_to_floor=%.2f two_gemm_ratio=%.2f "
                 "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
-                "final_rel_error=%.4g\n",
+                "final_rel_error=%.4g tile_isa=%s blas_core=%s\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
-                res.stats.back().rel_error);
-  for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, false, max_seconds, shape);
+                res.stats.back().rel_error, tile_products_isa(), openblas_get_corename());
+  for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, "pg", max_seconds, shape);
   if (hals)
     for (std::size_t inner : inners)
-      if (inner > 1) time_to_accuracy(comm, m, f0, targets, inner, true, max_seconds, shape);
+      if (inner > 1) time_to_accuracy(comm, m, f0, targets, inner, "hals", max_seconds, shape);
+  if (bpp && !targets.empty()) time_to_accuracy(comm, m, f0, targets, 1, "bpp", max_seconds, shape);
 }
 
 } // namespace
@@ -202,7 +208,7 @@ int main(int argc, char** argv) {
   std::vector<double> targets;
   std::vector<std::size_t> inners{1};
   double max_seconds = 60;
-  bool hals = false;
+  bool hals = false, bpp = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -228,14 +234,16 @@ int main(int argc, char** argv) {
         inners.assign(vals.begin(), vals.end());
     } else if (k == "--hals")
       hals = v == "1" || v == "yes";
+    else if (k == "--bpp")
+      bpp = v == "1" || v == "yes";
     else if (k == "--max-seconds")
       max_seconds = std::stod(v);
   }
   try {
     if (precision == "float")
-      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, max_seconds);
+      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds);
     else
-      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, max_seconds);
+      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

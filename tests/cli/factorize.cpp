@@ -144,3 +144,41 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
   CHECK(rel(read(out2, "A"), read(out1, "A")) < 1e-14);
   CHECK(rel(read(out2, "B"), read(out1, "B")) < 1e-14);
 }
+
+TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer iterations than single steps",
+          "[factorize]") {
+  // A planted nonnegative problem; both factors only nonnegative, so both blocks are solved exactly.
+  const std::string in = dir() + "/planted_bpp.h5";
+  auto s = run_unmix(1, {"synth", "--shape", "30x20x12", "--rank", "4", "--seed", "5", "--out", in, "-q"});
+  INFO(s.err << s.out);
+  REQUIRE(s.exit_code == 0);
+  std::vector<std::vector<double>> As;
+  std::vector<long> its;
+  for (int np : {1, 2, 3, 4}) {
+    const std::string out = dir() + "/bpp" + std::to_string(np) + ".h5";
+    const auto r = run_unmix(np,
+                             {"factorize", in, "--dataset", "Y", "--rank", "4", "--block-solver", "bpp", "--momentum",
+                              "off", "--tol", "rel_error=1e-3", "--maxiter", "5000", "--out", out, "-q"},
+                             120);
+    INFO("np " << np << "\n" << r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    As.push_back(read(out, "A"));
+    its.push_back(std::lround(std::stod(read_attr(out, "iterations"))));
+    CHECK(std::stod(read_attr(out, "rel_error")) <= 1e-3);
+  }
+  for (std::size_t k = 1; k < As.size(); ++k) CHECK(rel(As[k], As[0]) < 1e-10);
+  const std::string out = dir() + "/pg1.h5";
+  const auto r = run_unmix(1,
+                           {"factorize", in, "--dataset", "Y", "--rank", "4", "--momentum", "off", "--tol",
+                            "rel_error=1e-3", "--maxiter", "5000", "--out", out, "-q"},
+                           120);
+  REQUIRE(r.exit_code == 0);
+  const long pg = std::lround(std::stod(read_attr(out, "iterations")));
+  INFO("iterations to 1e-3 without extrapolation: bpp " << its[0] << ", single projected-gradient steps " << pg);
+  CHECK(its[0] < pg);
+  // An unknown solver is refused by name.
+  const auto bad =
+      run_unmix(1, {"factorize", in, "--dataset", "Y", "--rank", "4", "--block-solver", "nnls", "--out", out + "x"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("use pg, hals or bpp") != std::string::npos);
+}

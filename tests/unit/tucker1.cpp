@@ -370,3 +370,73 @@ TEST_CASE("inner steps and HALS sweeps: fewer passes, same semantics in both ite
   for (double x : f.A.span()) CHECK((x >= 0 && x <= 0.5));
   for (double x : f.B.span()) CHECK((x >= 0 && x <= 0.5));
 }
+
+TEST_CASE("exact block solves (BPP): each step is the block's NNLS minimizer, same in both iteration forms",
+          "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {25, 30, 8}, 4, 0.0, 19);
+  Tucker1<double> m(pl.Y, 4);
+  const auto nn = parse_constraints("nonnegative");
+  Factors start;
+  init_random(m, start, 12, true, nn, nn);
+  SolverOptions o;
+  o.tol = {{Stat::rel_error, 1e-4}};
+  o.maxiter = 50000;
+  o.momentum = false;
+  Factors pg = start;
+  const auto plain = solve(m, pg, nn, nn, o); // the reference's single step, without extrapolation
+  o.bpp = true;
+  Factors f1 = start, f2 = start;
+  o.fused = true;
+  const auto a = solve(m, f1, nn, nn, o);
+  o.fused = false;
+  const auto b = solve(m, f2, nn, nn, o);
+  // (Extrapolation is not applied to an exact solve: its result does not depend on the point it starts from.)
+  INFO("iterations to 1e-4 without extrapolation: projected gradient " << plain.iterations << ", BPP " << a.iterations);
+  CHECK(a.converged);
+  CHECK(a.iterations == b.iterations);
+  CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-9);
+  CHECK(test::rel_diff(f1.A.span(), f2.A.span()) < 1e-9);
+  CHECK(a.iterations < plain.iterations);
+
+  // One iteration from the start: B is the NNLS minimizer for the start's A, and A the one for that B
+  // (KKT conditions of both block problems, checked from the Gram matrices and products with Y).
+  Factors one = start;
+  SolverOptions o1;
+  o1.bpp = true;
+  o1.maxiter = 1;
+  o1.tol.clear();
+  solve(m, one, nn, nn, o1);
+  auto kkt = [](const std::vector<double>& G, const Tensor<double>& Mt, const std::vector<double>& X, std::size_t R,
+                std::size_t n, bool rows) {
+    double worst = 0, scale = 0;
+    for (double x : Mt.span()) scale = std::max(scale, std::abs(x));
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t r = 0; r < R; ++r) {
+        double g = -(rows ? Mt[j + r * n] : Mt[r + j * R]);
+        for (std::size_t q = 0; q < R; ++q) g += G[r + q * R] * (rows ? X[j + q * n] : X[q + j * R]);
+        const double x = rows ? X[j + r * n] : X[r + j * R];
+        CHECK(x >= 0);
+        worst = std::max(worst, x > 0 ? std::abs(g) : std::max(0.0, -g));
+      }
+    return worst / scale;
+  };
+  // B was solved with the start's A, then A with the new B.
+  const std::size_t R = 4, nb = one.B.size() / R, na = one.A.size() / R;
+  CHECK(kkt(m.gram_A(start.A), m.AtY(start.A), one.B.vec(), R, nb, false) < 1e-10);
+  CHECK(kkt(m.gram_B(one.B), m.YBt(one.B), one.A.vec(), R, na, true) < 1e-10);
+
+  // Blocks with other constraints keep the projected gradient step: same iterates as without bpp.
+  const auto box = parse_constraints("clamp:0:0.5");
+  Factors c1 = start, c2 = start;
+  apply_constraints_once(m, c1, box, box);
+  apply_constraints_once(m, c2, box, box);
+  SolverOptions ob;
+  ob.maxiter = 20;
+  ob.tol.clear();
+  solve(m, c1, box, box, ob);
+  ob.bpp = true;
+  solve(m, c2, box, box, ob);
+  CHECK(c1.A.vec() == c2.A.vec());
+  CHECK(c1.B.vec() == c2.B.vec());
+}

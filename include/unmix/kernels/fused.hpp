@@ -23,6 +23,7 @@ struct FusedStepInput {
   std::function<void(std::span<double> tile, std::size_t cols)> project; // entrywise projection
   std::size_t inner_steps = 1; // steps on each column per pass (see kernels/inner.hpp)
   bool hals = false;           // the extra steps are HALS sweeps
+  bool exact = false;          // then solve each column's nonnegative least squares exactly (BPP)
   double inner_tol = 0.1;
 };
 

@@ -36,6 +36,10 @@ struct SolverOptions {
   double inner_tol = 0.1;
   /// The extra steps are HALS sweeps (exact coordinate minimization) instead of gradient steps.
   bool hals = false;
+  /// Exact block solves: a block whose only constraint is nonnegativity is set to its nonnegative
+  /// least-squares minimizer (block principal pivoting, kernels/nnls.hpp) after the step, from the same
+  /// products with Y; blocks with other constraints keep the projected gradient step(s).
+  bool bpp = false;
 };
 
 /// The factors of one process: A's rows of its mixture block (I_p x R) and B's columns of its box

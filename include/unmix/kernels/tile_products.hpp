@@ -1,0 +1,30 @@
+#pragma once
+// The two skinny products of the single-pass iteration on one column tile of Y (I x n, column-major,
+// leading dimension ldy), written for R in the tens, where BLAS spends its time packing operands:
+//   tile_yta:  C = Y^T A       (n x R, leading dimension n), A is I x R (leading dimension I)
+//   tile_ybt:  Q += Y B^T      (I x R, leading dimension I), B is R x n (leading dimension R)
+// Register-blocked loops over the contiguous I direction; one pass over the tile per block of up to
+// 12 columns of A or rows of B. Compiled for AVX-512, AVX2 and baseline x86-64 and chosen at run time.
+// Sums run in T; callers that want double accumulation across tiles add the per-tile result in double.
+#include <cstddef>
+
+namespace unmix {
+
+template <class T>
+void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C);
+
+/// `next` (next_count elements, may be null) is brought into the caches while the product runs: the
+/// caller passes the next tile, so that reading memory overlaps the multiply-adds of this tile.
+template <class T>
+void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q,
+              const T* next = nullptr, std::size_t next_count = 0);
+
+/// The instruction set in use: "avx512", "avx2" or "baseline". The best one the processor has, unless
+/// the environment variable UNMIX_TILE_ISA names another one it has.
+const char* tile_products_isa();
+
+/// Switches to the named instruction set for later calls; false (nothing changes) when the name is
+/// unknown or the processor lacks it. For tests and comparisons.
+bool tile_products_use(const char* isa);
+
+} // namespace unmix

@@ -1,0 +1,116 @@
+#include "unmix/kernels/tile_products.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#define TILE_NS tile_baseline
+#include "tile_products_impl.hpp"
+
+namespace unmix {
+
+#if defined(__x86_64__)
+namespace tile_avx512 {
+template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*);
+template <class T>
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t);
+} // namespace tile_avx512
+namespace tile_avx2 {
+template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*);
+template <class T>
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t);
+} // namespace tile_avx2
+#endif
+
+namespace {
+
+enum class Isa { baseline, avx2, avx512 };
+
+bool supported(Isa want) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (want == Isa::avx512)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq");
+  if (want == Isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return want == Isa::baseline;
+}
+
+bool parse_isa(const char* name, Isa& out) {
+  const std::string s = name ? name : "";
+  if (s == "avx512")
+    out = Isa::avx512;
+  else if (s == "avx2")
+    out = Isa::avx2;
+  else if (s == "baseline")
+    out = Isa::baseline;
+  else
+    return false;
+  return true;
+}
+
+Isa detect() {
+  Isa forced{};
+  if (parse_isa(std::getenv("UNMIX_TILE_ISA"), forced) && supported(forced)) return forced;
+  for (Isa c : {Isa::avx512, Isa::avx2})
+    if (supported(c)) return c;
+  return Isa::baseline;
+}
+
+std::atomic<Isa>& current() {
+  static std::atomic<Isa> chosen{detect()};
+  return chosen;
+}
+
+Isa isa() { return current().load(std::memory_order_relaxed); }
+
+} // namespace
+
+const char* tile_products_isa() {
+  switch (isa()) {
+  case Isa::avx512: return "avx512";
+  case Isa::avx2: return "avx2";
+  default: return "baseline";
+  }
+}
+
+bool tile_products_use(const char* name) {
+  Isa want{};
+  if (!parse_isa(name, want) || !supported(want)) return false;
+  current().store(want);
+  return true;
+}
+
+template <class T>
+void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C) {
+  switch (isa()) {
+#if defined(__x86_64__)
+  case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C); return;
+  case Isa::avx2: tile_avx2::yta<T>(I, n, R, Y, ldy, A, C); return;
+#endif
+  default: tile_baseline::yta<T>(I, n, R, Y, ldy, A, C); return;
+  }
+}
+
+template <class T>
+void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
+              std::size_t next_count) {
+  switch (isa()) {
+#if defined(__x86_64__)
+  case Isa::avx512: tile_avx512::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx2: tile_avx2::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+#endif
+  default: tile_baseline::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  }
+}
+
+template void tile_yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
+                               double*);
+template void tile_yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*);
+template void tile_ybt<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
+                               double*, const double*, std::size_t);
+template void tile_ybt<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
+                              const float*, std::size_t);
+
+} // namespace unmix

@@ -1,0 +1,82 @@
+// The tile products against plain double sums, for every instruction set the processor has, every
+// register-block size and the row and column remainders.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "unmix/core/rng.hpp"
+#include "unmix/kernels/tile_products.hpp"
+
+using namespace unmix;
+
+namespace {
+
+template <class T> std::vector<T> random_values(std::size_t n, std::uint64_t seed) {
+  CounterRng rng(seed, 0);
+  std::vector<T> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<T>(rng.uniform(i) - 0.3);
+  return v;
+}
+
+// Any summation order of K products with fused or separate multiply-adds errs by at most
+// (K + 1) u sum |terms| (u the unit roundoff of T); that is the bound checked.
+template <class T> void check_sizes(std::size_t I, std::size_t n, std::size_t R, std::size_t ldy) {
+  const double u = std::numeric_limits<T>::epsilon() / 2;
+  const auto Y = random_values<T>(ldy * n, 1);
+  const auto A = random_values<T>(I * R, 2);
+  const auto B = random_values<T>(R * n, 3);
+  std::vector<T> C(n * R, T(7));
+  tile_yta<T>(I, n, R, Y.data(), ldy, A.data(), C.data());
+  std::vector<T> Q = random_values<T>(I * R, 4);
+  const std::vector<T> Q0 = Q;
+  tile_ybt<T>(I, n, R, Y.data(), ldy, B.data(), Q.data());
+  double worst_c = 0, worst_q = 0;
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t r = 0; r < R; ++r) {
+      double s = 0, a = 0;
+      for (std::size_t i = 0; i < I; ++i) {
+        s += double(Y[i + j * ldy]) * double(A[i + r * I]);
+        a += std::abs(double(Y[i + j * ldy]) * double(A[i + r * I]));
+      }
+      worst_c = std::max(worst_c, std::abs(double(C[j + r * n]) - s) / (a + 1e-300));
+    }
+  for (std::size_t i = 0; i < I; ++i)
+    for (std::size_t r = 0; r < R; ++r) {
+      double s = double(Q0[i + r * I]), a = std::abs(s);
+      for (std::size_t j = 0; j < n; ++j) {
+        s += double(Y[i + j * ldy]) * double(B[r + j * R]);
+        a += std::abs(double(Y[i + j * ldy]) * double(B[r + j * R]));
+      }
+      worst_q = std::max(worst_q, std::abs(double(Q[i + r * I]) - s) / (a + 1e-300));
+    }
+  INFO("isa " << tile_products_isa() << " I " << I << " n " << n << " R " << R << " ldy " << ldy);
+  CHECK(worst_c <= double(I + 1) * u);
+  CHECK(worst_q <= double(n + 2) * u);
+}
+
+} // namespace
+
+TEST_CASE("tile products equal plain sums on every instruction set", "[tile_products]") {
+  const std::string original = tile_products_isa();
+  int sets = 0;
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!tile_products_use(isa)) continue;
+    ++sets;
+    for (std::size_t R : {1, 2, 3, 5, 6, 7, 10, 12, 13, 24, 25, 40})
+      for (std::size_t I : {1, 7, 16, 33, 100})
+        for (std::size_t n : {1, 3, 4, 9}) {
+          check_sizes<double>(I, n, R, I);
+          check_sizes<float>(I, n, R, I);
+        }
+    check_sizes<double>(2000, 32, 10, 2000);
+    check_sizes<double>(57, 11, 10, 64); // leading dimension larger than I
+    check_sizes<float>(2000, 64, 10, 2000);
+  }
+  CHECK(sets >= 1);
+  CHECK_FALSE(tile_products_use("sse9"));
+  REQUIRE(tile_products_use(original.c_str()));
+  CHECK(std::string(tile_products_isa()) == original);
+}
