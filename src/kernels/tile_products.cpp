@@ -50,6 +50,12 @@ bool parse_isa(const char* name, Isa& out) {
   return true;
 }
 
+int prefetch_mode_from_environment() {
+  const char* v = std::getenv("UNMIX_TILE_PREFETCH");
+  if (v && v[0] >= '0' && v[0] <= '3' && v[1] == '\0') return v[0] - '0';
+  return 1;
+}
+
 Isa detect() {
   Isa forced{};
   if (parse_isa(std::getenv("UNMIX_TILE_ISA"), forced) && supported(forced)) return forced;
@@ -66,6 +72,8 @@ std::atomic<Isa>& current() {
 Isa isa() { return current().load(std::memory_order_relaxed); }
 
 } // namespace
+
+int tile_prefetch_mode = prefetch_mode_from_environment();
 
 const char* tile_products_isa() {
   switch (isa()) {

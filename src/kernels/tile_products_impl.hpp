@@ -3,6 +3,13 @@
 // register budget follow the instruction set the including file is compiled for.
 #include <cstddef>
 
+namespace unmix {
+// Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
+// second product); set from UNMIX_TILE_PREFETCH (0-3, default 1: the next-tile prefetch was slower on
+// both machines measured) in tile_products.cpp.
+extern int tile_prefetch_mode;
+} // namespace unmix
+
 namespace unmix::TILE_NS {
 
 #if defined(__AVX512F__)
@@ -48,7 +55,7 @@ template <class T> inline T hsum(typename Vec<T>::type v) {
 // accumulators acc (NC x RB vectors; lane l holds the rows congruent to l).
 template <class T, std::size_t RB, std::size_t NC>
 inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t ldy, const T* A, std::size_t lda,
-                        typename Vec<T>::type* acc_out) {
+                        typename Vec<T>::type* acc_out, bool prefetch) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
   V acc[NC][RB];
@@ -61,7 +68,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 #pragma GCC unroll 16
     for (std::size_t c = 0; c < NC; ++c) {
       y[c] = load<T>(Y + i + c * ldy);
-      __builtin_prefetch(Y + i + c * ldy + prefetch_ahead<T>);
+      if (prefetch) __builtin_prefetch(Y + i + c * ldy + prefetch_ahead<T>);
     }
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) {
@@ -95,6 +102,7 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
   constexpr std::size_t rows_fit = a_bytes / (RB * sizeof(T)) / W * W;
   constexpr std::size_t row_block = rows_fit > W ? rows_fit : W;
   const std::size_t Iv = I / W * W;
+  const bool prefetch = (tile_prefetch_mode & 1) != 0;
   V buf[sub * RB];
   for (std::size_t j0 = 0; j0 < n; j0 += sub) {
     const std::size_t nj = n - j0 < sub ? n - j0 : sub;
@@ -102,8 +110,9 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
     for (std::size_t i0 = 0; i0 < Iv; i0 += row_block) {
       const std::size_t i1 = i0 + row_block < Iv ? i0 + row_block : Iv;
       std::size_t j = 0;
-      for (; j + NC <= nj; j += NC) yta_partial<T, RB, NC>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB);
-      for (; j < nj; ++j) yta_partial<T, RB, 1>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB);
+      for (; j + NC <= nj; j += NC)
+        yta_partial<T, RB, NC>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, prefetch);
+      for (; j < nj; ++j) yta_partial<T, RB, 1>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, prefetch);
     }
     for (std::size_t j = 0; j < nj; ++j)
       for (std::size_t r = 0; r < RB; ++r) {
@@ -200,6 +209,7 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 template <class T>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
          std::size_t next_count) {
+  if (!(tile_prefetch_mode & 2)) next = nullptr;
   Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
   constexpr std::size_t max_rb = accumulators / 2;
   const std::size_t nb = (R + max_rb - 1) / max_rb;

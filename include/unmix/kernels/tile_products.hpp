@@ -23,6 +23,10 @@ void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
+/// UNMIX_TILE_PREFETCH (0-3) selects the software prefetching for experiments on other machines: bit 1
+/// reads ahead within the tile of the first product (default), bit 2 reads the next tile during the
+/// second product (slower on the AMD and Intel hosts measured, so off by default).
+
 /// Switches to the named instruction set for later calls; false (nothing changes) when the name is
 /// unknown or the processor lacks it. For tests and comparisons.
 bool tile_products_use(const char* isa);
