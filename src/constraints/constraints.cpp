@@ -211,7 +211,7 @@ void apply_sorted_projection(const Constraint& c, FactorView& v) {
   S.each([&](std::size_t lin, std::size_t s, std::size_t lp, std::size_t) {
     buf[s * S.per_slice + lp] = l1 ? std::abs(x[lin]) : x[lin];
   });
-  const std::vector<double> t = slice_thresholds(red, S, buf, 1.0);
+  const std::vector<double> t = slice_thresholds(red, S, buf, c.target_scale);
   if (l1)
     S.each([&](std::size_t lin, std::size_t s, std::size_t, std::size_t) {
       x[lin] = sgn(x[lin]) * std::max(std::abs(x[lin]) - t[s], 0.0);
@@ -225,10 +225,12 @@ void apply_l2normalize(const Constraint& c, FactorView& v) {
   const SliceReducer& red = reducer_for(v, mask);
   const Slices S(v, mask);
   const std::vector<double> nrm = slice_norms(red, S, v, 2);
-  const double fill = S.global_size ? 1.0 / std::sqrt(static_cast<double>(S.global_size)) : 0.0;
+  const double t = c.target_scale;
+  const double fill = S.global_size ? t / std::sqrt(static_cast<double>(S.global_size)) : 0.0;
   double* x = v.data.data();
-  S.each(
-      [&](std::size_t lin, std::size_t s, std::size_t, std::size_t) { x[lin] = nrm[s] > 0 ? x[lin] / nrm[s] : fill; });
+  S.each([&](std::size_t lin, std::size_t s, std::size_t, std::size_t) {
+    x[lin] = nrm[s] > 0 ? x[lin] / nrm[s] * t : fill;
+  });
 }
 
 void apply_linftynormalize(const Constraint& c, FactorView& v) {
@@ -236,20 +238,21 @@ void apply_linftynormalize(const Constraint& c, FactorView& v) {
   const SliceReducer& red = reducer_for(v, mask);
   const Slices S(v, mask);
   const std::vector<double> m = slice_norms(red, S, v, 0);
+  const double t = c.target_scale;
   double* x = v.data.data();
-  // Where the largest magnitude is below 1, the first entry (in global slice order) reaching it moves.
+  // Where the largest magnitude is below t, the first entry (in global slice order) reaching it moves.
   std::vector<double> first(S.count, kNegInf);
-  if (std::any_of(m.begin(), m.end(), [](double a) { return a < 1.0; })) {
+  if (std::any_of(m.begin(), m.end(), [t](double a) { return a < t; })) {
     S.each([&](std::size_t lin, std::size_t s, std::size_t, std::size_t gp) {
-      if (m[s] < 1.0 && std::abs(x[lin]) == m[s]) first[s] = std::max(first[s], -static_cast<double>(gp));
+      if (m[s] < t && std::abs(x[lin]) == m[s]) first[s] = std::max(first[s], -static_cast<double>(gp));
     });
     red.max(first);
   }
   S.each([&](std::size_t lin, std::size_t s, std::size_t, std::size_t gp) {
-    if (m[s] > 1.0)
-      x[lin] = std::min(std::max(x[lin], -1.0), 1.0);
-    else if (m[s] < 1.0 && -static_cast<double>(gp) == first[s])
-      x[lin] = sgn(x[lin]);
+    if (m[s] > t)
+      x[lin] = std::min(std::max(x[lin], -t), t);
+    else if (m[s] < t && -static_cast<double>(gp) == first[s])
+      x[lin] = sgn(x[lin]) * t;
   });
 }
 
@@ -683,6 +686,34 @@ void set_linear(ConstraintList& list, std::vector<double> C, std::size_t k, std:
                       "' do not include `linear`; add it, e.g. nonnegative+linear");
 }
 
+double grid_spacing_ratio(std::size_t n_data, std::size_t n_grid) {
+  if (n_data == n_grid) return 1.0;
+  if (n_data < 2 || n_grid < 2)
+    throw DataError("constraints: an axis of " + std::to_string(n_data) + " points cannot be resampled to " +
+                    std::to_string(n_grid) + " points with the same end points (both need at least 2)");
+  return static_cast<double>(n_grid - 1) / static_cast<double>(n_data - 1);
+}
+
+ConstraintList constraints_for_grid(const ConstraintList& list, const Shape& data_shape, const Shape& grid_shape) {
+  if (data_shape.size() != grid_shape.size())
+    throw DataError("constraints: the data's factor shape " + shape_string(data_shape) + " and the grid's " +
+                    shape_string(grid_shape) + " must have the same number of modes");
+  ConstraintList out = list;
+  if (data_shape == grid_shape) return out;
+  const std::size_t N = data_shape.size();
+  std::vector<double> ratio(N);
+  for (std::size_t n = 0; n < N; ++n) ratio[n] = grid_spacing_ratio(data_shape[n], grid_shape[n]);
+  for (auto& c : out.items) {
+    if (!c.is_projected_normalization() || c.kind == ConstraintKind::linftynormalize) continue;
+    const unsigned mask = fixed_mask(c.slicing, N);
+    double prod = 1.0;
+    for (std::size_t n = 0; n < N; ++n)
+      if (!((mask >> n) & 1u)) prod *= ratio[n];
+    c.target_scale *= c.kind == ConstraintKind::l2normalize ? std::sqrt(prod) : prod;
+  }
+  return out;
+}
+
 bool scale_compensable(const ConstraintList& list, std::size_t order, std::size_t rank_mode) {
   for (const auto& c : list.items) {
     if (!c.is_scaled() || c.slicing == Slicing::whole) continue;
@@ -753,7 +784,7 @@ double violation(const Constraint& c, FactorView& v) {
     const SliceReducer& red = reducer_for(v, mask);
     const Slices S(v, mask);
     std::vector<double> val;
-    double target = 1.0;
+    double target = c.is_scaled() ? target_of(c, v) : c.target_scale;
     if (c.kind == ConstraintKind::simplex) {
       val.assign(S.count, 0.0);
       S.each([&](std::size_t lin, std::size_t s, std::size_t, std::size_t) { val[s] += x[lin]; });
@@ -761,7 +792,6 @@ double violation(const Constraint& c, FactorView& v) {
       for (double a : v.data) worst = std::max(worst, -a);
     } else {
       val = slice_norms(red, S, v, norm_of(c.kind));
-      if (c.is_scaled()) target = target_of(c, v);
     }
     for (double a : val) worst = std::max(worst, std::abs(a - target) / target);
   }

@@ -231,6 +231,8 @@ MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Fact
   Shape prev_off, prev_global;
   bool prev_owns = false;
   double elapsed = 0;
+  Shape data_b = Y.global_shape(); // B's global shape on the data's grid: R x J1 x ...
+  data_b[0] = rank;
   for (int level = L; level >= 0; --level) {
     const auto t0 = Clock::now();
     Shape shape = Y.global_shape();
@@ -239,15 +241,18 @@ MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Fact
     if (level > 0) Yc.emplace(coarsen(Y, modes, shape));
     const DistTensor<T>& Yl = level > 0 ? *Yc : Y;
     Tucker1<T> model(Yl, rank);
+    // B's projected normalizations aim at this grid's targets (constraints.hpp, "per-grid targets"); on
+    // the data's own grid (level 0) the user's list itself, so the answer meets it exactly.
+    const ConstraintList consBl = level > 0 ? constraints_for_grid(consB, data_b, model.b_global_shape()) : consB;
     Factors fl;
     if (level == L) {
-      init_random(model, fl, opts.seed, y_nonneg, consA, consB);
+      init_random(model, fl, opts.seed, y_nonneg, consA, consBl);
     } else {
       fl.A = cur.A;
       Shape bglob = model.b_global_shape();
       fl.B = resample_box<double>(comm, prev_off, cur.B, prev_owns, prev_global, bglob, modes, model.b_offset(),
                                   model.b_local_shape());
-      apply_constraints_once(model, fl, consA, consB);
+      apply_constraints_once(model, fl, consA, consBl);
     }
     IterationCallback cb;
     if (callback)
@@ -257,7 +262,7 @@ MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Fact
         c.seconds += elapsed;
         return callback(c);
       };
-    SolveResult r = solve(model, fl, consA, consB, opts, cb);
+    SolveResult r = solve(model, fl, consA, consBl, opts, cb);
     const double secs = comm.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
     for (auto& s : r.stats) {
       s.scale = level;
@@ -267,6 +272,7 @@ MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Fact
     res.shapes.push_back(shape);
     res.seconds.push_back(secs);
     res.iterations.push_back(r.iterations);
+    res.rel_errors.push_back(r.stats.empty() ? 0.0 : r.stats.back().rel_error);
     res.result.stats.insert(res.result.stats.end(), r.stats.begin(), r.stats.end());
     res.result.iterations += r.iterations;
     res.result.zero_step_warnings += r.zero_step_warnings;

@@ -22,17 +22,18 @@
 //   {l1normalize, simplex, l2normalize, linftynormalize}[_rows|_columns|_1slices|_12slices],
 //   {l1scale, l2scale, linftyscale}[_rows|_columns|_1slices|_12slices|_average12slices].
 //
-// Definitions on each slice x (n entries):
+// Definitions on each slice x (n entries). The projected normalizations aim at a target norm t, which is
+// 1 except on a coarse multiscale grid (Constraint::target_scale, set by constraints_for_grid below):
 //   nonnegative      x <- max(x, 0)
 //   clamp:A:B        x <- min(max(x, A), B)                         (A <= B)
 //   binary           x <- (x < 0.5 ? 0 : 1)
-//   simplex          Euclidean projection onto {x >= 0, sum x = 1}   (Chen & Ye 2011, O(n log n))
-//   l1normalize      Euclidean projection onto {||x||_1 = 1}: sign(x) * simplex(|x|), where a zero
-//                    entry counts as positive (so the result always has norm 1; the reference drops
+//   simplex          Euclidean projection onto {x >= 0, sum x = t}   (Chen & Ye 2011, O(n log n))
+//   l1normalize      Euclidean projection onto {||x||_1 = t}: sign(x) * simplex_t(|x|), where a zero
+//                    entry counts as positive (so the result always has norm t; the reference drops
 //                    such entries and can return a norm below 1)
-//   l2normalize      x / ||x||_2; a zero slice becomes the constant 1/sqrt(n)
-//   linftynormalize  Euclidean projection onto {||x||_inf = 1}: clamp to [-1, 1] if ||x||_inf > 1; if
-//                    ||x||_inf < 1 the first entry of largest magnitude becomes its sign (+1 for 0)
+//   l2normalize      t x / ||x||_2; a zero slice becomes the constant t/sqrt(n)
+//   linftynormalize  Euclidean projection onto {||x||_inf = t}: clamp to [-t, t] if ||x||_inf > t; if
+//                    ||x||_inf < t the first entry of largest magnitude becomes t times its sign (+1 for 0)
 //   l1scale etc.     x <- x / w with w = ||x|| / target (target 1, or global_shape[1] for
 //                    average12slices), and w is returned so the other factor can absorb it.
 //                    A slice whose norm is exactly 0 cannot be scaled: it is left as it is, weight 1.
@@ -125,6 +126,10 @@ struct Constraint {
   // linear: C (k x n, column-major) and b (k x m, column-major; m == 1 means one column for all)
   std::vector<double> C, b;
   std::size_t k = 0, n = 0, m = 0;
+  /// Target norm t of a projected normalization (simplex, l1normalize, l2normalize, linftynormalize):
+  /// 1 as the user writes it; other values only on coarse multiscale grids (constraints_for_grid).
+  /// Not part of name(). Ignored by the other kinds.
+  double target_scale = 1.0;
 
   /// The word this constraint is spelled with, e.g. "l1scale_average12slices", "clamp:0:1".
   std::string name() const;
@@ -155,6 +160,38 @@ void set_linear(ConstraintList& list, std::vector<double> C, std::size_t k, std:
 /// A ready `linear` constraint.
 Constraint make_linear(std::vector<double> C, std::size_t k, std::size_t n, std::vector<double> b, std::size_t m);
 
+// ---- per-grid targets (multiscale, ALGORITHMS.md section 8) ----
+//
+// A factor whose modes sample a continuous variable (a density on a grid) changes its norms when it is
+// sampled on a coarser grid of the same interval: with spacings h (data grid) and h' (coarse grid), the
+// discrete p-norm of samples of a function g is (sum |g|^p)^(1/p) ~ (integral |g|^p / h)^(1/p), so a
+// slice covering coarsened modes n has its p-norm multiplied by (prod_n h_n / h'_n)^(1/p) where
+// h_n / h'_n = (n'_n - 1) / (n_n - 1), the ratio of the numbers of intervals (ratio of spacings; end
+// points aligned, as multiscale.hpp samples). So that the coarse problem asks for the same densities as
+// the data's grid, a projected normalization whose slices extend along coarsened modes gets the target
+//   simplex, l1normalize   t = prod_n r_n            (sum of samples; exactly 1/2 per level for 2^k + 1)
+//   l2normalize            t = sqrt(prod_n r_n)
+//   linftynormalize        t = 1                     (a maximum does not depend on the spacing)
+// with r_n = (n'_n - 1) / (n_n - 1) over the coarsened modes n among the slice's FREE modes (the modes
+// the slicing does not hold fixed); a slicing whose slices do not extend along a coarsened mode keeps
+// its target. Why the ratio of intervals and not of point counts n'/n: a slice's sum is h^-1 times the
+// trapezoid rule's integral plus half its two end values, so for densities that vanish at the grid's ends
+// (a density grid covering its support) the sums scale by h / h' up to the quadrature error O(h'^2),
+// whereas n'/n would be right only for a constant slice; for 2^k + 1 grids the ratio is 1/2 per level
+// exactly, as a number (every coarse point is a data point).
+// The scaled normalizations (l1scale, ...) are left alone: their weights are absorbed by the other factor,
+// so they do not change the fit, and average12slices already takes its target from the grid's extents.
+
+/// h_data / h_grid = (n_grid - 1) / (n_data - 1) for an axis resampled from n_data to n_grid points with
+/// the same end points; 1 when the sizes are equal. Throws DataError for a size below 2 that differs.
+double grid_spacing_ratio(std::size_t n_data, std::size_t n_grid);
+
+/// The list with every projected normalization's target_scale multiplied by its factor for a factor of
+/// global shape `grid_shape` resampled from `data_shape` (same order; modes whose sizes agree are not
+/// coarsened). Everything else is copied unchanged; with equal shapes the list comes back identical, bit
+/// for bit. MPI-free: a value computation on shapes.
+ConstraintList constraints_for_grid(const ConstraintList& list, const Shape& data_shape, const Shape& grid_shape);
+
 /// Rescaling weights produced by scaled normalizations: per rank index r (slices fixed on exactly the
 /// rank mode; indexed by the global r, 1 outside the local block's range of r), and one scalar (slicing
 /// `whole`). Several scaled normalizations multiply. Scaled normalizations that scaled_compensable()
@@ -178,8 +215,8 @@ ScaleWeights apply(const Constraint& c, FactorView& view);
 
 /// Largest violation of the list's constraints over the whole factor (0 when satisfied); the same
 /// value on every process sharing the factor. Collective like apply(). Measures:
-/// entrywise: distance of an entry to the allowed set; simplex: max(-min x, |sum x - 1|);
-/// normalizations: |norm - target| / target; linear: max |C X - b|.
+/// entrywise: distance of an entry to the allowed set; simplex: max(-min x, |sum x - t| / t);
+/// normalizations: |norm - target| / target (target t, or the scaled target); linear: max |C X - b|.
 double violation(const ConstraintList& list, FactorView& view);
 double violation(const Constraint& c, FactorView& view);
 

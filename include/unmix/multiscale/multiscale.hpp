@@ -7,6 +7,15 @@
 // grid, the constraints are applied once (scaled normalizations compensated exactly in A, and targets that
 // depend on the grid, such as average12slices, follow the grid's own extents), and the result starts the
 // next solve. A is kept: the mixture mode is never coarsened.
+//
+// Targets adjusted to the grid: on a coarse level, B's projected normalizations (simplex, l1normalize,
+// l2normalize) whose slices extend along coarsened axes aim at the target the same densities have on
+// that grid, the user's target times the product of the spacing ratios (n_coarse - 1) / (n_data - 1) of
+// the coarsened axes the slice covers (square root of it for l2normalize; see constraints_for_grid in
+// constraints.hpp for the rule and why). Without it a coarse level would force its slices to the data
+// grid's sums (twice the densities' sum per halving), which A, when it is itself normalized (simplex_rows),
+// cannot compensate: the coarse fit would be poor and a poor start for the next level. On the data's own
+// grid (level 0) the user's constraints apply unchanged, so the result meets them exactly.
 #include <cstddef>
 #include <vector>
 
@@ -55,6 +64,7 @@ struct MultiscaleResult {
   std::vector<Shape> shapes;   // per level solved, coarsest first
   std::vector<double> seconds; // per level (max over processes)
   std::vector<std::size_t> iterations;
+  std::vector<double> rel_errors; // final relative error of each level (on that level's grid)
 };
 
 /// Solves Y ~= B x1 A coarse to fine; `f` receives the factors on Y's own grid. `y_nonneg` selects the
