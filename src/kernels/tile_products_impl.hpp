@@ -173,33 +173,28 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
     }
 }
 
-// R is split into blocks of at most accumulators / 2 (of nearly equal size); a switch picks the
-// compiled block size.
-template <class T>
-void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C) {
+// R is split into blocks of at most accumulators / 2 (of nearly equal size); each block calls
+// kernel.template operator()<RB>(r0) with its size RB as a compile-time constant.
+template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kernel) {
   constexpr std::size_t max_rb = accumulators / 2;
+  static_assert(max_rb <= 12, "cases below go to 12");
   const std::size_t nb = (R + max_rb - 1) / max_rb;
   std::size_t r0 = 0;
   for (std::size_t b = 0; b < nb; ++b) {
     const std::size_t rb = (R - r0 + (nb - b) - 1) / (nb - b);
-    const T* Ab = A + r0 * I;
-    T* Cb = C + r0 * n;
     switch (rb) {
-#define UNMIX_TILE_CASE(K)                                                                                             \
-  case K: yta_block<T, K>(I, n, Y, ldy, Ab, I, Cb, n); break;
-      UNMIX_TILE_CASE(1)
-      UNMIX_TILE_CASE(2)
-      UNMIX_TILE_CASE(3)
-      UNMIX_TILE_CASE(4)
-      UNMIX_TILE_CASE(5)
-      UNMIX_TILE_CASE(6)
-      UNMIX_TILE_CASE(7)
-      UNMIX_TILE_CASE(8)
-      UNMIX_TILE_CASE(9)
-      UNMIX_TILE_CASE(10)
-      UNMIX_TILE_CASE(11)
-      UNMIX_TILE_CASE(12)
-#undef UNMIX_TILE_CASE
+    case 1: kernel.template operator()<1>(r0); break;
+    case 2: kernel.template operator()<2>(r0); break;
+    case 3: kernel.template operator()<3>(r0); break;
+    case 4: kernel.template operator()<4>(r0); break;
+    case 5: kernel.template operator()<5>(r0); break;
+    case 6: kernel.template operator()<6>(r0); break;
+    case 7: kernel.template operator()<7>(r0); break;
+    case 8: kernel.template operator()<8>(r0); break;
+    case 9: kernel.template operator()<9>(r0); break;
+    case 10: kernel.template operator()<10>(r0); break;
+    case 11: kernel.template operator()<11>(r0); break;
+    case 12: kernel.template operator()<12>(r0); break;
     default: break;
     }
     r0 += rb;
@@ -207,37 +202,18 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 }
 
 template <class T>
+void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C) {
+  for_rank_blocks(
+      R, [&]<std::size_t RB>(std::size_t r0) { yta_block<T, RB>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n); });
+}
+
+template <class T>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
          std::size_t next_count) {
   if (!(tile_prefetch_mode & 2)) next = nullptr;
   Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
-  constexpr std::size_t max_rb = accumulators / 2;
-  const std::size_t nb = (R + max_rb - 1) / max_rb;
-  std::size_t r0 = 0;
-  for (std::size_t b = 0; b < nb; ++b) {
-    const std::size_t rb = (R - r0 + (nb - b) - 1) / (nb - b);
-    const T* Bb = B + r0;
-    T* Qb = Q + r0 * I;
-    switch (rb) {
-#define UNMIX_TILE_CASE(K)                                                                                             \
-  case K: ybt_block<T, K>(I, n, Y, ldy, Bb, R, Qb, I, ahead); break;
-      UNMIX_TILE_CASE(1)
-      UNMIX_TILE_CASE(2)
-      UNMIX_TILE_CASE(3)
-      UNMIX_TILE_CASE(4)
-      UNMIX_TILE_CASE(5)
-      UNMIX_TILE_CASE(6)
-      UNMIX_TILE_CASE(7)
-      UNMIX_TILE_CASE(8)
-      UNMIX_TILE_CASE(9)
-      UNMIX_TILE_CASE(10)
-      UNMIX_TILE_CASE(11)
-      UNMIX_TILE_CASE(12)
-#undef UNMIX_TILE_CASE
-    default: break;
-    }
-    r0 += rb;
-  }
+  for_rank_blocks(
+      R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*);
