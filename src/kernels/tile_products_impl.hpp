@@ -55,7 +55,7 @@ template <class T> inline T hsum(typename Vec<T>::type v) {
 // accumulators acc (NC x RB vectors; lane l holds the rows congruent to l).
 template <class T, std::size_t RB, std::size_t NC>
 inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t ldy, const T* A, std::size_t lda,
-                        typename Vec<T>::type* acc_out, bool prefetch) {
+                        typename Vec<T>::type* acc_out, std::size_t ahead) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
   V acc[NC][RB];
@@ -68,7 +68,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 #pragma GCC unroll 16
     for (std::size_t c = 0; c < NC; ++c) {
       y[c] = load<T>(Y + i + c * ldy);
-      if (prefetch) __builtin_prefetch(Y + i + c * ldy + prefetch_ahead<T>);
+      if (ahead) __builtin_prefetch(Y + i + c * ldy + ahead);
     }
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) {
@@ -90,19 +90,21 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 // level-1 cache while `sub` columns of Y pass over it; the vector sums of those columns wait in a
 // small buffer between row blocks. (Measured at I = 2000, R = 10: 8 columns and 8 KiB beat 4, 16 and
 // 32 columns and 12 or 16 KiB, and the two products per tile took about 0.88 x the time of OpenBLAS's
-// DGEMM pair.)
+// DGEMM pair.) Small RB take more columns (up to 8) per pass and more row vectors (up to 4) in the second
+// product: at R = 3 that took the iteration from 32 to 26 ms.
 template <class T, std::size_t RB>
 inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* A, std::size_t lda, T* C,
                       std::size_t ldc) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
-  constexpr std::size_t NC = accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1);
+  constexpr std::size_t NC =
+      accumulators / RB >= 8 ? 8 : (accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1));
   constexpr std::size_t sub = 8;
   constexpr std::size_t a_bytes = 8 * 1024;
   constexpr std::size_t rows_fit = a_bytes / (RB * sizeof(T)) / W * W;
   constexpr std::size_t row_block = rows_fit > W ? rows_fit : W;
   const std::size_t Iv = I / W * W;
-  const bool prefetch = (tile_prefetch_mode & 1) != 0;
+  const std::size_t ahead = (tile_prefetch_mode & 1) != 0 ? prefetch_ahead<T> : 0;
   V buf[sub * RB];
   for (std::size_t j0 = 0; j0 < n; j0 += sub) {
     const std::size_t nj = n - j0 < sub ? n - j0 : sub;
@@ -111,8 +113,8 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
       const std::size_t i1 = i0 + row_block < Iv ? i0 + row_block : Iv;
       std::size_t j = 0;
       for (; j + NC <= nj; j += NC)
-        yta_partial<T, RB, NC>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, prefetch);
-      for (; j < nj; ++j) yta_partial<T, RB, 1>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, prefetch);
+        yta_partial<T, RB, NC>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead);
+      for (; j < nj; ++j) yta_partial<T, RB, 1>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead);
     }
     for (std::size_t j = 0; j < nj; ++j)
       for (std::size_t r = 0; r < RB; ++r) {
@@ -161,7 +163,7 @@ template <class T, std::size_t RB>
 inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, T* Q,
                       std::size_t ldq, Ahead& ahead) {
   constexpr std::size_t W = Vec<T>::width;
-  constexpr std::size_t NV = accumulators / RB >= 2 ? 2 : 1;
+  constexpr std::size_t NV = accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1);
   std::size_t i = 0;
   for (; i + NV * W <= I; i += NV * W) ybt_rows<T, RB, NV>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
   for (; i + W <= I; i += W) ybt_rows<T, RB, 1>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
