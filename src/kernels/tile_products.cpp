@@ -53,7 +53,7 @@ bool parse_isa(const char* name, Isa& out) {
 int prefetch_mode_from_environment() {
   const char* v = std::getenv("UNMIX_TILE_PREFETCH");
   if (v && v[0] >= '0' && v[0] <= '3' && v[1] == '\0') return v[0] - '0';
-  return 1;
+  return -1;
 }
 
 Isa detect() {

@@ -5,8 +5,8 @@
 
 namespace unmix {
 // Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
-// second product); set from UNMIX_TILE_PREFETCH (0-3, default 1: the next-tile prefetch was slower on
-// both machines measured) in tile_products.cpp.
+// second product); set from UNMIX_TILE_PREFETCH (0-3) in tile_products.cpp; -1 (default): bit 1 always,
+// bit 2 for R <= 8.
 extern int tile_prefetch_mode;
 } // namespace unmix
 
@@ -104,7 +104,7 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
   constexpr std::size_t rows_fit = a_bytes / (RB * sizeof(T)) / W * W;
   constexpr std::size_t row_block = rows_fit > W ? rows_fit : W;
   const std::size_t Iv = I / W * W;
-  const std::size_t ahead = (tile_prefetch_mode & 1) != 0 ? prefetch_ahead<T> : 0;
+  const std::size_t ahead = tile_prefetch_mode < 0 || (tile_prefetch_mode & 1) != 0 ? prefetch_ahead<T> : 0;
   V buf[sub * RB];
   for (std::size_t j0 = 0; j0 < n; j0 += sub) {
     const std::size_t nj = n - j0 < sub ? n - j0 : sub;
@@ -212,7 +212,11 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 template <class T>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
          std::size_t next_count) {
-  if (!(tile_prefetch_mode & 2)) next = nullptr;
+  // Reading the next tile meanwhile pays where the products are light (small R) and costs at R = 10
+  // (measured here: R = 3, 5, 7 gained 15-25 %, R = 10 lost 5-10 %; the 16-core Intel host lost 20 % at
+  // R = 10), so by default it is on up to R = 8.
+  const bool next_on = tile_prefetch_mode < 0 ? R <= 8 : (tile_prefetch_mode & 2) != 0;
+  if (!next_on) next = nullptr;
   Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
   for_rank_blocks(
       R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });

@@ -24,8 +24,9 @@ void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
 const char* tile_products_isa();
 
 /// UNMIX_TILE_PREFETCH (0-3) selects the software prefetching for experiments on other machines: bit 1
-/// reads ahead within the tile of the first product (default), bit 2 reads the next tile during the
-/// second product (slower on the AMD and Intel hosts measured, so off by default).
+/// reads ahead within the tile of the first product, bit 2 reads the next tile during the second
+/// product. Unset: bit 1, and bit 2 for R <= 8 (it helped at R = 3-7 and cost at R = 10 on the AMD host
+/// measured, and cost at R = 10 on a 16-core Intel host).
 
 /// Switches to the named instruction set for later calls; false (nothing changes) when the name is
 /// unknown or the processor lacks it. For tests and comparisons.
