@@ -4,7 +4,10 @@
 
 namespace unmix::srmd {
 
-void CommReduction::sum(std::span<long long> values) const { comm_->allreduce(values, Op::sum); }
+void CommReduction::sum(std::span<long long> values) const {
+  if (comm_->size() == 1) return; // the sum over one part is the part itself
+  comm_->allreduce(values, Op::sum);
+}
 
 void CommReduction::gather(std::span<const double> local, std::span<double> full) const {
   if (comm_->size() == 1) {

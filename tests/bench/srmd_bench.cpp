@@ -1,9 +1,13 @@
 // SRMD timings. Usage:
-//   srmd_bench examples [REPEATS]   ex0 (N = 10 m) and ex1 (N = 16000) of ../shared/data/srmd/signals,
+//   srmd_bench examples [REPEATS [ex0|ex1]]
+//                                   ex0 (N = 10 m) and ex1 (N = 16000) of ../shared/data/srmd/signals,
 //                                   median seconds per run (the reference Python takes 0.08 s and 1.27 s)
 //   srmd_bench scale M N WFRAC      a synthetic M-sample signal (a tone plus a chirp on [0, 1]) with N
 //                                   features of width WFRAC * L, features split over the MPI processes;
 //                                   prints the phase times (peak memory: run under /usr/bin/time -v)
+//   srmd_bench digest               bit-exact fingerprints of SRMD on ex0, ex1, ex3 (several seeds), of
+//                                   weighted SPGL1 problems and of l1-ball projections: two builds that
+//                                   print the same lines compute the same numbers, bit for bit
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include <time.h>
+
 #include "unmix/core/mpi.hpp"
+#include "unmix/core/rng.hpp"
 #include "unmix/srmd/comm_reduction.hpp"
 #include "unmix/srmd/features.hpp"
 #include "unmix/srmd/spgl1.hpp"
@@ -47,18 +54,138 @@ void load(const std::string& path, std::vector<double>& t, std::vector<double>& 
   }
 }
 
+/// CPU seconds of the calling thread (less disturbed than wall time on a busy machine).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Median wall seconds per run (and, if cpu is given, the median CPU seconds of this thread per run).
 double median_time(int repeats, const std::vector<double>& t, const std::vector<double>& y, SrmdOptions o,
-                   std::size_t* iters) {
-  std::vector<double> times;
+                   std::size_t* iters, double* cpu = nullptr) {
+  std::vector<double> times, cpus;
   for (int k = 0; k < repeats; ++k) {
     o.seed = static_cast<std::uint64_t>(k + 1);
     const auto a = Clock::now();
+    const double c = thread_cpu_seconds();
     const SrmdResult r = srmd::srmd(t, y, o);
+    cpus.push_back(thread_cpu_seconds() - c);
     times.push_back(since(a));
     *iters += r.iterations;
   }
   std::sort(times.begin(), times.end());
+  std::sort(cpus.begin(), cpus.end());
+  if (cpu) *cpu = cpus[cpus.size() / 2];
   return times[times.size() / 2];
+}
+
+/// FNV-1a over the bytes of a sequence of values.
+struct Digest {
+  std::uint64_t h = 1469598103934665603ull;
+  void bytes(const void* p, std::size_t n) {
+    const auto* c = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
+  }
+  template <class T> void add(const std::vector<T>& v) { bytes(v.data(), v.size() * sizeof(T)); }
+  template <class T> void one(T v) { bytes(&v, sizeof v); }
+};
+
+void digest_srmd(const char* name, const std::vector<double>& t, const std::vector<double>& y, SrmdOptions o,
+                 int seeds) {
+  for (int k = 1; k <= seeds; ++k) {
+    o.seed = static_cast<std::uint64_t>(k);
+    const SrmdResult r = srmd::srmd(t, y, o);
+    Digest d;
+    d.add(r.modes);
+    d.add(r.index);
+    d.add(r.weight);
+    d.add(r.label);
+    d.one(r.rnorm);
+    d.one(r.tau_l1);
+    std::printf("%s seed %d: %016llx iterations %zu status %d nonzeros %zu modes %zu rnorm %a\n", name, k,
+                static_cast<unsigned long long>(d.h), r.iterations, static_cast<int>(r.status), r.nonzeros, r.n_modes,
+                r.rnorm);
+  }
+}
+
+int digest(const std::string& dir) {
+  std::vector<double> t0, y0, t1, y1, t3, y3;
+  load(dir + "ex0_minimal.csv", t0, y0);
+  load(dir + "ex1_discontinuous.csv", t1, y1);
+  load(dir + "ex3_overlapping_noise.csv", t3, y3);
+  SrmdOptions o0;
+  o0.eps = 1.0;
+  o0.frq_scale = 1.0;
+  digest_srmd("ex0", t0, y0, o0, 8);
+  SrmdOptions o1;
+  o1.eps = 0.1;
+  o1.min_samples = 3;
+  o1.r = 0.06;
+  o1.n_modes = 3;
+  o1.n_features = 50 * t1.size();
+  digest_srmd("ex1", t1, y1, o1, 4);
+  SrmdOptions o3;
+  o3.n_features = 50 * t3.size();
+  o3.w = 0.3;
+  o3.r = 0.2;
+  o3.frq_scale = 1.0;
+  o3.eps = 1.0;
+  o3.min_samples = 4;
+  digest_srmd("ex3", t3, y3, o3, 4);
+  SrmdOptions o4 = o0;
+  o4.threshold = 0.3;
+  o4.spgl1.weights = {2.5};
+  digest_srmd("ex0-threshold-weight", t0, y0, o4, 3);
+
+  // Weighted SPGL1 on random dense problems (BP, BPDN, LASSO) and weighted projections with ties.
+  const CounterRng rng(12345, 7);
+  std::uint64_t c = 0;
+  auto u = [&] { return rng.uniform(c++); };
+  for (int prob = 0; prob < 6; ++prob) {
+    const std::size_t m = 40 + 10 * static_cast<std::size_t>(prob), n = 3 * m;
+    std::vector<double> a(m * n), x(n, 0.0), b(m, 0.0), w(n);
+    for (double& v : a) v = u() - 0.5;
+    for (double& v : w) v = 0.5 + u();
+    for (std::size_t j = 0; j < n; j += 9) x[j] = u() - 0.5;
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < m; ++i) b[i] += a[j * m + i] * x[j];
+    const DenseOperator A(m, n, a);
+    Spgl1Options opt;
+    if (prob % 3 == 1) opt.weights = {1.7};
+    if (prob % 3 == 2) opt.weights = w;
+    const Spgl1Result res[3] = {spg_bp(A, b, opt), spg_bpdn(A, b, 0.05, opt), spg_lasso(A, b, 1.3, opt)};
+    for (int k = 0; k < 3; ++k) {
+      Digest d;
+      d.add(res[k].x);
+      d.add(res[k].r);
+      d.add(res[k].g);
+      d.one(res[k].tau);
+      d.one(res[k].gnorm);
+      d.one(res[k].rgap);
+      std::printf("spgl1 problem %d kind %d: %016llx iterations %zu status %d products %zu %zu\n", prob, k,
+                  static_cast<unsigned long long>(d.h), res[k].iterations, static_cast<int>(res[k].status),
+                  res[k].n_prod_a, res[k].n_prod_at);
+    }
+  }
+  Digest dp;
+  for (int k = 0; k < 400; ++k) {
+    const std::size_t n = 1 + static_cast<std::size_t>(u() * (k % 4 == 0 ? 3000 : 60));
+    std::vector<double> x(n), w(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = u() < 0.2 ? 0.0 : (k % 3 == 0 ? std::floor(8 * u() - 4) : u() - 0.5); // ties when k % 3 == 0
+      w[i] = k % 5 == 0 ? 1.0 : 0.25 + u();
+    }
+    double total = 0;
+    for (double v : x) total += std::abs(v);
+    const double tau = total * (k % 7 == 0 ? 1.5 : u());
+    const std::vector<double> d1 = {0.75};
+    dp.add(project_l1(x, {}, tau));
+    dp.add(project_l1(x, d1, tau));
+    dp.add(project_l1(x, w, tau));
+  }
+  std::printf("projections: %016llx\n", static_cast<unsigned long long>(dp.h));
+  return 0;
 }
 
 } // namespace
@@ -84,6 +211,20 @@ int main(int argc, char** argv) {
     o1.n_modes = 3;
     o1.n_features = 16000;
     std::size_t it0 = 0, it1 = 0;
+    // An optional third argument (ex0 or ex1) times one example only, for profiling.
+    const std::string only = argc > 3 ? argv[3] : "";
+    if (only == "ex0" || only == "ex1") {
+      const bool first = only == "ex0";
+      std::size_t it = 0;
+      double cpu = 0;
+      const double s =
+          first ? median_time(repeats, t0, y0, o0, &it, &cpu) : median_time(repeats, t1, y1, o1, &it, &cpu);
+      std::printf("%s: %.4f s per run (median of %d; mean SPGL1 iterations %.0f); reference %.2f s: %.1fx; median "
+                  "CPU time %.4f s\n",
+                  only.c_str(), s, repeats, static_cast<double>(it) / repeats, first ? 0.08 : 1.27,
+                  (first ? 0.08 : 1.27) / s, cpu);
+      return 0;
+    }
     const double s0 = median_time(repeats, t0, y0, o0, &it0);
     const double s1 = median_time(repeats, t1, y1, o1, &it1);
     std::printf("ex0: m = %zu, N = %zu: %.4f s per run (median of %d; mean SPGL1 iterations %.0f); reference 0.08 s: "
@@ -93,6 +234,10 @@ int main(int argc, char** argv) {
                 "s: %.1fx\n",
                 t1.size(), s1, repeats, static_cast<double>(it1) / repeats, 1.27 / s1);
     return 0;
+  }
+  if (what == "digest") {
+    const char* base = std::getenv("UNMIX_SHARED_DATA");
+    return digest(std::string(base ? base : "../shared/data") + "/srmd/signals/");
   }
   if (what == "scale" && argc >= 5) {
     const std::size_t m = std::strtoul(argv[2], nullptr, 10), N = std::strtoul(argv[3], nullptr, 10);
@@ -141,6 +286,6 @@ int main(int argc, char** argv) {
                   build_s, adj_s, total, r.iterations, to_string(r.status), r.nonzeros, r.n_modes);
     return 0;
   }
-  std::fprintf(stderr, "usage: srmd_bench examples [REPEATS] | srmd_bench scale M N WFRAC\n");
+  std::fprintf(stderr, "usage: srmd_bench examples [REPEATS] | srmd_bench scale M N WFRAC | srmd_bench digest\n");
   return 2;
 }

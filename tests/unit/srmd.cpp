@@ -2,8 +2,11 @@
 // dictionary and its BPDN solution, DBSCAN labels, the feature dictionary and mode assembly.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <sstream>
@@ -119,6 +122,70 @@ TEST_CASE("l1-ball projections match the reference fixtures", "[srmd]") {
     CHECK(count == nnz);
     for (std::size_t i = 0; i < p.size(); ++i) CHECK(p[i] * b[i] >= 0); // signs kept
   }
+}
+
+namespace {
+/// The projection as the reference computes it: every ratio b_i / d_i (b = |x|) sorted, largest first
+/// and ties by index, and walked down until alpha = (sum d b - tau) / sum d^2 reaches the ratio.
+std::vector<double> sorted_projection(const std::vector<double>& x, const std::vector<double>& d, double tau) {
+  const std::size_t n = x.size();
+  auto wt = [&](std::size_t i) { return d.empty() ? 1.0 : (d.size() == 1 ? d[0] : d[i]); };
+  std::vector<double> b(n), p(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) b[i] = std::abs(x[i]);
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) total += wt(i) * b[i];
+  if (tau >= total) {
+    p = b;
+  } else if (tau >= std::numeric_limits<double>::epsilon()) {
+    std::vector<std::pair<double, std::size_t>> c;
+    for (std::size_t i = 0; i < n; ++i)
+      if (b[i] > 0) c.emplace_back(b[i] / wt(i), i);
+    std::sort(c.begin(), c.end(), [](const auto& u, const auto& v) {
+      return u.first > v.first || (u.first == v.first && u.second < v.second);
+    });
+    double csdb = 0, csd2 = 0, soft = 0;
+    for (const auto& [ratio, i] : c) {
+      csdb += wt(i) * b[i];
+      csd2 += wt(i) * wt(i);
+      const double alpha = (csdb - tau) / csd2;
+      if (alpha >= b[i] / wt(i)) break;
+      soft = alpha;
+    }
+    for (std::size_t i = 0; i < n; ++i) p[i] = std::max(0.0, b[i] - soft * wt(i));
+  }
+  for (std::size_t i = 0; i < n; ++i) p[i] = x[i] > 0 ? p[i] : (x[i] < 0 ? -p[i] : 0.0);
+  return p;
+}
+} // namespace
+
+TEST_CASE("l1-ball projections equal the fully sorted computation bit for bit", "[srmd]") {
+  // Ties, zeros of both signs, wide ranges of magnitude, every kind of weight, and radii from 0 to
+  // beyond the norm: the selection of the ratios that are sorted must never change a bit.
+  SeqRng rng(21);
+  int mismatches = 0;
+  for (int k = 0; k < 3000; ++k) {
+    const std::size_t n = 1 + rng.below(k % 10 == 0 ? 3000 : 50);
+    std::vector<double> x(n), w(n);
+    const int kind = k % 5;
+    for (std::size_t i = 0; i < n; ++i) {
+      double v = rng.uniform() - 0.5;
+      if (kind == 1) v = std::floor(6 * rng.uniform() - 3);
+      if (kind == 2) v = rng.uniform() < 0.4 ? (rng.uniform() < 0.5 ? -0.0 : 0.0) : v;
+      if (kind == 3) v = std::ldexp(rng.uniform() - 0.5, static_cast<int>(rng.below(40)) - 20);
+      if (kind == 4) v = rng.uniform() < 0.9 ? 1e-3 * (rng.uniform() - 0.5) : 10 * (rng.uniform() - 0.5);
+      x[i] = v;
+      w[i] = k % 3 == 0 ? std::floor(1 + 3 * rng.uniform()) : 0.1 + 2 * rng.uniform();
+    }
+    double total = 0;
+    for (double v : x) total += std::abs(v);
+    const double taus[] = {total * rng.uniform(), total, total * (1 - 1e-15), 1e-17, total * 1e-9};
+    const double tau = taus[k % 5];
+    for (const std::vector<double>& d : {std::vector<double>{}, std::vector<double>{0.6}, w}) {
+      const std::vector<double> p = project_l1(x, d, tau), q = sorted_projection(x, d, tau);
+      if (std::memcmp(p.data(), q.data(), n * sizeof(double)) != 0) ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("SPGL1 solves the reference BP, BPDN and LASSO problems", "[srmd]") {

@@ -36,7 +36,8 @@ inline std::size_t block_first(std::size_t n, int parts, int p) {
 /// The columns [begin, begin + local count) of the feature dictionary on sample times t (ascending),
 /// stored as supports. As an operator it acts on whole vectors of length `global_cols`: forward sums
 /// this part's columns and combines the parts with one exact integer sum (so y is bitwise identical
-/// for any split), adjoint computes this part's entries and gathers them.
+/// for any split), adjoint computes this part's entries and gathers them. The products reuse scratch
+/// space held by the dictionary: one dictionary must not serve two products at the same time.
 class FeatureDictionary final : public LinearOperator {
 public:
   FeatureDictionary(std::span<const double> t, const FeatureParams& local, double w, std::size_t begin,
@@ -60,7 +61,11 @@ private:
   std::size_t m_, n_global_, begin_;
   const Reduction* red_;
   std::vector<std::size_t> start_, ptr_;
-  std::vector<double> values_;
+  std::vector<double> values_; // the supports one after the other
+  // Scratch space of the products, kept between calls (a dictionary serves one product at a time).
+  mutable std::vector<long long> acc_;
+  mutable std::vector<double> local_;
+  mutable std::vector<std::size_t> nonzero_;
 };
 
 } // namespace unmix::srmd
