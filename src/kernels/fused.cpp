@@ -4,7 +4,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
 #include "unmix/kernels/tile_products.hpp"
@@ -16,6 +15,37 @@ std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
   const std::size_t cols = target / std::max<std::size_t>(1, Ip * elem_size);
   return std::clamp<std::size_t>(cols, 8, 1024);
 }
+
+namespace {
+
+// grad = G X - M for X, M (R x n); G (R x R) symmetric. Plain loops: at R in the tens a BLAS call per
+// tile costs more than the arithmetic.
+void gram_times_minus(std::size_t R, std::size_t n, const double* G, const double* X, const double* M, double* grad) {
+  for (std::size_t j = 0; j < n; ++j) {
+    double* g = grad + j * R;
+    const double* x = X + j * R;
+    for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
+    for (std::size_t q = 0; q < R; ++q) {
+      const double xq = x[q];
+      const double* Gq = G + q * R;
+      for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
+    }
+  }
+}
+
+// P += X X^T for X (R x n).
+void add_outer(std::size_t R, std::size_t n, const double* X, double* P) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const double* x = X + j * R;
+    for (std::size_t q = 0; q < R; ++q) {
+      const double xq = x[q];
+      double* Pq = P + q * R;
+      for (std::size_t r = 0; r < R; ++r) Pq[r] += x[r] * xq;
+    }
+  }
+}
+
+} // namespace
 
 template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
@@ -40,8 +70,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     for (std::size_t j = 0; j < nt; ++j)
       for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
     // Gradient at the current point (statistics of the previous iteration's end point).
-    std::copy(M.begin(), M.begin() + static_cast<long>(R * nt), grad.begin());
-    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R, nt, R, 1.0, in.G, R, Bj, R, -1.0, grad.data(), R);
+    gram_times_minus(R, nt, in.G, Bj, M.data(), grad.data());
     for (std::size_t idx = 0; idx < R * nt; ++idx) {
       const double g = grad[idx];
       grad2 += g * g;
@@ -49,17 +78,19 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     }
     // Momentum, then the gradient step at the extrapolated point.
     if (any_momentum) {
-      for (std::size_t idx = 0; idx < R * nt; ++idx) {
-        const double cur = Bj[idx];
-        Bj[idx] = cur + in.omega[idx % R] * (cur - Bp[idx]);
-        Bp[idx] = cur;
-      }
-      std::copy(M.begin(), M.begin() + static_cast<long>(R * nt), grad.begin());
-      blas::gemm<double>(blas::Trans::N, blas::Trans::N, R, nt, R, 1.0, in.G, R, Bj, R, -1.0, grad.data(), R);
+      for (std::size_t j = 0; j < nt; ++j)
+        for (std::size_t r = 0; r < R; ++r) {
+          const std::size_t idx = r + j * R;
+          const double cur = Bj[idx];
+          Bj[idx] = cur + in.omega[r] * (cur - Bp[idx]);
+          Bp[idx] = cur;
+        }
+      gram_times_minus(R, nt, in.G, Bj, M.data(), grad.data());
     } else {
       std::copy(Bj, Bj + R * nt, Bp);
     }
-    for (std::size_t idx = 0; idx < R * nt; ++idx) Bj[idx] -= grad[idx] * in.inv_L[idx % R];
+    for (std::size_t j = 0; j < nt; ++j)
+      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * in.inv_L[r];
     if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
     if (in.exact)
       nnls_bpp_columns(R, nt, in.G, M.data(), Bj);
@@ -78,7 +109,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       tile_ybt<T>(Ip, nt, R, Yt, Ip, Bt.data(), Qt.data(), next_tile, next_count);
       for (std::size_t i = 0; i < Ip * R; ++i) out.Q[i] += static_cast<double>(Qt[i]);
     }
-    blas::gemm<double>(blas::Trans::N, blas::Trans::T, R, R, nt, 1.0, Bj, R, Bj, R, 1.0, out.P, R);
+    add_outer(R, nt, Bj, out.P);
   }
   out.grad2 = grad2;
   out.stat2 = stat2;
