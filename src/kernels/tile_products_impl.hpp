@@ -142,8 +142,8 @@ inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std
     for (std::size_t v = 0; v < NV; ++v) y[v] = load<T>(Y + v * W + j * ldy);
     const T* b = B + j * ldb;
     if (ahead.next < ahead.end) {
-      __builtin_prefetch(ahead.next, 0, 2);
-      __builtin_prefetch(ahead.next + 64, 0, 2);
+      __builtin_prefetch(ahead.next, 0, 1);
+      __builtin_prefetch(ahead.next + 64, 0, 1);
       ahead.next += 128;
     }
 #pragma GCC unroll 16
