@@ -11,7 +11,7 @@
 namespace unmix {
 
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
-  const std::size_t target = 512 * 1024;
+  const std::size_t target = 384 * 1024;
   const std::size_t cols = target / std::max<std::size_t>(1, Ip * elem_size);
   return std::clamp<std::size_t>(cols, 8, 1024);
 }

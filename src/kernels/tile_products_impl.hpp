@@ -5,8 +5,7 @@
 
 namespace unmix {
 // Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
-// second product); set from UNMIX_TILE_PREFETCH (0-3) in tile_products.cpp; -1 (default): bit 1 always,
-// bit 2 for R <= 8.
+// second product); set from UNMIX_TILE_PREFETCH (0-3) in tile_products.cpp; -1 (default): both.
 extern int tile_prefetch_mode;
 } // namespace unmix
 
@@ -212,10 +211,9 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 template <class T>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
          std::size_t next_count) {
-  // Reading the next tile meanwhile pays where the products are light (small R) and costs at R = 10
-  // (measured here: R = 3, 5, 7 gained 15-25 %, R = 10 lost 5-10 %; the 16-core Intel host lost 20 % at
-  // R = 10), so by default it is on up to R = 8.
-  const bool next_on = tile_prefetch_mode < 0 ? R <= 8 : (tile_prefetch_mode & 2) != 0;
+  // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run (the
+  // caller's tiles are small enough, 384 KiB, for both tiles to stay in a 1 MiB level-2 cache).
+  const bool next_on = tile_prefetch_mode < 0 || (tile_prefetch_mode & 2) != 0;
   if (!next_on) next = nullptr;
   Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
   for_rank_blocks(

@@ -39,7 +39,8 @@ template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
                   const FusedStepInput& in, FusedStepOutput& out);
 
-/// Column tile width used by the pass for a given I_p and element size (about 512 KiB of Y per tile).
+/// Column tile width used by the pass for a given I_p and element size (about 384 KiB of Y per tile, so
+/// that the tile being used and the next one, read ahead, fit a 1 MiB level-2 cache together).
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 
 } // namespace unmix
