@@ -67,13 +67,14 @@ std::vector<double> gather_box(const Comm& comm, const Shape& global, const Shap
   const auto all = comm.allgatherv<double>(pack);
   std::vector<double> out(shape_size(global), 0.0);
   std::size_t pos = 0;
+  Shape off(N), ext(N);
+  std::vector<std::size_t> idx(N);
   while (pos < all.size()) {
-    Shape off(N), ext(N);
     for (std::size_t n = 0; n < N; ++n) off[n] = static_cast<std::size_t>(all[pos + n]);
     for (std::size_t n = 0; n < N; ++n) ext[n] = static_cast<std::size_t>(all[pos + N + n]);
     pos += 2 * N;
     const std::size_t cnt = shape_size(ext);
-    std::vector<std::size_t> idx(N, 0);
+    std::fill(idx.begin(), idx.end(), std::size_t{0});
     for (std::size_t l = 0; l < cnt; ++l) {
       std::size_t g = 0, stride = 1;
       for (std::size_t n = 0; n < N; ++n) {

@@ -208,7 +208,10 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
       s += "\n";
       for (std::size_t i = 0; i < res.m; ++i) {
         s += g17(sig.t[i]);
-        for (std::size_t k = 0; k < res.n_modes; ++k) s += "," + g17(res.mode(k)[i]);
+        for (std::size_t k = 0; k < res.n_modes; ++k) {
+          s += ',';
+          s += g17(res.mode(k)[i]);
+        }
         s += "\n";
       }
       write_text(modes_f, s);

@@ -35,7 +35,10 @@ int ProcessGrid::rank_of(const std::vector<int>& coords) const {
 
 std::string ProcessGrid::to_string() const {
   std::string s;
-  for (std::size_t n = 0; n < dims_.size(); ++n) s += (n ? "x" : "") + std::to_string(dims_[n]);
+  for (std::size_t n = 0; n < dims_.size(); ++n) {
+    if (n) s += 'x';
+    s += std::to_string(dims_[n]);
+  }
   return s;
 }
 

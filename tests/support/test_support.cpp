@@ -112,7 +112,10 @@ RunResult run_unmix(int np, const std::vector<std::string>& args, double timeout
           "OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -n " +
           std::to_string(np) + " ";
   cmd += quote(bin);
-  for (const auto& a : args) cmd += " " + quote(a);
+  for (const auto& a : args) {
+    cmd += ' ';
+    cmd += quote(a);
+  }
   return run_shell(cmd, timeout_s);
 }
 
