@@ -51,9 +51,16 @@ template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
                   const FusedStepInput& in, FusedStepOutput& out) {
   const std::size_t nt_max = fused_tile_columns(Ip, sizeof(T));
-  std::vector<T> At(Ip * R), Mt(nt_max * R), Bt(std::is_same_v<T, double> ? 0 : R * nt_max),
-      Qt(std::is_same_v<T, double> ? 0 : Ip * R);
-  for (std::size_t i = 0; i < Ip * R; ++i) At[i] = static_cast<T>(in.A[i]);
+  std::vector<T> At(std::is_same_v<T, double> ? 0 : Ip * R), Mt(nt_max * R),
+      Bt(std::is_same_v<T, double> ? 0 : R * nt_max), Qt(std::is_same_v<T, double> ? 0 : Ip * R);
+  // A in the precision of Y (a copy only for float).
+  const T* Ap = nullptr;
+  if constexpr (std::is_same_v<T, double>) {
+    Ap = in.A;
+  } else {
+    for (std::size_t i = 0; i < Ip * R; ++i) At[i] = static_cast<T>(in.A[i]);
+    Ap = At.data();
+  }
   std::vector<double> M(R * nt_max), grad(R * nt_max);
   std::fill(out.Q, out.Q + Ip * R, 0.0);
   std::fill(out.P, out.P + R * R, 0.0);
@@ -66,7 +73,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     double* Bj = B + j0 * R;
     double* Bp = Bprev + j0 * R;
     // M_t^T = Y_t^T A (nt x R).
-    tile_yta<T>(Ip, nt, R, Yt, Ip, At.data(), Mt.data());
+    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data());
     for (std::size_t j = 0; j < nt; ++j)
       for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
     // Gradient at the current point (statistics of the previous iteration's end point).
