@@ -13,9 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <numbers>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +21,7 @@
 
 #include "unmix/core/mpi.hpp"
 #include "unmix/core/rng.hpp"
+#include "unmix/io/signal.hpp"
 #include "unmix/srmd/comm_reduction.hpp"
 #include "unmix/srmd/features.hpp"
 #include "unmix/srmd/spgl1.hpp"
@@ -37,20 +36,13 @@ namespace {
 double since(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
 
 void load(const std::string& path, std::vector<double>& t, std::vector<double>& y) {
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "cannot open %s\n", path.c_str());
+  try {
+    io::Signal sig = io::read_signal_csv(path);
+    t = std::move(sig.t);
+    y = std::move(sig.y);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     std::exit(2);
-  }
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string a, b;
-    std::getline(ss, a, ',');
-    std::getline(ss, b, ',');
-    t.push_back(std::stod(a));
-    y.push_back(std::stod(b));
   }
 }
 

@@ -13,6 +13,8 @@
 #include "../support/test_support.hpp"
 
 namespace fs = std::filesystem;
+using unmix::test::read_attribute;
+using unmix::test::read_dataset;
 using unmix::test::run_unmix;
 using unmix::test::shared_data;
 
@@ -21,50 +23,6 @@ namespace {
 std::string dir() {
   static const std::string d = unmix::test::temp_dir("cli-factorize");
   return d;
-}
-
-std::vector<double> read(const std::string& path, const std::string& name, std::vector<hsize_t>* dims = nullptr) {
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  REQUIRE(f >= 0);
-  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
-  REQUIRE(d >= 0);
-  hid_t s = H5Dget_space(d);
-  const int nd = H5Sget_simple_extent_ndims(s);
-  std::vector<hsize_t> dd(static_cast<std::size_t>(nd));
-  H5Sget_simple_extent_dims(s, dd.data(), nullptr);
-  hsize_t n = 1;
-  for (auto v : dd) n *= v;
-  std::vector<double> out(n);
-  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
-  if (dims) *dims = dd;
-  H5Sclose(s);
-  H5Dclose(d);
-  H5Fclose(f);
-  return out;
-}
-
-std::string read_attr(const std::string& path, const std::string& name) {
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (H5Aexists(f, name.c_str()) <= 0) {
-    H5Fclose(f);
-    return "<missing>";
-  }
-  hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
-  hid_t t = H5Aget_type(a);
-  std::string out;
-  if (H5Tget_class(t) == H5T_STRING) {
-    out.resize(H5Tget_size(t));
-    H5Aread(a, t, out.data());
-    while (!out.empty() && out.back() == '\0') out.pop_back();
-  } else {
-    double v = 0;
-    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-    out = std::to_string(v);
-  }
-  H5Tclose(t);
-  H5Aclose(a);
-  H5Fclose(f);
-  return out;
 }
 
 double rel(const std::vector<double>& a, const std::vector<double>& b) {
@@ -99,15 +57,15 @@ TEST_CASE("geodata: the same factors at 1 and 4 processes, and a complete output
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("converged: rel_error") != std::string::npos);
     std::vector<hsize_t> da, db;
-    As.push_back(read(out, "A", &da));
-    Bs.push_back(read(out, "B", &db));
+    As.push_back(read_dataset(out, "A", &da));
+    Bs.push_back(read_dataset(out, "B", &db));
     CHECK(da == std::vector<hsize_t>{20, 3});
     CHECK(db == std::vector<hsize_t>{3, 1025, 7});
-    CHECK(read_attr(out, "processes") == std::to_string(np) + ".000000");
-    CHECK(read_attr(out, "option.mixture-axis") == "2");
-    CHECK(read_attr(out, "constraint_B") == "l1scale_average12slices+nonnegative");
-    CHECK(read_attr(out, "input") == geo);
-    CHECK(std::stod(read_attr(out, "rel_error")) <= 0.12);
+    CHECK(read_attribute(out, "processes") == std::to_string(np) + ".000000");
+    CHECK(read_attribute(out, "option.mixture-axis") == "2");
+    CHECK(read_attribute(out, "constraint_B") == "l1scale_average12slices+nonnegative");
+    CHECK(read_attribute(out, "input") == geo);
+    CHECK(std::stod(read_attribute(out, "rel_error")) <= 0.12);
     // No temporary left beside the output.
     for (const auto& e : fs::directory_iterator(dir())) CHECK(e.path().string().find(".tmp.") == std::string::npos);
   }
@@ -125,8 +83,8 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
       2, {"factorize", example, "--config", cfg, "--maxiter", "30", "--tol", "rel_error=0", "--out", out1, "-q"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(read_attr(out1, "rank") == "3.000000");
-  CHECK(read_attr(out1, "option.momentum") == "off");
+  CHECK(read_attribute(out1, "rank") == "3.000000");
+  CHECK(read_attribute(out1, "option.momentum") == "off");
   std::vector<hsize_t> ds;
   hid_t f = H5Fopen(out1.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   hid_t d = H5Dopen2(f, "stats", H5P_DEFAULT);
@@ -141,8 +99,8 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
   r = run_unmix(3, {"factorize", example, "--config", cfg, "--init", out1, "--maxiter", "0", "--out", out2, "-q"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(rel(read(out2, "A"), read(out1, "A")) < 1e-14);
-  CHECK(rel(read(out2, "B"), read(out1, "B")) < 1e-14);
+  CHECK(rel(read_dataset(out2, "A"), read_dataset(out1, "A")) < 1e-14);
+  CHECK(rel(read_dataset(out2, "B"), read_dataset(out1, "B")) < 1e-14);
 }
 
 TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer iterations than single steps",
@@ -162,9 +120,9 @@ TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer itera
                              120);
     INFO("np " << np << "\n" << r.err << r.out);
     REQUIRE(r.exit_code == 0);
-    As.push_back(read(out, "A"));
-    its.push_back(std::lround(std::stod(read_attr(out, "iterations"))));
-    CHECK(std::stod(read_attr(out, "rel_error")) <= 1e-3);
+    As.push_back(read_dataset(out, "A"));
+    its.push_back(std::lround(std::stod(read_attribute(out, "iterations"))));
+    CHECK(std::stod(read_attribute(out, "rel_error")) <= 1e-3);
   }
   for (std::size_t k = 1; k < As.size(); ++k) CHECK(rel(As[k], As[0]) < 1e-10);
   const std::string out = dir() + "/pg1.h5";
@@ -173,7 +131,7 @@ TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer itera
                             "rel_error=1e-3", "--maxiter", "5000", "--out", out, "-q"},
                            120);
   REQUIRE(r.exit_code == 0);
-  const long pg = std::lround(std::stod(read_attr(out, "iterations")));
+  const long pg = std::lround(std::stod(read_attribute(out, "iterations")));
   INFO("iterations to 1e-3 without extrapolation: bpp " << its[0] << ", single projected-gradient steps " << pg);
   CHECK(its[0] < pg);
   // An unknown solver is refused by name.

@@ -10,6 +10,7 @@
 #include "../support/test_support.hpp"
 
 namespace fs = std::filesystem;
+using unmix::test::read_dataset;
 using unmix::test::run_unmix;
 
 namespace {
@@ -17,27 +18,6 @@ namespace {
 std::string dir() {
   static const std::string d = unmix::test::temp_dir("cli-rank");
   return d;
-}
-
-std::vector<double> read_1d(const std::string& path, const std::string& name,
-                            std::vector<hsize_t>* dims_out = nullptr) {
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  REQUIRE(f >= 0);
-  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
-  REQUIRE(d >= 0);
-  hid_t s = H5Dget_space(d);
-  const int nd = H5Sget_simple_extent_ndims(s);
-  std::vector<hsize_t> dims(static_cast<std::size_t>(nd));
-  H5Sget_simple_extent_dims(s, dims.data(), nullptr);
-  hsize_t n = 1;
-  for (auto x : dims) n *= x;
-  std::vector<double> v(n);
-  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
-  H5Sclose(s);
-  H5Dclose(d);
-  H5Fclose(f);
-  if (dims_out) *dims_out = dims;
-  return v;
 }
 
 std::string planted_file() {
@@ -65,13 +45,13 @@ TEST_CASE("unmix rank finds the planted rank and writes the curve, every candida
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("chosen rank 3") != std::string::npos);
     CHECK(r.out.find("<- chosen") != std::string::npos);
-    const auto ranks = read_1d(out, "ranks");
+    const auto ranks = read_dataset(out, "ranks");
     CHECK(ranks == std::vector<double>{1, 2, 3, 4, 5, 6});
-    CHECK(read_1d(out, "rel_error").size() == 6);
-    CHECK(read_1d(out, "curvature").size() == 6);
+    CHECK(read_dataset(out, "rel_error").size() == 6);
+    CHECK(read_dataset(out, "curvature").size() == 6);
     std::vector<hsize_t> da, db;
-    read_1d(out, "A_3", &da);
-    read_1d(out, "B_5", &db);
+    read_dataset(out, "A_3", &da);
+    read_dataset(out, "B_5", &db);
     CHECK(da == std::vector<hsize_t>{10, 3});
     CHECK(db == std::vector<hsize_t>{5, 10, 10});
     const std::string svg = dir() + "/sweep" + std::to_string(np) + ".svg";
@@ -90,9 +70,9 @@ TEST_CASE("factorize --rank auto keeps the chosen factorization", "[rank]") {
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("rank 3 on 2 processes") != std::string::npos);
   std::vector<hsize_t> da;
-  read_1d(out, "A", &da);
+  read_dataset(out, "A", &da);
   CHECK(da == std::vector<hsize_t>{10, 3});
-  CHECK(read_1d(out, "sweep_rel_error").size() == 5);
+  CHECK(read_dataset(out, "sweep_rel_error").size() == 5);
 }
 
 TEST_CASE("bad rank sweeps: clear error, non-zero exit, no hang", "[rank]") {
@@ -134,7 +114,7 @@ TEST_CASE("factorize --multiscale and --init nndsvd through the binary; bad mult
     INFO(r.out << r.err);
     REQUIRE(r.exit_code == 0);
     std::vector<hsize_t> db;
-    read_1d(out, "B", &db);
+    read_dataset(out, "B", &db);
     CHECK(db == std::vector<hsize_t>{2, 33, 17});
     auto n = run_unmix(np,
                        {"factorize", in, "-d", "Y", "--rank", "2", "--init", "nndsvd", "--maxiter", "50", "-o", out,
@@ -145,7 +125,7 @@ TEST_CASE("factorize --multiscale and --init nndsvd through the binary; bad mult
     auto s = run_unmix(np, {"rank", in, "-d", "Y", "--ranks", "1:3", "--maxiter", "50", "-o", out, "--overwrite"}, 120);
     INFO(s.out << s.err);
     CHECK(s.exit_code == 0);
-    CHECK(read_1d(out, "singular_values").size() == 4);
+    CHECK(read_dataset(out, "singular_values").size() == 4);
   }
   const std::string bad = dir() + "/ms_bad.h5";
   struct Case {

@@ -3,13 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "../support/test_support.hpp"
 #include "unmix/core/rng.hpp"
+#include "unmix/io/signal.hpp"
 #include "unmix/srmd/comm_reduction.hpp"
 #include "unmix/srmd/features.hpp"
 #include "unmix/srmd/srmd.hpp"
@@ -19,18 +18,9 @@ using namespace unmix::srmd;
 
 namespace {
 void load(const std::string& name, std::vector<double>& t, std::vector<double>& y) {
-  std::ifstream in(test::shared_data("srmd/signals/" + name + ".csv"));
-  REQUIRE(in.good());
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string a, b;
-    std::getline(ss, a, ',');
-    std::getline(ss, b, ',');
-    t.push_back(std::stod(a));
-    y.push_back(std::stod(b));
-  }
+  io::Signal sig = io::read_signal_csv(test::shared_data("srmd/signals/" + name + ".csv"));
+  t = std::move(sig.t);
+  y = std::move(sig.y);
 }
 } // namespace
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 namespace unmix::test {
 
@@ -117,6 +118,54 @@ RunResult run_unmix(int np, const std::vector<std::string>& args, double timeout
     cmd += quote(a);
   }
   return run_shell(cmd, timeout_s);
+}
+
+std::vector<double> read_dataset(const std::string& path, const std::string& name, std::vector<hsize_t>* dims) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("cannot open " + path);
+  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  if (d < 0) {
+    H5Fclose(f);
+    throw std::runtime_error(path + " has no dataset " + name);
+  }
+  hid_t s = H5Dget_space(d);
+  const int nd = H5Sget_simple_extent_ndims(s);
+  std::vector<hsize_t> dd(static_cast<std::size_t>(nd));
+  H5Sget_simple_extent_dims(s, dd.data(), nullptr);
+  hsize_t n = 1;
+  for (auto v : dd) n *= v;
+  std::vector<double> out(n);
+  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  if (dims) *dims = dd;
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  return out;
+}
+
+std::string read_attribute(const std::string& path, const std::string& name) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("cannot open " + path);
+  if (H5Aexists(f, name.c_str()) <= 0) {
+    H5Fclose(f);
+    return "<missing>";
+  }
+  hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(a);
+  std::string out;
+  if (H5Tget_class(t) == H5T_STRING) {
+    out.resize(H5Tget_size(t));
+    H5Aread(a, t, out.data());
+    while (!out.empty() && out.back() == '\0') out.pop_back();
+  } else {
+    double v = 0;
+    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+    out = std::to_string(v);
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  H5Fclose(f);
+  return out;
 }
 
 } // namespace unmix::test

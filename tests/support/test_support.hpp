@@ -1,5 +1,7 @@
 #pragma once
 // Helpers shared by the tests.
+#include <hdf5.h>
+
 #include <string>
 #include <vector>
 
@@ -29,6 +31,13 @@ struct RunResult {
 };
 /// Runs the unmix binary under mpirun with `np` processes (np = 0: without mpirun), with a time limit.
 RunResult run_unmix(int np, const std::vector<std::string>& args, double timeout_s = 60);
+/// A dataset of an HDF5 file read whole as doubles with the serial library (for tests that are not MPI
+/// processes, reading what the unmix binary wrote); `dims` receives its shape.
+std::vector<double> read_dataset(const std::string& path, const std::string& name,
+                                 std::vector<hsize_t>* dims = nullptr);
+/// A root attribute of an HDF5 file as text (numbers as std::to_string of a double), "<missing>" if absent.
+std::string read_attribute(const std::string& path, const std::string& name);
+
 /// Runs any command line through /bin/sh with a time limit.
 RunResult run_shell(const std::string& command, double timeout_s = 60);
 
