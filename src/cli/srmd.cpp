@@ -113,8 +113,9 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
       "n-modes", po::value<int>(), "return at most K modes: the smallest ones are summed into the last")(
       "cutoff", po::value<double>(), "no clustering: two modes, features with f >= cutoff and f < cutoff")(
       "seed", po::value<unsigned long>()->default_value(0),
-      "seed of the random features (same modes at any process count)")("iter-lim", po::value<long>(),
-                                                                       "SPGL1 iteration limit (default 10 x samples)");
+      "seed of the random features: drawn as numpy.random.default_rng(seed) draws them in the Python reference "
+      "(srmdpy), so a seed gives the same features there; same modes at any process count")(
+      "iter-lim", po::value<long>(), "SPGL1 iteration limit (default 10 x samples)");
   po::options_description all;
   all.add(io).add(model);
   Parsed p = parse("srmd",

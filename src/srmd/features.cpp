@@ -12,7 +12,7 @@
 
 #include "scan.hpp"
 #include "unmix/core/error.hpp"
-#include "unmix/core/rng.hpp"
+#include "unmix/core/pcg64.hpp"
 
 namespace unmix::srmd {
 
@@ -28,20 +28,24 @@ double feature_value(double t, double tau, double frq, double phs, double w) {
   return std::exp(-0.5 * (u / s) * (u / s)) * h * std::sin(kTwoPi * frq * t + phs);
 }
 
-FeatureParams draw_features(std::uint64_t seed, std::size_t begin, std::size_t end, double t0, double L,
-                            double max_frq) {
-  const CounterRng rt(seed, 1), rf(seed, 2), rp(seed, 3);
+FeatureParams draw_features(std::uint64_t seed, std::size_t n_total, std::size_t begin, std::size_t end, double t0,
+                            double L, double max_frq) {
+  if (end > n_total || begin > end)
+    throw ConfigError("draw_features: range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                      ") is not inside the " + std::to_string(n_total) + " features");
   FeatureParams p;
-  const std::size_t n = end > begin ? end - begin : 0;
+  const std::size_t n = end - begin;
   p.tau.resize(n);
   p.frq.resize(n);
   p.phs.resize(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::uint64_t j = begin + k;
-    p.tau[k] = rt.uniform(j) * L + t0;
-    p.frq[k] = rf.uniform(j) * max_frq;
-    p.phs[k] = rp.uniform(j) * kTwoPi;
-  }
+  // One stream: draws [0, N) are the tau, [N, 2N) the frequencies, [2N, 3N) the phases.
+  Pcg64 gen(seed);
+  gen.advance(begin);
+  for (std::size_t k = 0; k < n; ++k) p.tau[k] = gen.uniform() * L + t0;
+  gen.advance(n_total - n);
+  for (std::size_t k = 0; k < n; ++k) p.frq[k] = gen.uniform() * max_frq;
+  gen.advance(n_total - n);
+  for (std::size_t k = 0; k < n; ++k) p.phs[k] = gen.uniform() * kTwoPi;
   return p;
 }
 

@@ -130,7 +130,7 @@ SrmdResult srmd(std::span<const double> t, std::span<const double> y, const Srmd
   const std::size_t N = plan.n_features;
   const int P = reduction.parts(), p = reduction.part();
   const std::size_t begin = block_first(N, P, p), end = block_first(N, P, p + 1);
-  const FeatureParams local = draw_features(opt.seed, begin, end, plan.t0, plan.L, plan.max_frq);
+  const FeatureParams local = draw_features(opt.seed, N, begin, end, plan.t0, plan.L, plan.max_frq);
   const FeatureDictionary dict(t, local, plan.w, begin, N, reduction);
 
   SrmdResult res;
@@ -161,7 +161,7 @@ SrmdResult srmd(std::span<const double> t, std::span<const double> y, const Srmd
   for (std::size_t j = 0; j < N; ++j) {
     const double a = sol.x[j];
     if (a == 0 || std::abs(a) < gate) continue;
-    const FeatureParams f = draw_features(opt.seed, j, j + 1, plan.t0, plan.L, plan.max_frq);
+    const FeatureParams f = draw_features(opt.seed, N, j, j + 1, plan.t0, plan.L, plan.max_frq);
     res.index.push_back(j);
     res.tau.push_back(f.tau[0]);
     res.frq.push_back(f.frq[0]);

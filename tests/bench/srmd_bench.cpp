@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
     double build_s = 0, adj_s = 0;
     std::size_t stored = 0;
     {
-      const FeatureDictionary dict(t, draw_features(o.seed, b, e, plan.t0, plan.L, plan.max_frq), o.w, b, N, red);
+      const FeatureDictionary dict(t, draw_features(o.seed, N, b, e, plan.t0, plan.L, plan.max_frq), o.w, b, N, red);
       build_s = since(a);
       stored = dict.stored();
       std::vector<double> g(N);

@@ -143,6 +143,7 @@ TEST_CASE("srmd separates the two tones of ex0 and writes modes, features and pl
 TEST_CASE("srmd reads WAV files: several channels are mixed down (and said so) or one is picked", "[srmd]") {
   const fs::path d = fresh_dir("wav");
   const fs::path wav = d / "stereo.wav";
+  std::vector<double> buf(2 * 400); // interleaved: channel 1 a 5 Hz tone, channel 2 a 40 Hz sine
   {
     SF_INFO info{};
     info.samplerate = 400;
@@ -150,7 +151,6 @@ TEST_CASE("srmd reads WAV files: several channels are mixed down (and said so) o
     info.format = SF_FORMAT_WAV | SF_FORMAT_DOUBLE;
     SNDFILE* f = sf_open(wav.string().c_str(), SFM_WRITE, &info);
     REQUIRE(f != nullptr);
-    std::vector<double> buf(2 * 400);
     for (int i = 0; i < 400; ++i) {
       const double t = i / 400.0;
       buf[2 * static_cast<std::size_t>(i)] = std::cos(2 * M_PI * 5 * t);
@@ -159,26 +159,53 @@ TEST_CASE("srmd reads WAV files: several channels are mixed down (and said so) o
     sf_writef_double(f, buf.data(), 400);
     sf_close(f);
   }
-  const auto mix = run_unmix(0, {"srmd", wav.string(), "--out", (d / "mix.csv").string(), "--eps", "1", "--frq-scale",
-                                 "1", "--plots", "none"});
+  // The same samples written as CSV (t = i / 400, 17 significant digits: the same doubles): the WAV
+  // runs must give exactly the modes of the CSV runs, so the right samples were read.
+  auto csv_of = [&](const fs::path& p, auto value) {
+    std::ofstream out(p);
+    out << "t,y\n";
+    char line[96];
+    for (int i = 0; i < 400; ++i) {
+      std::snprintf(line, sizeof line, "%.17g,%.17g\n", i / 400.0, value(i));
+      out << line;
+    }
+  };
+  csv_of(d / "ch1_samples.csv", [&](int i) { return buf[2 * static_cast<std::size_t>(i)]; });
+  csv_of(d / "mix_samples.csv",
+         [&](int i) { return (buf[2 * static_cast<std::size_t>(i)] + buf[2 * static_cast<std::size_t>(i) + 1]) / 2; });
+  auto srmd_run = [&](const fs::path& in, const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args{"srmd", in.string(),   "--out", (d / out).string(), "--eps",
+                                  "1",    "--frq-scale", "1",     "--plots",          "none"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_unmix(0, args);
+  };
+  const auto mix = srmd_run(wav, "mix.csv", {});
   INFO(mix.err);
   REQUIRE(mix.exit_code == 0);
   CHECK(mix.err.find("mix-down") != std::string::npos);
-  const auto one = run_unmix(0, {"srmd", wav.string(), "--out", (d / "ch1.csv").string(), "--channel", "1", "--eps",
-                                 "1", "--frq-scale", "1", "--plots", "none"});
+  const auto one = srmd_run(wav, "ch1.csv", {"--channel", "1"});
   REQUIRE(one.exit_code == 0);
-  std::string header;
+  REQUIRE(srmd_run(d / "ch1_samples.csv", "ch1_from_csv.csv", {}).exit_code == 0);
+  REQUIRE(srmd_run(d / "mix_samples.csv", "mix_from_csv.csv", {}).exit_code == 0);
+  std::string header, header_csv;
   const auto m1 = read_numeric_csv(d / "ch1.csv", header);
   REQUIRE(m1.size() == 400);
   CHECK(m1[1][0] == Approx(1.0 / 400));
-  // Channel 1 is a single 5 Hz tone: one dominant mode close to it.
-  double e = 0, n = 0;
+  CHECK(m1 == read_numeric_csv(d / "ch1_from_csv.csv", header_csv));
+  CHECK(read_numeric_csv(d / "mix.csv", header) == read_numeric_csv(d / "mix_from_csv.csv", header_csv));
+  // Channel 1 is a single 5 Hz tone: the largest mode follows it (correlation near 1) and has none of
+  // channel 2's 40 Hz sine (correlation near 0).
+  double tt = 0, mm = 0, tm = 0, ss = 0, sm = 0;
   for (std::size_t i = 0; i < 400; ++i) {
-    const double truth = std::cos(2 * M_PI * 5 * static_cast<double>(i) / 400.0);
-    e += (m1[i][1] - truth) * (m1[i][1] - truth);
-    n += truth * truth;
+    const double tone = buf[2 * i], sine = buf[2 * i + 1], mode = m1[i][1];
+    tt += tone * tone;
+    ss += sine * sine;
+    mm += mode * mode;
+    tm += tone * mode;
+    sm += sine * mode;
   }
-  CHECK(std::sqrt(e / n) <= 0.2);
+  CHECK(tm / std::sqrt(tt * mm) >= 0.95);
+  CHECK(std::abs(sm) / std::sqrt(ss * mm) <= 0.05);
   const auto bad = run_unmix(0, {"srmd", wav.string(), "--out", (d / "x.csv").string(), "--channel", "3"});
   CHECK(bad.exit_code != 0);
   CHECK(bad.err.find("error: --channel 3 is out of range") != std::string::npos);

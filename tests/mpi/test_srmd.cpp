@@ -64,8 +64,8 @@ TEST_CASE("the split dictionary's products equal one process's, even with ranks 
     const std::size_t b = block_first(N, P, p), e = block_first(N, P, p + 1);
     const CommReduction red(comm);
     const SerialReduction one;
-    const FeatureDictionary dist(t, draw_features(4, b, e, 0.0, 0.96, 50.0), 0.1, b, N, red);
-    const FeatureDictionary whole(t, draw_features(4, 0, N, 0.0, 0.96, 50.0), 0.1, 0, N, one);
+    const FeatureDictionary dist(t, draw_features(4, N, b, e, 0.0, 0.96, 50.0), 0.1, b, N, red);
+    const FeatureDictionary whole(t, draw_features(4, N, 0, N, 0.0, 0.96, 50.0), 0.1, 0, N, one);
     SeqRng rng(5);
     std::vector<double> x(N), r(t.size());
     for (double& v : x) v = rng.uniform() - 0.5;

@@ -15,6 +15,7 @@
 
 #include "../support/test_support.hpp"
 #include "unmix/core/error.hpp"
+#include "unmix/core/pcg64.hpp"
 #include "unmix/core/rng.hpp"
 #include "unmix/srmd/dbscan.hpp"
 #include "unmix/srmd/features.hpp"
@@ -293,6 +294,43 @@ TEST_CASE("the feature formula reproduces the SRMD ex0 dictionary, and BPDN matc
   CHECK(dsol.iterations == Approx(static_cast<double>(sol.iterations)).epsilon(0.1));
 }
 
+TEST_CASE("the generator draws NumPy's default_rng stream", "[srmd]") {
+  // numpy.random.default_rng(s).random(): values published by NumPy for these seeds.
+  Pcg64 g0(0);
+  CHECK(g0.uniform() == 0.6369616873214543);
+  CHECK(g0.uniform() == 0.2697867137638703);
+  CHECK(g0.uniform() == 0.04097352393619469);
+  CHECK(Pcg64(42).uniform() == 0.7739560485559633);
+  CHECK(Pcg64(12345).uniform() == 0.22733602246716966);
+  // Jumping ahead equals drawing.
+  for (std::uint64_t skip : {1ULL, 2ULL, 7ULL, 1000ULL, 123457ULL}) {
+    Pcg64 a(9), b(9);
+    for (std::uint64_t k = 0; k < skip; ++k) (void)a.next_u64();
+    b.advance(skip);
+    CHECK(a.next_u64() == b.next_u64());
+  }
+}
+
+TEST_CASE("seed 314 draws the reference's ex0 dictionary exactly", "[srmd]") {
+  // The fixture's features were drawn by the reference with seed 314 (N = 2000 on 200 samples of
+  // [0, 1], max_frq = 0.5 (m + 1) / L = 100.5): the same seed gives the same features bit for bit.
+  const std::string base = "srmd/spgl1/srmd_ex0_dictionary__";
+  const auto tau = read_vec(base + "tau.csv"), frq = read_vec(base + "frq.csv"), phs = read_vec(base + "phs.csv");
+  REQUIRE(tau.size() == 2000);
+  const FeatureParams all = draw_features(314, 2000, 0, 2000, 0.0, 1.0, 100.5);
+  std::size_t differ = 0;
+  for (std::size_t j = 0; j < 2000; ++j) differ += all.tau[j] != tau[j] || all.frq[j] != frq[j] || all.phs[j] != phs[j];
+  CHECK(differ == 0);
+  // A part of the stream is the same part of the whole.
+  const FeatureParams part = draw_features(314, 2000, 1234, 1300, 0.0, 1.0, 100.5);
+  for (std::size_t k = 0; k < part.size(); ++k) {
+    CHECK(part.tau[k] == tau[1234 + k]);
+    CHECK(part.frq[k] == frq[1234 + k]);
+    CHECK(part.phs[k] == phs[1234 + k]);
+  }
+  CHECK_THROWS_AS(draw_features(314, 2000, 1990, 2001, 0.0, 1.0, 100.5), ConfigError);
+}
+
 TEST_CASE("DBSCAN reproduces scikit-learn's labels and core flags", "[srmd]") {
   const std::map<std::string, std::pair<double, int>> cases = {
       {"boundary_exact_eps", {1.0, 3}},
@@ -353,8 +391,8 @@ TEST_CASE("DBSCAN on many points agrees with an all-pairs count", "[srmd]") {
 }
 
 TEST_CASE("feature draws depend only on seed and global index", "[srmd]") {
-  const auto all = draw_features(11, 0, 100, 0.5, 2.0, 30.0);
-  const auto part = draw_features(11, 40, 60, 0.5, 2.0, 30.0);
+  const auto all = draw_features(11, 100, 0, 100, 0.5, 2.0, 30.0);
+  const auto part = draw_features(11, 100, 40, 60, 0.5, 2.0, 30.0);
   for (std::size_t k = 0; k < 20; ++k) {
     CHECK(part.tau[k] == all.tau[40 + k]);
     CHECK(part.frq[k] == all.frq[40 + k]);
@@ -366,7 +404,7 @@ TEST_CASE("feature draws depend only on seed and global index", "[srmd]") {
     CHECK(all.frq[j] <= 30.0);
     CHECK(all.phs[j] <= 2 * std::numbers::pi);
   }
-  CHECK(draw_features(12, 0, 1, 0.5, 2.0, 30.0).tau[0] != all.tau[0]);
+  CHECK(draw_features(12, 100, 0, 1, 0.5, 2.0, 30.0).tau[0] != all.tau[0]);
   // Window: 1 inside 1.5 w, 1/2 on the edge, 0 beyond.
   CHECK(feature_value(0.75, 0.0, 0.0, std::numbers::pi / 2, 0.5) == Approx(0.5 * std::exp(-4.5)));
   CHECK(feature_value(-0.75, 0.0, 0.0, std::numbers::pi / 2, 0.5) == Approx(0.5 * std::exp(-4.5)));
@@ -378,7 +416,7 @@ TEST_CASE("feature draws depend only on seed and global index", "[srmd]") {
 TEST_CASE("the sparse dictionary's products equal dense products", "[srmd]") {
   std::vector<double> t(150);
   for (std::size_t i = 0; i < t.size(); ++i) t[i] = 0.01 * static_cast<double>(i);
-  const auto fp = draw_features(5, 0, 700, t.front(), t.back() - t.front(), 75.0);
+  const auto fp = draw_features(5, 700, 0, 700, t.front(), t.back() - t.front(), 75.0);
   const SerialReduction red;
   const FeatureDictionary dict(t, fp, 0.1, 0, 700, red);
   std::vector<double> dense_m(150 * 700);

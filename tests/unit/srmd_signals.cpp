@@ -88,25 +88,27 @@ void check_signal(const std::string& name, SrmdOptions opt, std::size_t features
   const Signal s = load(name);
   REQUIRE(s.modes.size() == reference.size());
   opt.n_features = features_per_sample * s.t.size();
-  // The reference averages 6 seeds of its own random stream, which cannot be reproduced; a 6-seed mean
-  // varies by several hundredths from one block of seeds to the next, so the bound is checked on the
-  // mean of five blocks of 6 seeds (30 runs). The first block's mean is printed too.
+  // The features are drawn as the reference draws them (NumPy's default_rng(seed)), so seed s here is
+  // seed s there. The issue's measure is the mean over 6 seeds: seeds 0-5 are checked. A 6-seed mean
+  // varies by several hundredths from one block of seeds to the next, so the mean over seeds 0-29 is
+  // checked against the same bound too.
+  const int seeds = 6, all = 30;
   std::vector<double> mean6(reference.size(), 0.0), mean30(reference.size(), 0.0);
-  const int blocks = 5, seeds = 6;
-  for (int seed = 1; seed <= blocks * seeds; ++seed) {
+  for (int seed = 0; seed < all; ++seed) {
     opt.seed = static_cast<std::uint64_t>(seed);
     const SrmdResult r = srmd::srmd(s.t, s.y, opt);
     const auto e = matched_errors(s, r);
     for (std::size_t k = 0; k < e.size(); ++k) {
-      if (seed <= seeds) mean6[k] += e[k] / seeds;
-      mean30[k] += e[k] / (blocks * seeds);
+      if (seed < seeds) mean6[k] += e[k] / seeds;
+      mean30[k] += e[k] / all;
     }
   }
   for (std::size_t k = 0; k < mean30.size(); ++k) {
-    INFO(name << " mode " << k + 1 << ": mean relative error " << mean30[k] << " over 30 seeds, " << mean6[k]
-              << " over seeds 1-6; reference " << reference[k]);
-    std::printf("%s mode %zu: mean relative error %.3f over 30 seeds, %.3f over seeds 1-6 (reference %.3f)\n",
-                name.c_str(), k + 1, mean30[k], mean6[k], reference[k]);
+    INFO(name << " mode " << k + 1 << ": mean relative error " << mean6[k] << " over seeds 0-5, " << mean30[k]
+              << " over seeds 0-29; reference " << reference[k]);
+    std::printf("%s mode %zu: mean relative error %.3f over seeds 0-5, %.3f over seeds 0-29 (reference %.3f)\n",
+                name.c_str(), k + 1, mean6[k], mean30[k], reference[k]);
+    CHECK(mean6[k] <= reference[k] + 0.05);
     CHECK(mean30[k] <= reference[k] + 0.05);
   }
 }
@@ -130,9 +132,11 @@ TEST_CASE("SRMD ex1 (discontinuous modes) is as accurate as the reference", "[sr
 }
 
 // Known gap: on ex3 the two modes (16 Hz and 20 Hz under one Gaussian envelope) fall into one DBSCAN
-// cluster for about a third of the seeds here, which costs about 0.2 on the mean; the reference's
-// numbers imply it never happened in its 6 runs. Every step (features, SPGL1, DBSCAN) matches the
-// reference fixtures, so the case runs and reports but may fail.
+// cluster for about a third of the seeds, which costs about 0.8 on that seed's errors. The features are
+// the reference's own for each seed (NumPy's stream, checked bit for bit against the ex0 dictionary
+// fixture), SPGL1 and DBSCAN match their fixtures, and seeds 0-5 still merge three times (seeds 0-39:
+// 13 times), so the reference's 0.114 / 0.109 is not what its algorithm gives on this signal for those
+// seeds. The case runs and reports but may fail.
 TEST_CASE("SRMD ex3 (overlapping, noisy) is as accurate as the reference", "[srmd_signals][!mayfail]") {
   SrmdOptions o;
   o.w = 0.3;

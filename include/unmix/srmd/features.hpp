@@ -21,11 +21,13 @@ struct FeatureParams {
 /// Value of one feature at time t.
 double feature_value(double t, double tau, double frq, double phs, double w);
 
-/// Features [begin, end) of the stream for `seed`: tau ~ U[t0, t0 + L], f ~ U[0, max_frq],
-/// phi ~ U[0, 2 pi], each a pure function of (seed, global index), so every process draws the same
-/// feature j whatever the split.
-FeatureParams draw_features(std::uint64_t seed, std::size_t begin, std::size_t end, double t0, double L,
-                            double max_frq);
+/// Features [begin, end) of the n_total features drawn for `seed`: tau ~ U[t0, t0 + L],
+/// f ~ U[0, max_frq], phi ~ U[0, 2 pi], drawn as NumPy's default_rng(seed) draws them (all n_total
+/// tau first, then all f, then all phi: the same features as the reference implementation's for the
+/// same seed). Feature j depends only on (seed, n_total, j), so every process draws the same feature j
+/// whatever the split.
+FeatureParams draw_features(std::uint64_t seed, std::size_t n_total, std::size_t begin, std::size_t end, double t0,
+                            double L, double max_frq);
 
 /// Contiguous block split of n columns over `parts` parts: [first(p), first(p + 1)).
 inline std::size_t block_first(std::size_t n, int parts, int p) {
