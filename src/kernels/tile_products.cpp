@@ -74,6 +74,18 @@ Isa isa() { return current().load(std::memory_order_relaxed); }
 } // namespace
 
 int tile_prefetch_mode = prefetch_mode_from_environment();
+int tile_rank_block = [] {
+  // UNMIX_TILE_RB=1..12 overrides the largest block of R (for experiments); anything else: the default.
+  const char* v = std::getenv("UNMIX_TILE_RB");
+  const int k = v ? std::atoi(v) : 0;
+  return k >= 1 && k <= 12 ? k : 0;
+}();
+
+bool tile_products_rank_block(int limit) {
+  if (limit < 0 || limit > 12) return false;
+  tile_rank_block = limit;
+  return true;
+}
 
 const char* tile_products_isa() {
   switch (isa()) {

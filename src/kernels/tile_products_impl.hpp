@@ -7,6 +7,7 @@ namespace unmix {
 // Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
 // second product); set from UNMIX_TILE_PREFETCH (0-3) in tile_products.cpp; -1 (default): both.
 extern int tile_prefetch_mode;
+extern int tile_rank_block;
 } // namespace unmix
 
 namespace unmix::TILE_NS {
@@ -174,11 +175,17 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
     }
 }
 
-// R is split into blocks of at most accumulators / 2 (of nearly equal size); each block calls
-// kernel.template operator()<RB>(r0) with its size RB as a compile-time constant.
+// R is split into blocks of at most 6 (of nearly equal size); each block calls
+// kernel.template operator()<RB>(r0) with its size RB as a compile-time constant. Blocks of 5 or 6 fill
+// the AVX-512 registers with 4 columns (or 4 row vectors) x RB accumulators, 9-10 loads per 20-24
+// multiply-adds, against 12 per 20 for one block of 10 (2 x 10); the extra pass over the tile comes
+// from the level-2 cache. Measured at I = 2000, M = 20000 on one Zen 4 core (ms per iteration, blocks
+// of at most 12 -> at most 6): R = 10 44-45 -> 38-40, R = 11 48 -> 42, R = 12 50-53 -> 46, R = 20 82-88 ->
+// 76, R = 40 172 -> 158-160; R = 7 and 8 unchanged within noise; blocks of 4 or 3 were slower
+// (R = 11 as 4 + 4 + 3: 52-55 ms). With AVX2 (12 accumulators) 6 was already the limit and stays best
+// (R = 10: 49 ms, against 61-67 with blocks of 3 or 4). UNMIX_TILE_RB=1..12 overrides it.
 template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kernel) {
-  constexpr std::size_t max_rb = accumulators / 2;
-  static_assert(max_rb <= 12, "cases below go to 12");
+  const std::size_t max_rb = tile_rank_block > 0 ? static_cast<std::size_t>(tile_rank_block) : 6;
   const std::size_t nb = (R + max_rb - 1) / max_rb;
   std::size_t r0 = 0;
   for (std::size_t b = 0; b < nb; ++b) {

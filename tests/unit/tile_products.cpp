@@ -80,3 +80,19 @@ TEST_CASE("tile products equal plain sums on every instruction set", "[tile_prod
   REQUIRE(tile_products_use(original.c_str()));
   CHECK(std::string(tile_products_isa()) == original);
 }
+
+TEST_CASE("tile products equal plain sums for every split of R into blocks", "[tile_products]") {
+  // Every block size 1..12 is a separate instantiation; the default limit (6) uses only some of them.
+  for (int limit = 1; limit <= 12; ++limit) {
+    REQUIRE(tile_products_rank_block(limit));
+    for (std::size_t R : {4, 7, 10, 12, 13, 24, 25})
+      for (std::size_t I : {7, 33, 100})
+        for (std::size_t n : {1, 9}) {
+          check_sizes<double>(I, n, R, I);
+          check_sizes<float>(I, n, R, I);
+        }
+  }
+  REQUIRE(tile_products_rank_block(0));
+  CHECK_FALSE(tile_products_rank_block(13));
+  CHECK_FALSE(tile_products_rank_block(-1));
+}

@@ -28,6 +28,11 @@ const char* tile_products_isa();
 /// product. Unset: both (with 384 KiB tiles, both tiles fit the level-2 cache; measured here at R = 3
 /// and 10, float and double: 7-30 % faster than bit 1 alone).
 
+/// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
+/// UNMIX_TILE_RB (1-12) sets another limit for experiments; so does this call (0: the default), which
+/// returns false and changes nothing for a value outside 0..12. For tests and comparisons.
+bool tile_products_rank_block(int limit);
+
 /// Switches to the named instruction set for later calls; false (nothing changes) when the name is
 /// unknown or the processor lacks it. For tests and comparisons.
 bool tile_products_use(const char* isa);
