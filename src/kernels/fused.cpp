@@ -52,7 +52,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
                   const FusedStepInput& in, FusedStepOutput& out) {
   const std::size_t nt_max = fused_tile_columns(Ip, sizeof(T));
   std::vector<T> At(std::is_same_v<T, double> ? 0 : Ip * R), Mt(nt_max * R),
-      Bt(std::is_same_v<T, double> ? 0 : R * nt_max), Qt(std::is_same_v<T, double> ? 0 : Ip * R);
+      Bt(std::is_same_v<T, double> ? 0 : R * nt_max);
   // A in the precision of Y (a copy only for float).
   const T* Ap = nullptr;
   if constexpr (std::is_same_v<T, double>) {
@@ -112,9 +112,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     } else {
       // Single precision products per tile, accumulated in double across tiles.
       for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
-      std::fill(Qt.begin(), Qt.end(), T(0));
-      tile_ybt<T>(Ip, nt, R, Yt, Ip, Bt.data(), Qt.data(), next_tile, next_count);
-      for (std::size_t i = 0; i < Ip * R; ++i) out.Q[i] += static_cast<double>(Qt[i]);
+      tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count);
     }
     add_outer(R, nt, Bj, out.P);
   }

@@ -12,13 +12,13 @@ namespace unmix {
 #if defined(__x86_64__)
 namespace tile_avx512 {
 template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*);
-template <class T>
-void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t);
+template <class T, class TQ>
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
 } // namespace tile_avx512
 namespace tile_avx2 {
 template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*);
-template <class T>
-void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t);
+template <class T, class TQ>
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
 } // namespace tile_avx2
 #endif
 
@@ -118,10 +118,21 @@ void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
               std::size_t next_count) {
   switch (isa()) {
 #if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  case Isa::avx2: tile_avx2::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx512: tile_avx512::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx2: tile_avx2::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
 #endif
-  default: tile_baseline::ybt<T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  default: tile_baseline::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  }
+}
+
+void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const float* Y, std::size_t ldy, const float* B,
+                         double* Q, const float* next, std::size_t next_count) {
+  switch (isa()) {
+#if defined(__x86_64__)
+  case Isa::avx512: tile_avx512::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx2: tile_avx2::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+#endif
+  default: tile_baseline::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
   }
 }
 

@@ -2,6 +2,7 @@
 // tile_products_<isa>.cpp with TILE_NS naming the namespace of that build. The vector width and the
 // register budget follow the instruction set the including file is compiled for.
 #include <cstddef>
+#include <type_traits>
 
 namespace unmix {
 // Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
@@ -125,9 +126,10 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
   }
 }
 
-// Q[i + r ldq] += sum_j Y[i + j ldy] B[r + j ldb] for RB rows of B, rows i in chunks of NV vectors.
-template <class T, std::size_t RB, std::size_t NV>
-inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, T* Q, std::size_t ldq,
+// Q[i + r ldq] += sum_j Y[i + j ldy] B[r + j ldb] for RB rows of B, rows i in chunks of NV vectors. The
+// sums run in T; a Q of a wider type (double for float) receives them converted.
+template <class T, class TQ, std::size_t RB, std::size_t NV>
+inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, TQ* Q, std::size_t ldq,
                      Ahead& ahead) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
@@ -153,20 +155,31 @@ inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std
       for (std::size_t v = 0; v < NV; ++v) acc[v][r] += y[v] * br;
     }
   }
+  if constexpr (std::is_same_v<T, TQ>) {
 #pragma GCC unroll 16
-  for (std::size_t r = 0; r < RB; ++r)
+    for (std::size_t r = 0; r < RB; ++r)
 #pragma GCC unroll 16
-    for (std::size_t v = 0; v < NV; ++v) store<T>(Q + v * W + r * ldq, load<T>(Q + v * W + r * ldq) + acc[v][r]);
+      for (std::size_t v = 0; v < NV; ++v) store<T>(Q + v * W + r * ldq, load<T>(Q + v * W + r * ldq) + acc[v][r]);
+  } else {
+    typedef TQ Wide __attribute__((vector_size(W * sizeof(TQ)), aligned(alignof(TQ)), may_alias));
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < RB; ++r)
+#pragma GCC unroll 16
+      for (std::size_t v = 0; v < NV; ++v) {
+        Wide* q = reinterpret_cast<Wide*>(Q + v * W + r * ldq);
+        *q = *q + __builtin_convertvector(acc[v][r], Wide);
+      }
+  }
 }
 
-template <class T, std::size_t RB>
-inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, T* Q,
+template <class T, class TQ, std::size_t RB>
+inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, TQ* Q,
                       std::size_t ldq, Ahead& ahead) {
   constexpr std::size_t W = Vec<T>::width;
   constexpr std::size_t NV = accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1);
   std::size_t i = 0;
-  for (; i + NV * W <= I; i += NV * W) ybt_rows<T, RB, NV>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
-  for (; i + W <= I; i += W) ybt_rows<T, RB, 1>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+  for (; i + NV * W <= I; i += NV * W) ybt_rows<T, TQ, RB, NV>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+  for (; i + W <= I; i += W) ybt_rows<T, TQ, RB, 1>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
   for (; i < I; ++i)
     for (std::size_t r = 0; r < RB; ++r) {
       T s = 0;
@@ -215,8 +228,8 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
       R, [&]<std::size_t RB>(std::size_t r0) { yta_block<T, RB>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n); });
 }
 
-template <class T>
-void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
+template <class T, class TQ>
+void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q, const T* next,
          std::size_t next_count) {
   // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run (the
   // caller's tiles are small enough, 384 KiB, for both tiles to stay in a 1 MiB level-2 cache).
@@ -224,14 +237,16 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
   if (!next_on) next = nullptr;
   Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
   for_rank_blocks(
-      R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });
+      R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, TQ, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*);
 template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*);
-template void ybt<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,
-                          const double*, std::size_t);
-template void ybt<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
-                         const float*, std::size_t);
+template void ybt<double, double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
+                                  double*, const double*, std::size_t);
+template void ybt<float, float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
+                                const float*, std::size_t);
+template void ybt<float, double>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*,
+                                 double*, const float*, std::size_t);
 
 } // namespace unmix::TILE_NS

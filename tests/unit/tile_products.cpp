@@ -96,3 +96,27 @@ TEST_CASE("tile products equal plain sums for every split of R into blocks", "[t
   CHECK_FALSE(tile_products_rank_block(13));
   CHECK_FALSE(tile_products_rank_block(-1));
 }
+
+TEST_CASE("float products added to a double Q equal the float tile sums added in double", "[tile_products]") {
+  // tile_ybt_double_sum must give, bit for bit, what a zeroed float Q filled by tile_ybt<float> and then
+  // added to the double Q gives: the same sums in float, converted once.
+  const std::string original = tile_products_isa();
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!tile_products_use(isa)) continue;
+    for (std::size_t R : {1, 3, 5, 6, 10, 13})
+      for (std::size_t I : {1, 7, 16, 33, 100, 2000})
+        for (std::size_t n : {1, 4, 9, 49}) {
+          const auto Y = random_values<float>(I * n, 11);
+          const auto B = random_values<float>(R * n, 12);
+          const auto Q0 = random_values<double>(I * R, 13);
+          std::vector<float> Qf(I * R, 0.0f);
+          tile_ybt<float>(I, n, R, Y.data(), I, B.data(), Qf.data());
+          std::vector<double> expect = Q0, got = Q0;
+          for (std::size_t k = 0; k < expect.size(); ++k) expect[k] += static_cast<double>(Qf[k]);
+          tile_ybt_double_sum(I, n, R, Y.data(), I, B.data(), got.data());
+          INFO("isa " << isa << " I " << I << " n " << n << " R " << R);
+          CHECK(got == expect);
+        }
+  }
+  REQUIRE(tile_products_use(original.c_str()));
+}

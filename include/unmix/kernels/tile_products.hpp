@@ -19,6 +19,11 @@ template <class T>
 void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q,
               const T* next = nullptr, std::size_t next_count = 0);
 
+/// Q += Y B^T with single-precision Y and B and a double Q: the tile's sums run in float (as tile_ybt's)
+/// and are added to Q in double, without a float copy of Q per tile.
+void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const float* Y, std::size_t ldy, const float* B,
+                         double* Q, const float* next = nullptr, std::size_t next_count = 0);
+
 /// The instruction set in use: "avx512", "avx2" or "baseline". The best one the processor has, unless
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
