@@ -18,30 +18,90 @@ std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
 
 namespace {
 
-// grad = G X - M for X, M (R x n); G (R x R) symmetric. Plain loops: at R in the tens a BLAS call per
-// tile costs more than the arithmetic.
-void gram_times_minus(std::size_t R, std::size_t n, const double* G, const double* X, const double* M, double* grad) {
-  for (std::size_t j = 0; j < n; ++j) {
-    double* g = grad + j * R;
-    const double* x = X + j * R;
-    for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
-    for (std::size_t q = 0; q < R; ++q) {
-      const double xq = x[q];
-      const double* Gq = G + q * R;
-      for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
+// The per-tile arithmetic on R x nt quantities, for a compile-time R (RC = R for R = 1..16: the R-long
+// loops unroll and vectorize) or a run-time R (RC = 0).
+template <std::size_t RC> struct TileMath {
+  // grad = G X - M for X, M (R x n); G (R x R) symmetric. Plain loops: at R in the tens a BLAS call per
+  // tile costs more than the arithmetic.
+  static void gram_times_minus(std::size_t Rrt, std::size_t n, const double* G, const double* X, const double* M,
+                               double* grad) {
+    const std::size_t R = RC ? RC : Rrt;
+    for (std::size_t j = 0; j < n; ++j) {
+      double* g = grad + j * R;
+      const double* x = X + j * R;
+      for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
+      for (std::size_t q = 0; q < R; ++q) {
+        const double xq = x[q];
+        const double* Gq = G + q * R;
+        for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
+      }
     }
   }
-}
 
-// P += X X^T for X (R x n).
-void add_outer(std::size_t R, std::size_t n, const double* X, double* P) {
-  for (std::size_t j = 0; j < n; ++j) {
-    const double* x = X + j * R;
-    for (std::size_t q = 0; q < R; ++q) {
-      const double xq = x[q];
-      double* Pq = P + q * R;
-      for (std::size_t r = 0; r < R; ++r) Pq[r] += x[r] * xq;
+  // P += X X^T for X (R x n).
+  static void add_outer(std::size_t Rrt, std::size_t n, const double* X, double* P) {
+    const std::size_t R = RC ? RC : Rrt;
+    for (std::size_t j = 0; j < n; ++j) {
+      const double* x = X + j * R;
+      for (std::size_t q = 0; q < R; ++q) {
+        const double xq = x[q];
+        double* Pq = P + q * R;
+        for (std::size_t r = 0; r < R; ++r) Pq[r] += x[r] * xq;
+      }
     }
+  }
+
+  // M (R x nt) from Mt (nt x R), the gradient statistics at the current point, momentum, and the
+  // gradient step at the extrapolated point.
+  template <class T>
+  static void step(std::size_t Rrt, std::size_t nt, const T* Mt, const FusedStepInput& in, bool any_momentum,
+                   double* Bj, double* Bp, double* M, double* grad, double& grad2, double& stat2) {
+    const std::size_t R = RC ? RC : Rrt;
+    for (std::size_t j = 0; j < nt; ++j)
+      for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
+    gram_times_minus(R, nt, in.G, Bj, M, grad);
+    for (std::size_t idx = 0; idx < R * nt; ++idx) {
+      const double g = grad[idx];
+      grad2 += g * g;
+      if (!in.nonnegative_stats || Bj[idx] > 0 || g < 0) stat2 += g * g;
+    }
+    if (any_momentum) {
+      for (std::size_t j = 0; j < nt; ++j)
+        for (std::size_t r = 0; r < R; ++r) {
+          const std::size_t idx = r + j * R;
+          const double cur = Bj[idx];
+          Bj[idx] = cur + in.omega[r] * (cur - Bp[idx]);
+          Bp[idx] = cur;
+        }
+      gram_times_minus(R, nt, in.G, Bj, M, grad);
+    } else {
+      std::copy(Bj, Bj + R * nt, Bp);
+    }
+    for (std::size_t j = 0; j < nt; ++j)
+      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * in.inv_L[r];
+  }
+};
+
+// Calls f.template operator()<RC>() with RC = R for R = 1..16, else RC = 0.
+template <class F> void with_rank(std::size_t R, F&& f) {
+  switch (R) {
+  case 1: f.template operator()<1>(); return;
+  case 2: f.template operator()<2>(); return;
+  case 3: f.template operator()<3>(); return;
+  case 4: f.template operator()<4>(); return;
+  case 5: f.template operator()<5>(); return;
+  case 6: f.template operator()<6>(); return;
+  case 7: f.template operator()<7>(); return;
+  case 8: f.template operator()<8>(); return;
+  case 9: f.template operator()<9>(); return;
+  case 10: f.template operator()<10>(); return;
+  case 11: f.template operator()<11>(); return;
+  case 12: f.template operator()<12>(); return;
+  case 13: f.template operator()<13>(); return;
+  case 14: f.template operator()<14>(); return;
+  case 15: f.template operator()<15>(); return;
+  case 16: f.template operator()<16>(); return;
+  default: f.template operator()<0>(); return;
   }
 }
 
@@ -74,30 +134,11 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     double* Bp = Bprev + j0 * R;
     // M_t^T = Y_t^T A (nt x R).
     tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data());
-    for (std::size_t j = 0; j < nt; ++j)
-      for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
-    // Gradient at the current point (statistics of the previous iteration's end point).
-    gram_times_minus(R, nt, in.G, Bj, M.data(), grad.data());
-    for (std::size_t idx = 0; idx < R * nt; ++idx) {
-      const double g = grad[idx];
-      grad2 += g * g;
-      if (!in.nonnegative_stats || Bj[idx] > 0 || g < 0) stat2 += g * g;
-    }
-    // Momentum, then the gradient step at the extrapolated point.
-    if (any_momentum) {
-      for (std::size_t j = 0; j < nt; ++j)
-        for (std::size_t r = 0; r < R; ++r) {
-          const std::size_t idx = r + j * R;
-          const double cur = Bj[idx];
-          Bj[idx] = cur + in.omega[r] * (cur - Bp[idx]);
-          Bp[idx] = cur;
-        }
-      gram_times_minus(R, nt, in.G, Bj, M.data(), grad.data());
-    } else {
-      std::copy(Bj, Bj + R * nt, Bp);
-    }
-    for (std::size_t j = 0; j < nt; ++j)
-      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * in.inv_L[r];
+    // The statistics at the current point (of the previous iteration's end point), momentum, and the
+    // gradient step at the extrapolated point.
+    with_rank(R, [&]<std::size_t RC>() {
+      TileMath<RC>::step(R, nt, Mt.data(), in, any_momentum, Bj, Bp, M.data(), grad.data(), grad2, stat2);
+    });
     if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
     if (in.exact)
       nnls_bpp_columns(R, nt, in.G, M.data(), Bj);
@@ -114,7 +155,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
       tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count);
     }
-    add_outer(R, nt, Bj, out.P);
+    with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bj, out.P); });
   }
   out.grad2 = grad2;
   out.stat2 = stat2;
