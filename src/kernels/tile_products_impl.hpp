@@ -5,8 +5,9 @@
 #include <type_traits>
 
 namespace unmix {
-// Software prefetching (bit 1: ahead within the first product's tile, bit 2: the next tile during the
-// second product); set from UNMIX_TILE_PREFETCH (0-3) in tile_products.cpp; -1 (default): both.
+// Software prefetching (bit 1: the next tile during the first product, where it fits the level-2 cache;
+// bit 2: the next tile during the second product); set from UNMIX_TILE_PREFETCH (0-3) in
+// tile_products.cpp; -1 (default): both.
 extern int tile_prefetch_mode;
 extern int tile_rank_block;
 } // namespace unmix
@@ -28,10 +29,6 @@ template <class T> struct Vec {
   typedef T type __attribute__((vector_size(vector_bytes), aligned(alignof(T)), may_alias));
   static constexpr std::size_t width = vector_bytes / sizeof(T);
 };
-
-// The first product reads each tile of Y from memory: columns of a tile are contiguous, so reading
-// 32 KiB ahead of the current position keeps the memory busy while the multiply-adds run.
-template <class T> constexpr std::size_t prefetch_ahead = 32 * 1024 / sizeof(T);
 
 template <class T> inline typename Vec<T>::type load(const T* p) {
   return *reinterpret_cast<const typename Vec<T>::type*>(p);
@@ -69,7 +66,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 #pragma GCC unroll 16
     for (std::size_t c = 0; c < NC; ++c) {
       y[c] = load<T>(Y + i + c * ldy);
-      if (ahead) __builtin_prefetch(Y + i + c * ldy + ahead);
+      if (ahead) __builtin_prefetch(Y + i + c * ldy + ahead, 0, 1);
     }
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) {
@@ -95,7 +92,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 // product: at R = 3 that took the iteration from 32 to 26 ms.
 template <class T, std::size_t RB>
 inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* A, std::size_t lda, T* C,
-                      std::size_t ldc) {
+                      std::size_t ldc, std::size_t ahead) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
   constexpr std::size_t NC =
@@ -105,7 +102,6 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
   constexpr std::size_t rows_fit = a_bytes / (RB * sizeof(T)) / W * W;
   constexpr std::size_t row_block = rows_fit > W ? rows_fit : W;
   const std::size_t Iv = I / W * W;
-  const std::size_t ahead = tile_prefetch_mode < 0 || (tile_prefetch_mode & 1) != 0 ? prefetch_ahead<T> : 0;
   V buf[sub * RB];
   for (std::size_t j0 = 0; j0 < n; j0 += sub) {
     const std::size_t nj = n - j0 < sub ? n - j0 : sub;
@@ -223,9 +219,12 @@ template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kern
 }
 
 template <class T>
-void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C) {
-  for_rank_blocks(
-      R, [&]<std::size_t RB>(std::size_t r0) { yta_block<T, RB>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n); });
+void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C,
+         bool far_prefetch) {
+  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
+    const bool far = r0 == 0 && far_prefetch;
+    yta_block<T, RB>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, far ? n * ldy : 0);
+  });
 }
 
 template <class T, class TQ>
@@ -240,8 +239,9 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
       R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, TQ, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });
 }
 
-template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*);
-template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*);
+template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,
+                          bool);
+template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*, bool);
 template void ybt<double, double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
                                   double*, const double*, std::size_t);
 template void ybt<float, float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,

@@ -28,10 +28,11 @@ void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const floa
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
-/// UNMIX_TILE_PREFETCH (0-3) selects the software prefetching for experiments on other machines: bit 1
-/// reads ahead within the tile of the first product, bit 2 reads the next tile during the second
-/// product. Unset: both (with 384 KiB tiles, both tiles fit the level-2 cache; measured here at R = 3
-/// and 10, float and double: 7-30 % faster than bit 1 alone).
+/// The caller's next tile is the n columns after this one (ldy apart). UNMIX_TILE_PREFETCH (0-3) selects
+/// the software prefetching for experiments on other machines: bit 1 reads the next tile during the
+/// first product as well, when both tiles, A and a double Q fill at most 15/16 of the level-2 cache
+/// (small R); bit 2 reads the `next` region during the second product. Unset: both (measured here at
+/// R = 3 and 10, float and double, bit 2: 7-30 % faster than without it; bit 1 where it applies: 5-15 %).
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
 /// UNMIX_TILE_RB (1-12) sets another limit for experiments; so does this call (0: the default), which
