@@ -6,6 +6,9 @@
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
 # (../shared/device/README.md): source .devbundle/env.sh && export -f mpirun && export _p, then run this
 # script with .devbundle/bench_tucker1; set OPENBLAS_CORETYPE if the bench reports blas_core=Prescott.
+# VARIANTS=1 adds, at the first and the last process count, runs with the tile products' other settings
+# (no read-ahead during the first product, blocks of R up to 12, AVX2), labelled by a "variant:" line,
+# so one session on the host can tell which setting suits it.
 set -euo pipefail
 bench=${1:?usage: scaling_tucker1.sh BENCH_BINARY [PROCESS COUNTS...]}
 shift
@@ -14,3 +17,14 @@ echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 
 for p in $counts; do
   mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" ${BENCH_ARGS:-}
 done
+if [ "${VARIANTS:-0}" = 1 ]; then
+  first=${counts%% *}
+  last=${counts##* }
+  for p in $first $last; do
+    for v in "UNMIX_TILE_PREFETCH=2" "UNMIX_TILE_PREFETCH=0" "UNMIX_TILE_RB=12" "UNMIX_TILE_ISA=avx2"; do
+      echo "variant: $v, $p processes"
+      (export "${v?}"; mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 \
+        --iters "${ITERS:-5}" ${BENCH_ARGS:-})
+    done
+  done
+fi
