@@ -34,6 +34,8 @@
 #include "unmix/srmd/spgl1.hpp"
 #include "unmix/srmd/srmd.hpp"
 
+#include "../support/srmd_match.hpp"
+
 using namespace unmix;
 using namespace unmix::srmd;
 using Clock = std::chrono::steady_clock;
@@ -187,43 +189,6 @@ int digest(const std::string& dir) {
   return 0;
 }
 
-/// Best assignment of distinct recovered modes to the true modes (a true mode may stay unassigned:
-/// error 1); returns the per-mode relative errors.
-std::vector<double> matched_errors(const std::vector<std::vector<double>>& truth, const SrmdResult& r) {
-  const std::size_t K = truth.size(), M = r.n_modes, m = r.m;
-  std::vector<std::vector<double>> err(K, std::vector<double>(M + 1, 1.0));
-  for (std::size_t k = 0; k < K; ++k) {
-    double den = 0;
-    for (double v : truth[k]) den += v * v;
-    for (std::size_t j = 0; j < M; ++j) {
-      double num = 0;
-      for (std::size_t i = 0; i < m; ++i) num += (r.mode(j)[i] - truth[k][i]) * (r.mode(j)[i] - truth[k][i]);
-      err[k][j] = std::sqrt(num / den);
-    }
-  }
-  std::vector<double> best(K, 1.0), cur(K);
-  double best_sum = INFINITY;
-  std::vector<char> used(M, 0);
-  auto search = [&](auto&& self, std::size_t k, double sum) -> void {
-    if (k == K) {
-      if (sum < best_sum) {
-        best_sum = sum;
-        best = cur;
-      }
-      return;
-    }
-    for (std::size_t j = 0; j <= M; ++j) {
-      if (j < M && used[j]) continue;
-      if (j < M) used[j] = 1;
-      cur[k] = err[k][j];
-      self(self, k + 1, sum + cur[k]);
-      if (j < M) used[j] = 0;
-    }
-  };
-  search(search, 0, 0.0);
-  return best;
-}
-
 int ex3_noise(const std::string& dir, int seeds, int draws) {
   std::vector<double> t, y, clean, tmp;
   std::vector<std::vector<double>> modes(2);
@@ -266,7 +231,7 @@ int ex3_noise(const std::string& dir, int seeds, int draws) {
     double e1 = 0, e2 = 0, first6[2] = {0, 0};
     for (int seed = 0; seed < seeds; ++seed) {
       o.seed = static_cast<std::uint64_t>(seed);
-      const auto e = matched_errors(modes, srmd::srmd(t, yy, o));
+      const auto e = test::matched_mode_errors(modes, srmd::srmd(t, yy, o));
       missed += e[0] > 0.5 || e[1] > 0.5;
       e1 += e[0] / seeds;
       e2 += e[1] / seeds;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/srmd_match.hpp"
 #include "../support/test_support.hpp"
 #include "unmix/srmd/srmd.hpp"
 
@@ -45,44 +46,6 @@ Signal load(const std::string& name) {
   return s;
 }
 
-/// Relative error of each true mode under the assignment of distinct recovered modes that minimizes the
-/// sum (a true mode may also stay unassigned and compare with zero: error 1).
-std::vector<double> matched_errors(const Signal& s, const SrmdResult& r) {
-  const std::size_t K = s.modes.size(), M = r.n_modes, m = s.t.size();
-  // err[k][j]: true mode k against recovered mode j (j == M: against zero).
-  std::vector<std::vector<double>> err(K, std::vector<double>(M + 1, 1.0));
-  for (std::size_t k = 0; k < K; ++k) {
-    double den = 0;
-    for (double v : s.modes[k]) den += v * v;
-    for (std::size_t j = 0; j < M; ++j) {
-      double num = 0;
-      for (std::size_t i = 0; i < m; ++i) num += (r.mode(j)[i] - s.modes[k][i]) * (r.mode(j)[i] - s.modes[k][i]);
-      err[k][j] = std::sqrt(num / den);
-    }
-  }
-  std::vector<double> best(K, 1.0), cur(K);
-  double best_sum = INFINITY;
-  std::vector<char> used(M, 0);
-  auto search = [&](auto&& self, std::size_t k, double sum) -> void {
-    if (k == K) {
-      if (sum < best_sum) {
-        best_sum = sum;
-        best = cur;
-      }
-      return;
-    }
-    for (std::size_t j = 0; j <= M; ++j) {
-      if (j < M && used[j]) continue;
-      if (j < M) used[j] = 1;
-      cur[k] = err[k][j];
-      self(self, k + 1, sum + cur[k]);
-      if (j < M) used[j] = 0;
-    }
-  };
-  search(search, 0, 0.0);
-  return best;
-}
-
 void check_signal(const std::string& name, SrmdOptions opt, std::size_t features_per_sample,
                   const std::vector<double>& reference) {
   const Signal s = load(name);
@@ -97,7 +60,7 @@ void check_signal(const std::string& name, SrmdOptions opt, std::size_t features
   for (int seed = 0; seed < all; ++seed) {
     opt.seed = static_cast<std::uint64_t>(seed);
     const SrmdResult r = srmd::srmd(s.t, s.y, opt);
-    const auto e = matched_errors(s, r);
+    const auto e = test::matched_mode_errors(s.modes, r);
     for (std::size_t k = 0; k < e.size(); ++k) {
       if (seed < seeds) mean6[k] += e[k] / seeds;
       mean30[k] += e[k] / all;
