@@ -130,27 +130,32 @@ void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
   }
 }
 
+namespace {
+
+// The second product of the instruction set in use; sums in T, added to a Q of type TQ.
+template <class T, class TQ>
+void ybt_dispatch(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q,
+                  const T* next, std::size_t next_count) {
+  switch (isa()) {
+#if defined(__x86_64__)
+  case Isa::avx512: tile_avx512::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx2: tile_avx2::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+#endif
+  default: tile_baseline::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  }
+}
+
+} // namespace
+
 template <class T>
 void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
               std::size_t next_count) {
-  switch (isa()) {
-#if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  case Isa::avx2: tile_avx2::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-#endif
-  default: tile_baseline::ybt<T, T>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  }
+  ybt_dispatch<T, T>(I, n, R, Y, ldy, B, Q, next, next_count);
 }
 
 void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const float* Y, std::size_t ldy, const float* B,
                          double* Q, const float* next, std::size_t next_count) {
-  switch (isa()) {
-#if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  case Isa::avx2: tile_avx2::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-#endif
-  default: tile_baseline::ybt<float, double>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  }
+  ybt_dispatch<float, double>(I, n, R, Y, ldy, B, Q, next, next_count);
 }
 
 template void tile_yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,

@@ -34,17 +34,6 @@ struct Problem {
   Vec G, M;
 };
 
-Vec gram(const Vec& C, std::size_t rows, std::size_t R) {
-  Vec G(R * R, 0.0);
-  for (std::size_t a = 0; a < R; ++a)
-    for (std::size_t b = 0; b < R; ++b) {
-      double s = 0;
-      for (std::size_t i = 0; i < rows; ++i) s += C[i + a * rows] * C[i + b * rows];
-      G[a + b * R] = s;
-    }
-  return G;
-}
-
 /// C^T B for C (rows x R) and B (rows x n).
 Vec ctb(const Vec& C, std::size_t rows, std::size_t R, const Vec& B, std::size_t n) {
   Vec M(R * n, 0.0);
@@ -56,6 +45,9 @@ Vec ctb(const Vec& C, std::size_t rows, std::size_t R, const Vec& B, std::size_t
     }
   return M;
 }
+
+/// C^T C.
+Vec gram(const Vec& C, std::size_t rows, std::size_t R) { return ctb(C, rows, R, C, R); }
 
 /// Random C (rows x R, normal or uniform) and B (rows x n, normal or uniform).
 Problem random_problem(Draw& d, std::size_t R, std::size_t n, std::size_t rows, bool nonneg) {

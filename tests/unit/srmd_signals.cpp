@@ -2,17 +2,14 @@
 // six seeds, modes matched to the true ones by the best assignment, no worse than the reference's + 0.05.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "../support/srmd_match.hpp"
 #include "../support/test_support.hpp"
+#include "unmix/io/signal.hpp"
 #include "unmix/srmd/srmd.hpp"
 
 using namespace unmix;
@@ -25,31 +22,19 @@ struct Signal {
   std::vector<std::vector<double>> modes;
 };
 
-Signal load(const std::string& name) {
-  std::ifstream in(test::shared_data("srmd/signals/" + name + ".csv"));
-  REQUIRE(in.good());
-  std::string line;
-  std::getline(in, line); // t,y_input,y_clean,mode1,...
-  const auto ncols = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
-  Signal s;
-  s.modes.resize(ncols - 3);
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    std::vector<double> row;
-    while (std::getline(ss, cell, ',')) row.push_back(std::stod(cell));
-    REQUIRE(row.size() == ncols);
-    s.t.push_back(row[0]);
-    s.y.push_back(row[1]);
-    for (std::size_t k = 0; k + 3 < ncols; ++k) s.modes[k].push_back(row[k + 3]);
-  }
+/// t, y_input and mode1..mode<n_modes> of a signal file, read with the project's CSV reader.
+Signal load(const std::string& name, std::size_t n_modes) {
+  const std::string path = test::shared_data("srmd/signals/" + name + ".csv");
+  io::Signal in = io::read_signal_csv(path, "y_input");
+  Signal s{std::move(in.t), std::move(in.y), {}};
+  for (std::size_t k = 1; k <= n_modes; ++k) s.modes.push_back(io::read_signal_csv(path, "mode" + std::to_string(k)).y);
+  REQUIRE_THROWS(io::read_signal_csv(path, "mode" + std::to_string(n_modes + 1))); // exactly n_modes modes
   return s;
 }
 
 void check_signal(const std::string& name, SrmdOptions opt, std::size_t features_per_sample,
                   const std::vector<double>& reference) {
-  const Signal s = load(name);
-  REQUIRE(s.modes.size() == reference.size());
+  const Signal s = load(name, reference.size());
   opt.n_features = features_per_sample * s.t.size();
   // The features are drawn as the reference draws them (NumPy's default_rng(seed)), so seed s here is
   // seed s there. The measure is the mean over 6 seeds: seeds 0-5 are checked. A 6-seed mean
