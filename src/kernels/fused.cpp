@@ -1,6 +1,7 @@
 #include "unmix/kernels/fused.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
@@ -11,7 +12,12 @@
 namespace unmix {
 
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
-  const std::size_t target = 384 * 1024;
+  // UNMIX_TILE_KIB (64-4096) sets another tile size for experiments on other machines.
+  static const std::size_t target = [] {
+    const char* v = std::getenv("UNMIX_TILE_KIB");
+    const long k = v ? std::atol(v) : 0;
+    return static_cast<std::size_t>(k >= 64 && k <= 4096 ? k : 384) * 1024;
+  }();
   const std::size_t cols = target / std::max<std::size_t>(1, Ip * elem_size);
   return std::clamp<std::size_t>(cols, 8, 1024);
 }
@@ -137,8 +143,10 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     const T* Yt = Y + j0 * Ip;
     double* Bj = B + j0 * R;
     double* Bp = Bprev + j0 * R;
-    // M_t^T = Y_t^T A (nt x R).
-    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data());
+    // M_t^T = Y_t^T A (nt x R); the next tile is read meanwhile (tile_products.hpp).
+    const T* next_tile = j0 + nt < Mp ? Yt + nt * Ip : nullptr;
+    const std::size_t next_count = next_tile ? std::min(nt_max, Mp - j0 - nt) * Ip : 0;
+    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data(), next_tile, next_count);
     // The statistics at the current point (of the previous iteration's end point), momentum, and the
     // gradient step at the extrapolated point.
     with_rank(R, [&]<std::size_t RC>() {
@@ -151,8 +159,6 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
-    const T* next_tile = j0 + nt < Mp ? Yt + nt * Ip : nullptr;
-    const std::size_t next_count = next_tile ? std::min(nt_max, Mp - j0 - nt) * Ip : 0;
     if constexpr (std::is_same_v<T, double>) {
       tile_ybt<double>(Ip, nt, R, Yt, Ip, Bj, out.Q, next_tile, next_count);
     } else {

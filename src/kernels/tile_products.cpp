@@ -13,12 +13,14 @@ namespace unmix {
 
 #if defined(__x86_64__)
 namespace tile_avx512 {
-template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, bool);
+template <class T>
+void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, bool);
 template <class T, class TQ>
 void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
 } // namespace tile_avx512
 namespace tile_avx2 {
-template <class T> void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, bool);
+template <class T>
+void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, bool);
 template <class T, class TQ>
 void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
 } // namespace tile_avx2
@@ -54,7 +56,7 @@ bool parse_isa(const char* name, Isa& out) {
 
 int prefetch_mode_from_environment() {
   const char* v = std::getenv("UNMIX_TILE_PREFETCH");
-  if (v && v[0] >= '0' && v[0] <= '3' && v[1] == '\0') return v[0] - '0';
+  if (v && v[0] >= '0' && v[0] <= '4' && v[1] == '\0') return v[0] - '0';
   return -1;
 }
 
@@ -113,20 +115,21 @@ std::size_t level2_cache_bytes() {
 }
 
 template <class T>
-void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C) {
+void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
+              std::size_t next_count) {
   // The next tile (the n columns after this one) is read during this product too when this tile, the
   // next, A and the double Q of the second product fill at most 15/16 of the level-2 cache. Measured at
   // I = 2000, M = 20000 with 384 KiB tiles on one Zen 4 core (1 MiB L2), ms per iteration without ->
   // with: R = 3 float 11.2-11.5 -> 9.3-10.9, double 18.9-19.6 -> 17.5-18.9, R = 6 27.0-28.4 ->
   // 25.3-26.2; at R = 8 (the four exactly filling the cache) 35-37 -> 33-41, so the margin.
-  const bool far = (tile_prefetch_mode < 0 || (tile_prefetch_mode & 1) != 0) &&
+  const bool far = (tile_prefetch_mode < 0 || tile_prefetch_mode == 1 || tile_prefetch_mode == 3) &&
                    2 * n * ldy * sizeof(T) + I * R * (sizeof(T) + sizeof(double)) <= level2_cache_bytes() / 16 * 15;
   switch (isa()) {
 #if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, far); return;
-  case Isa::avx2: tile_avx2::yta<T>(I, n, R, Y, ldy, A, C, far); return;
+  case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
+  case Isa::avx2: tile_avx2::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
 #endif
-  default: tile_baseline::yta<T>(I, n, R, Y, ldy, A, C, far); return;
+  default: tile_baseline::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
   }
 }
 
@@ -159,8 +162,9 @@ void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const floa
 }
 
 template void tile_yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
-                               double*);
-template void tile_yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*);
+                               double*, const double*, std::size_t);
+template void tile_yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
+                              const float*, std::size_t);
 template void tile_ybt<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
                                double*, const double*, std::size_t);
 template void tile_ybt<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,

@@ -6,8 +6,8 @@
 
 namespace unmix {
 // Software prefetching (bit 1: the next tile during the first product, where it fits the level-2 cache;
-// bit 2: the next tile during the second product); set from UNMIX_TILE_PREFETCH (0-3) in
-// tile_products.cpp; -1 (default): both.
+// bit 2: the next tile during the second product; 4 and up: the next tile spread evenly over both
+// products, half in each); set from UNMIX_TILE_PREFETCH (0-4) in tile_products.cpp; -1 (default): 1|2.
 extern int tile_prefetch_mode;
 extern int tile_rank_block;
 } // namespace unmix
@@ -36,11 +36,19 @@ template <class T> inline typename Vec<T>::type load(const T* p) {
 template <class T> inline void store(T* p, typename Vec<T>::type v) {
   *reinterpret_cast<typename Vec<T>::type*>(p) = v;
 }
-// A region to bring into the caches while the second product computes (the next tile of Y), two
-// lines per column step, so reading memory goes on while the multiply-adds of this tile run.
+// A region to bring into the caches while a product computes (the next tile of Y): `lines` cache lines
+// per step of the product's inner loop, so that reading memory goes on while the multiply-adds of this
+// tile run.
 struct Ahead {
   const char* next = nullptr;
   const char* end = nullptr;
+  std::size_t lines = 2;
+  inline void step() {
+    if (next < end) {
+      for (std::size_t k = 0; k < lines; ++k) __builtin_prefetch(next + 64 * k, 0, 1);
+      next += 64 * lines;
+    }
+  }
 };
 
 template <class T> inline T hsum(typename Vec<T>::type v) {
@@ -49,11 +57,20 @@ template <class T> inline T hsum(typename Vec<T>::type v) {
   return s;
 }
 
+// Columns of Y per inner step of the first product and row vectors per step of the second, for a block
+// of RB columns of A (rows of B): as many as the accumulators allow, up to 8 and 4.
+constexpr std::size_t yta_columns(std::size_t RB) {
+  return accumulators / RB >= 8 ? 8 : (accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1));
+}
+constexpr std::size_t ybt_vectors(std::size_t RB) {
+  return accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1);
+}
+
 // Partial sums over rows [i0, i1) of Y^T A for NC columns of Y and RB columns of A, added to the vector
 // accumulators acc (NC x RB vectors; lane l holds the rows congruent to l).
-template <class T, std::size_t RB, std::size_t NC>
+template <class T, std::size_t RB, std::size_t NC, bool Spread>
 inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t ldy, const T* A, std::size_t lda,
-                        typename Vec<T>::type* acc_out, std::size_t ahead) {
+                        typename Vec<T>::type* acc_out, std::size_t ahead, Ahead& spread) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
   V acc[NC][RB];
@@ -61,6 +78,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
   for (std::size_t c = 0; c < NC; ++c)
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) acc[c][r] = acc_out[c * RB + r];
+  Ahead sp = spread;
   for (std::size_t i = i0; i < i1; i += W) {
     V y[NC];
 #pragma GCC unroll 16
@@ -68,6 +86,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
       y[c] = load<T>(Y + i + c * ldy);
       if (ahead) __builtin_prefetch(Y + i + c * ldy + ahead, 0, 1);
     }
+    if constexpr (Spread) sp.step();
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) {
       V a = load<T>(A + i + r * lda);
@@ -82,6 +101,7 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
   for (std::size_t c = 0; c < NC; ++c)
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) acc_out[c * RB + r] = acc[c][r];
+  spread = sp;
 }
 
 // C = Y^T A for RB columns of A. The rows are taken in blocks whose slice of A (8 KiB) stays in the
@@ -90,13 +110,12 @@ inline void yta_partial(std::size_t i0, std::size_t i1, const T* Y, std::size_t 
 // 32 columns and 12 or 16 KiB, and the two products per tile took about 0.88 x the time of OpenBLAS's
 // DGEMM pair.) Small RB take more columns (up to 8) per pass and more row vectors (up to 4) in the second
 // product: at R = 3 that took the iteration from 32 to 26 ms.
-template <class T, std::size_t RB>
+template <class T, std::size_t RB, bool Spread>
 inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* A, std::size_t lda, T* C,
-                      std::size_t ldc, std::size_t ahead) {
+                      std::size_t ldc, std::size_t ahead, Ahead& spread) {
   using V = typename Vec<T>::type;
   constexpr std::size_t W = Vec<T>::width;
-  constexpr std::size_t NC =
-      accumulators / RB >= 8 ? 8 : (accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1));
+  constexpr std::size_t NC = yta_columns(RB);
   constexpr std::size_t sub = 8;
   constexpr std::size_t a_bytes = 8 * 1024;
   constexpr std::size_t rows_fit = a_bytes / (RB * sizeof(T)) / W * W;
@@ -110,8 +129,9 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
       const std::size_t i1 = i0 + row_block < Iv ? i0 + row_block : Iv;
       std::size_t j = 0;
       for (; j + NC <= nj; j += NC)
-        yta_partial<T, RB, NC>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead);
-      for (; j < nj; ++j) yta_partial<T, RB, 1>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead);
+        yta_partial<T, RB, NC, Spread>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead, spread);
+      for (; j < nj; ++j)
+        yta_partial<T, RB, 1, Spread>(i0, i1, Y + (j0 + j) * ldy, ldy, A, lda, buf + j * RB, ahead, spread);
     }
     for (std::size_t j = 0; j < nj; ++j)
       for (std::size_t r = 0; r < RB; ++r) {
@@ -124,7 +144,7 @@ inline void yta_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
 
 // Q[i + r ldq] += sum_j Y[i + j ldy] B[r + j ldb] for RB rows of B, rows i in chunks of NV vectors. The
 // sums run in T; a Q of a wider type (double for float) receives them converted.
-template <class T, class TQ, std::size_t RB, std::size_t NV>
+template <class T, class TQ, std::size_t RB, std::size_t NV, bool Spread>
 inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, TQ* Q, std::size_t ldq,
                      Ahead& ahead) {
   using V = typename Vec<T>::type;
@@ -139,7 +159,9 @@ inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std
 #pragma GCC unroll 16
     for (std::size_t v = 0; v < NV; ++v) y[v] = load<T>(Y + v * W + j * ldy);
     const T* b = B + j * ldb;
-    if (ahead.next < ahead.end) {
+    if constexpr (Spread) {
+      ahead.step();
+    } else if (ahead.next < ahead.end) {
       __builtin_prefetch(ahead.next, 0, 1);
       __builtin_prefetch(ahead.next + 64, 0, 1);
       ahead.next += 128;
@@ -168,14 +190,14 @@ inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std
   }
 }
 
-template <class T, class TQ, std::size_t RB>
+template <class T, class TQ, std::size_t RB, bool Spread>
 inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy, const T* B, std::size_t ldb, TQ* Q,
                       std::size_t ldq, Ahead& ahead) {
   constexpr std::size_t W = Vec<T>::width;
-  constexpr std::size_t NV = accumulators / RB >= 4 ? 4 : (accumulators / RB >= 2 ? 2 : 1);
+  constexpr std::size_t NV = ybt_vectors(RB);
   std::size_t i = 0;
-  for (; i + NV * W <= I; i += NV * W) ybt_rows<T, TQ, RB, NV>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
-  for (; i + W <= I; i += W) ybt_rows<T, TQ, RB, 1>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+  for (; i + NV * W <= I; i += NV * W) ybt_rows<T, TQ, RB, NV, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+  for (; i + W <= I; i += W) ybt_rows<T, TQ, RB, 1, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
   for (; i < I; ++i)
     for (std::size_t r = 0; r < RB; ++r) {
       T s = 0;
@@ -218,12 +240,48 @@ template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kern
   }
 }
 
+// Inner steps of the two products on an I x n tile (each step: one prefetch slot of an Ahead).
+template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size_t R) {
+  std::size_t steps = 0;
+  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t) {
+    constexpr std::size_t NC = yta_columns(RB);
+    const std::size_t rest = n % 8;
+    steps += (I / Vec<T>::width) * (n / 8 * (8 / NC) + rest / NC + rest % NC);
+  });
+  return steps;
+}
+template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R) {
+  std::size_t steps = 0;
+  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t) {
+    constexpr std::size_t chunk = ybt_vectors(RB) * Vec<T>::width;
+    steps += n * (I / chunk + (I % chunk) / Vec<T>::width);
+  });
+  return steps;
+}
+
+// The part [from, to) (in halves: 0..2) of `next` (count elements), read over `steps` steps.
+template <class T> Ahead spread_over(const T* next, std::size_t count, int from, int to, std::size_t steps) {
+  if (!next || count == 0 || steps == 0) return {};
+  const char* base = reinterpret_cast<const char*>(next);
+  const std::size_t bytes = count * sizeof(T);
+  Ahead a{base + bytes / 2 * from, to == 2 ? base + bytes : base + bytes / 2, 1};
+  const std::size_t lines = (static_cast<std::size_t>(a.end - a.next) + 63) / 64;
+  a.lines = (lines + steps - 1) / steps;
+  return a;
+}
+
 template <class T>
-void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C,
-         bool far_prefetch) {
+void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
+         std::size_t next_count, bool far_prefetch) {
+  // Spread read-ahead: the first half of the next tile over this product's steps.
+  Ahead spread = tile_prefetch_mode >= 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R)) : Ahead{};
   for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
-    const bool far = r0 == 0 && far_prefetch;
-    yta_block<T, RB>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, far ? n * ldy : 0);
+    const bool far = r0 == 0 && far_prefetch && next;
+    const std::size_t offset = far ? static_cast<std::size_t>(next - Y) : 0;
+    if (spread.next)
+      yta_block<T, RB, true>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
+    else
+      yta_block<T, RB, false>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
   });
 }
 
@@ -231,17 +289,26 @@ template <class T, class TQ>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q, const T* next,
          std::size_t next_count) {
   // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run (the
-  // caller's tiles are small enough, 384 KiB, for both tiles to stay in a 1 MiB level-2 cache).
-  const bool next_on = tile_prefetch_mode < 0 || (tile_prefetch_mode & 2) != 0;
-  if (!next_on) next = nullptr;
-  Ahead ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + (next ? next_count : 0))};
-  for_rank_blocks(
-      R, [&]<std::size_t RB>(std::size_t r0) { ybt_block<T, TQ, RB>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead); });
+  // caller's tiles are small enough, 384 KiB, for both tiles to stay in a 1 MiB level-2 cache). Spread
+  // read-ahead (mode 4): the second half of the next tile, evenly over this product's steps.
+  Ahead ahead;
+  if (tile_prefetch_mode >= 4)
+    ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R));
+  else if (next && (tile_prefetch_mode < 0 || (tile_prefetch_mode & 2) != 0))
+    ahead = Ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + next_count), 2};
+  const bool spread = tile_prefetch_mode >= 4;
+  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
+    if (spread)
+      ybt_block<T, TQ, RB, true>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
+    else
+      ybt_block<T, TQ, RB, false>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
+  });
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,
-                          bool);
-template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*, bool);
+                          const double*, std::size_t, bool);
+template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
+                         const float*, std::size_t, bool);
 template void ybt<double, double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
                                   double*, const double*, std::size_t);
 template void ybt<float, float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,

@@ -2,6 +2,8 @@
 //
 //   mpirun -n P bench_tucker1 [--shape 2000x200x100] [--rank 10] [--iters 20] [--precision double]
 //                             [--targets 0.02,0.005 --inner 1,10 --hals 1 --bpp 1 --max-seconds 60]
+//                             [--two-gemm 0] [--floors 0]   (skip the two-GEMM iteration or the triad
+//                             and GEMM floors: their fields print as 0 or inf)
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped);
@@ -27,6 +29,7 @@ extern "C" char* openblas_get_corename(void);
 
 #include "unmix/core/mpi.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/fused.hpp"
 #include "unmix/kernels/tile_products.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
@@ -59,6 +62,49 @@ double triad_bandwidth(const Comm& comm, std::size_t n) {
     rates.push_back(3.0 * 8.0 * static_cast<double>(n) / t);
   }
   volatile double sink = a[n / 2];
+  (void)sink;
+  return median(rates);
+}
+
+/// Read-only bandwidth: the sum of the local Y, all processes at once (bytes/s per process, median).
+template <class T> double read_bandwidth(const Comm& comm, const T* y, std::size_t n) {
+  std::vector<double> rates;
+  double keep = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    comm.barrier();
+    const double t0 = now();
+    T s[8] = {};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int k = 0; k < 8; ++k) s[k] += y[i + k];
+    for (; i < n; ++i) s[0] += y[i];
+    const double t = comm.allreduce(now() - t0, Op::max);
+    for (int k = 0; k < 8; ++k) keep += s[k];
+    rates.push_back(sizeof(T) * static_cast<double>(n) / t);
+  }
+  volatile double sink = keep;
+  (void)sink;
+  return median(rates);
+}
+
+/// Rate of the two tile products of the single pass on one tile that stays in the caches (the pass's
+/// tile width; flop/s per process): the arithmetic alone, without reading Y from memory.
+template <class T> double cached_tile_rate(const Comm& comm, const T* y, std::size_t Ip, std::size_t R) {
+  const std::size_t nt = fused_tile_columns(Ip, sizeof(T));
+  std::vector<T> A(Ip * R, T(0.5)), C(nt * R), B(R * nt, T(0.25)), Q(Ip * R, T(0));
+  const int reps = 40;
+  std::vector<double> rates;
+  for (int round = 0; round < 4; ++round) {
+    comm.barrier();
+    const double t0 = now();
+    for (int k = 0; k < reps; ++k) {
+      tile_yta<T>(Ip, nt, R, y, Ip, A.data(), C.data());
+      tile_ybt<T>(Ip, nt, R, y, Ip, B.data(), Q.data());
+    }
+    const double t = comm.allreduce(now() - t0, Op::max);
+    if (round > 0) rates.push_back(4.0 * static_cast<double>(Ip * nt * R) * reps / t);
+  }
+  volatile T sink = Q[0] + C[0];
   (void)sink;
   return median(rates);
 }
@@ -151,7 +197,7 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
 
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
-         const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds) {
+         const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -172,10 +218,13 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const double peak = comm.allreduce(static_cast<double>(ru.ru_maxrss) * 1024.0, Op::max);
-  const double t_two = two_gemm_iteration(m, f0, std::min(iters, 10) + 1);
+  const double t_two = two_gemm ? two_gemm_iteration(m, f0, std::min(iters, 10) + 1) : 0.0;
   // Floors, measured now.
-  const double bw = triad_bandwidth(comm, Ip * Mp);
-  const double rate = gemm_rate<T>(comm, 2000);
+  const double bw = floors ? triad_bandwidth(comm, Ip * Mp) : 0.0;
+  const double rate = floors ? gemm_rate<T>(comm, 2000) : 0.0;
+  const double read_bw = read_bandwidth(comm, m.data().local().data(), Ip * Mp);
+  const double tile_rate =
+      Mp >= fused_tile_columns(Ip, sizeof(T)) ? cached_tile_rate(comm, m.data().local().data(), Ip, R) : 0;
   const double mem_floor = ybytes / bw;
   const double flop_floor = 4.0 * static_cast<double>(Ip) * static_cast<double>(Mp) * static_cast<double>(R) / rate;
   const double floor = std::max(mem_floor, flop_floor);
@@ -185,11 +234,12 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
     std::printf("bench=tucker1 procs=%d shape=%s R=%zu precision=%s local_Y_MB=%.1f iter_ms=%.2f two_gemm_ms=%.2f "
                 "speedup=%.2f mem_floor_ms=%.2f compute_floor_ms=%.2f ratio_to_floor=%.2f two_gemm_ratio=%.2f "
                 "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
-                "final_rel_error=%.4g tile_isa=%s blas_core=%s\n",
+                "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
-                res.stats.back().rel_error, tile_products_isa(), openblas_get_corename());
+                res.stats.back().rel_error, read_bw / 1e9, tile_rate / 1e9, tile_products_isa(),
+                openblas_get_corename());
   for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, "pg", max_seconds, shape);
   if (hals)
     for (std::size_t inner : inners)
@@ -208,7 +258,7 @@ int main(int argc, char** argv) {
   std::vector<double> targets;
   std::vector<std::size_t> inners{1};
   double max_seconds = 60;
-  bool hals = false, bpp = false;
+  bool hals = false, bpp = false, two_gemm = true, floors = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -236,14 +286,18 @@ int main(int argc, char** argv) {
       hals = v == "1" || v == "yes";
     else if (k == "--bpp")
       bpp = v == "1" || v == "yes";
+    else if (k == "--two-gemm")
+      two_gemm = v != "0" && v != "no";
+    else if (k == "--floors")
+      floors = v != "0" && v != "no";
     else if (k == "--max-seconds")
       max_seconds = std::stod(v);
   }
   try {
     if (precision == "float")
-      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds);
+      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors);
     else
-      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds);
+      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -6,25 +6,34 @@
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
 # (../shared/device/README.md): source .devbundle/env.sh && export -f mpirun && export _p, then run this
 # script with .devbundle/bench_tucker1; set OPENBLAS_CORETYPE if the bench reports blas_core=Prescott.
-# VARIANTS=1 adds, at the first and the last process count, runs with the tile products' other settings
-# (no read-ahead during the first product, blocks of R up to 12, AVX2), labelled by a "variant:" line,
-# so one session on the host can tell which setting suits it.
+# VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
+# the tile products' other settings (read-ahead modes, tile sizes) and the default again, without the
+# two-GEMM baseline and the floors (compare iter_ms with the default's), each labelled by a "variant:"
+# line, so one session on the host can tell which setting suits it. VARIANT_LIST overrides the list
+# (space-separated; a "+" joins several variables into one variant; "default" is the shipped setting).
 set -euo pipefail
 bench=${1:?usage: scaling_tucker1.sh BENCH_BINARY [PROCESS COUNTS...]}
 shift
 counts=${*:-1 2 4 8 16}
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-for p in $counts; do
-  mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" ${BENCH_ARGS:-}
-done
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
+  "L2 $(getconf LEVEL2_CACHE_SIZE 2>/dev/null || echo '?') bytes"
+run() {
+  local p=$1
+  shift
+  mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" \
+    ${BENCH_ARGS:-} "$@"
+}
+for p in $counts; do run "$p"; done
 if [ "${VARIANTS:-0}" = 1 ]; then
   first=${counts%% *}
   last=${counts##* }
-  for p in $first $last; do
-    for v in "UNMIX_TILE_PREFETCH=2" "UNMIX_TILE_PREFETCH=0" "UNMIX_TILE_RB=12" "UNMIX_TILE_ISA=avx2"; do
+  list=${VARIANT_LIST:-"default UNMIX_TILE_PREFETCH=4 UNMIX_TILE_PREFETCH=2 UNMIX_TILE_PREFETCH=0 UNMIX_TILE_KIB=768
+    UNMIX_TILE_PREFETCH=4+UNMIX_TILE_KIB=768 UNMIX_TILE_KIB=192 default"}
+  for p in ${VARIANT_COUNTS:-$last $first}; do
+    for v in $list; do
       echo "variant: $v, $p processes"
-      (export "${v?}"; mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 \
-        --iters "${ITERS:-5}" ${BENCH_ARGS:-})
+      (if [ "$v" != default ]; then for kv in ${v//+/ }; do export "${kv?}"; done; fi
+        run "$p" --two-gemm 0 --floors 0)
     done
   done
 fi

@@ -40,7 +40,8 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
                   const FusedStepInput& in, FusedStepOutput& out);
 
 /// Column tile width used by the pass for a given I_p and element size (about 384 KiB of Y per tile, so
-/// that the tile being used and the next one, read ahead, fit a 1 MiB level-2 cache together).
+/// that the tile being used and the next one, read ahead, fit a 1 MiB level-2 cache together;
+/// UNMIX_TILE_KIB=64..4096 sets another size for experiments).
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 
 } // namespace unmix

@@ -10,11 +10,13 @@
 
 namespace unmix {
 
+/// `next` (next_count elements, may be null) is brought into the caches while the products run: the
+/// caller passes the next tile (the n columns after this one), so that reading memory overlaps the
+/// multiply-adds of this tile.
 template <class T>
-void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C);
+void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C,
+              const T* next = nullptr, std::size_t next_count = 0);
 
-/// `next` (next_count elements, may be null) is brought into the caches while the product runs: the
-/// caller passes the next tile, so that reading memory overlaps the multiply-adds of this tile.
 template <class T>
 void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q,
               const T* next = nullptr, std::size_t next_count = 0);
@@ -28,11 +30,12 @@ void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const floa
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
-/// The caller's next tile is the n columns after this one (ldy apart). UNMIX_TILE_PREFETCH (0-3) selects
-/// the software prefetching for experiments on other machines: bit 1 reads the next tile during the
-/// first product as well, when both tiles, A and a double Q fill at most 15/16 of the level-2 cache
-/// (small R); bit 2 reads the `next` region during the second product. Unset: both (measured here at
-/// R = 3 and 10, float and double, bit 2: 7-30 % faster than without it; bit 1 where it applies: 5-15 %).
+/// UNMIX_TILE_PREFETCH (0-4) selects the software prefetching of `next` for experiments on other
+/// machines: bit 1 reads the next tile during the first product as well, when both tiles, A and a double
+/// Q fill at most 15/16 of the level-2 cache (small R); bit 2 reads it during the second product; 4 reads
+/// half of it during each product, spread evenly over the product's inner steps (the rate the memory
+/// can serve one core, instead of bursts that fill the load buffers). Unset: 1|2 (measured here at R = 3
+/// and 10, float and double, bit 2: 7-30 % faster than without it; bit 1 where it applies: 5-15 %).
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
 /// UNMIX_TILE_RB (1-12) sets another limit for experiments; so does this call (0: the default), which
