@@ -14,15 +14,15 @@ namespace unmix {
 #if defined(__x86_64__)
 namespace tile_avx512 {
 template <class T>
-void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, bool);
+void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, int);
 template <class T, class TQ>
-void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t, int);
 } // namespace tile_avx512
 namespace tile_avx2 {
 template <class T>
-void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, bool);
+void yta(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, T*, const T*, std::size_t, int);
 template <class T, class TQ>
-void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t);
+void ybt(std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*, TQ*, const T*, std::size_t, int);
 } // namespace tile_avx2
 #endif
 
@@ -77,13 +77,19 @@ Isa isa() { return current().load(std::memory_order_relaxed); }
 
 } // namespace
 
-int tile_prefetch_mode = prefetch_mode_from_environment();
+int tile_prefetch_mode = prefetch_mode_from_environment(); // -1: chosen per call (read_ahead_mode)
 int tile_rank_block = [] {
   // UNMIX_TILE_RB=1..12 overrides the largest block of R (for experiments); anything else: the default.
   const char* v = std::getenv("UNMIX_TILE_RB");
   const int k = v ? std::atoi(v) : 0;
   return k >= 1 && k <= 12 ? k : 0;
 }();
+
+bool tile_products_prefetch(int mode) {
+  if (mode < -1 || mode > 4) return false;
+  tile_prefetch_mode = mode;
+  return true;
+}
 
 bool tile_products_rank_block(int limit) {
   if (limit < 0 || limit > 12) return false;
@@ -114,22 +120,42 @@ std::size_t level2_cache_bytes() {
   return bytes;
 }
 
+namespace {
+
+// The read-ahead of the next tile for a tile of n columns (ldy apart) of I rows, R columns of A in T and
+// a double Q (see tile_products_impl.hpp for the modes). Unless UNMIX_TILE_PREFETCH chose one: spread
+// over both products (4) when both tiles, A and Q take at most 60 % of the level-2 cache; otherwise
+// the whole next tile during the second product (2), and during the first product as well (3) when all
+// of it fits 15/16 of the cache. Measured, in-process comparisons at I = 2000, R = 10, double (bench
+// --compare): on a 16-core Intel Xeon (2 MiB L2: 53 %; 2000 x 400 x 800) spread against 3, ms per
+// iteration, 1 process 834 vs 1070, 8: 134 vs 137, 16: 103 vs 120, 2: 493 vs 457 (ranges overlapping);
+// on a Zen 4 core (1 MiB L2, 2000 x 200 x 100) spread against the default: R = 10 (over 100 %) 38.2 vs
+// 35.3 (1 process), 23.6 vs 18.0 (2); R = 6 (94 %) 23.2 vs 22.5, 12.1 vs 11.9; R = 3 (84 %) 15.2 vs 16.2,
+// 9.4 vs 8.5. A fixed mode with a fill check still applies the check to bit 1.
+int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem) {
+  const std::size_t resident = 2 * n * ldy * elem + I * R * (elem + sizeof(double));
+  const std::size_t l2 = level2_cache_bytes();
+  const bool fits = resident <= l2 / 16 * 15;
+  if (tile_prefetch_mode >= 0) return fits || tile_prefetch_mode == 4 ? tile_prefetch_mode : tile_prefetch_mode & 2;
+  if (resident <= l2 / 10 * 6) return 4;
+  return fits ? 3 : 2;
+}
+
+} // namespace
+
 template <class T>
 void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
               std::size_t next_count) {
-  // The next tile (the n columns after this one) is read during this product too when this tile, the
-  // next, A and the double Q of the second product fill at most 15/16 of the level-2 cache. Measured at
-  // I = 2000, M = 20000 with 384 KiB tiles on one Zen 4 core (1 MiB L2), ms per iteration without ->
-  // with: R = 3 float 11.2-11.5 -> 9.3-10.9, double 18.9-19.6 -> 17.5-18.9, R = 6 27.0-28.4 ->
-  // 25.3-26.2; at R = 8 (the four exactly filling the cache) 35-37 -> 33-41, so the margin.
-  const bool far = (tile_prefetch_mode < 0 || tile_prefetch_mode == 1 || tile_prefetch_mode == 3) &&
-                   2 * n * ldy * sizeof(T) + I * R * (sizeof(T) + sizeof(double)) <= level2_cache_bytes() / 16 * 15;
+  // (Bit 1 measured at I = 2000, M = 20000 with 384 KiB tiles on one Zen 4 core (1 MiB L2), ms per
+  // iteration without -> with: R = 3 float 11.2-11.5 -> 9.3-10.9, double 18.9-19.6 -> 17.5-18.9, R = 6
+  // 27.0-28.4 -> 25.3-26.2; at R = 8 (the four exactly filling the cache) 35-37 -> 33-41, so the margin.)
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T));
   switch (isa()) {
 #if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
-  case Isa::avx2: tile_avx2::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
+  case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, mode); return;
+  case Isa::avx2: tile_avx2::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, mode); return;
 #endif
-  default: tile_baseline::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, far); return;
+  default: tile_baseline::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, mode); return;
   }
 }
 
@@ -139,12 +165,13 @@ namespace {
 template <class T, class TQ>
 void ybt_dispatch(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q,
                   const T* next, std::size_t next_count) {
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T));
   switch (isa()) {
 #if defined(__x86_64__)
-  case Isa::avx512: tile_avx512::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
-  case Isa::avx2: tile_avx2::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  case Isa::avx512: tile_avx512::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count, mode); return;
+  case Isa::avx2: tile_avx2::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count, mode); return;
 #endif
-  default: tile_baseline::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count); return;
+  default: tile_baseline::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count, mode); return;
   }
 }
 

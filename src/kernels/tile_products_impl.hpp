@@ -5,10 +5,6 @@
 #include <type_traits>
 
 namespace unmix {
-// Software prefetching (bit 1: the next tile during the first product, where it fits the level-2 cache;
-// bit 2: the next tile during the second product; 4 and up: the next tile spread evenly over both
-// products, half in each); set from UNMIX_TILE_PREFETCH (0-4) in tile_products.cpp; -1 (default): 1|2.
-extern int tile_prefetch_mode;
 extern int tile_rank_block;
 } // namespace unmix
 
@@ -270,13 +266,16 @@ template <class T> Ahead spread_over(const T* next, std::size_t count, int from,
   return a;
 }
 
+// The read-ahead of `next` (mode, chosen by tile_products.cpp): 4: half of it during each product,
+// spread evenly over the product's inner steps; otherwise bit 1: all of it during the first product's
+// first block of R, a line for every line of this tile it reads; bit 2: all of it during the second
+// product, two lines per step.
 template <class T>
 void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
-         std::size_t next_count, bool far_prefetch) {
-  // Spread read-ahead: the first half of the next tile over this product's steps.
-  Ahead spread = tile_prefetch_mode >= 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R)) : Ahead{};
+         std::size_t next_count, int mode) {
+  Ahead spread = mode == 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R)) : Ahead{};
   for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
-    const bool far = r0 == 0 && far_prefetch && next;
+    const bool far = r0 == 0 && mode != 4 && (mode & 1) != 0 && next;
     const std::size_t offset = far ? static_cast<std::size_t>(next - Y) : 0;
     if (spread.next)
       yta_block<T, RB, true>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
@@ -287,16 +286,14 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 
 template <class T, class TQ>
 void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q, const T* next,
-         std::size_t next_count) {
-  // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run (the
-  // caller's tiles are small enough, 384 KiB, for both tiles to stay in a 1 MiB level-2 cache). Spread
-  // read-ahead (mode 4): the second half of the next tile, evenly over this product's steps.
+         std::size_t next_count, int mode) {
+  // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run.
   Ahead ahead;
-  if (tile_prefetch_mode >= 4)
+  if (mode == 4)
     ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R));
-  else if (next && (tile_prefetch_mode < 0 || (tile_prefetch_mode & 2) != 0))
+  else if (next && (mode & 2) != 0)
     ahead = Ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + next_count), 2};
-  const bool spread = tile_prefetch_mode >= 4;
+  const bool spread = mode == 4;
   for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
     if (spread)
       ybt_block<T, TQ, RB, true>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
@@ -306,14 +303,14 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,
-                          const double*, std::size_t, bool);
+                          const double*, std::size_t, int);
 template void yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
-                         const float*, std::size_t, bool);
+                         const float*, std::size_t, int);
 template void ybt<double, double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
-                                  double*, const double*, std::size_t);
+                                  double*, const double*, std::size_t, int);
 template void ybt<float, float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
-                                const float*, std::size_t);
+                                const float*, std::size_t, int);
 template void ybt<float, double>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*,
-                                 double*, const float*, std::size_t);
+                                 double*, const float*, std::size_t, int);
 
 } // namespace unmix::TILE_NS

@@ -4,6 +4,7 @@
 //                             [--targets 0.02,0.005 --inner 1,10 --hals 1 --bpp 1 --max-seconds 60]
 //                             [--two-gemm 0] [--floors 0]   (skip the two-GEMM iteration or the triad
 //                             and GEMM floors: their fields print as 0 or inf)
+//                             [--compare ROUNDS]   (then the pass's settings compared in this process)
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped);
@@ -51,7 +52,9 @@ double median(std::vector<double> v) {
 /// STREAM triad a = b + s c on three buffers of n doubles each; returns bytes/s per process (the
 /// median of several repetitions, all processes running at once).
 double triad_bandwidth(const Comm& comm, std::size_t n) {
-  std::vector<double> a(n, 0.0), b(n, 1.0), c(n, 2.0);
+  // Tensors, so that the buffers get the large pages the data gets (tensor.hpp).
+  Tensor<double> ta({n}, 0.0), tb({n}, 1.0), tc({n}, 2.0);
+  double *a = ta.data(), *b = tb.data(), *c = tc.data();
   std::vector<double> rates;
   for (int rep = 0; rep < 5; ++rep) {
     comm.barrier();
@@ -159,6 +162,52 @@ template <class T> double two_gemm_iteration(const Tucker1<T>& m, Factors f, int
   return median(times);
 }
 
+/// Median seconds per iteration of `iters` iterations of the default nonnegative factorization.
+template <class T> double solver_iteration(const Tucker1<T>& m, const Factors& start, int iters) {
+  const auto nn = parse_constraints("nonnegative");
+  Factors f = start;
+  SolverOptions o;
+  o.tol.clear();
+  o.maxiter = static_cast<std::size_t>(iters);
+  const auto res = solve(m, f, nn, nn, o);
+  std::vector<double> per;
+  for (std::size_t k = 2; k < res.stats.size(); ++k) per.push_back(res.stats[k].seconds - res.stats[k - 1].seconds);
+  return m.data().comm().allreduce(median(per), Op::max);
+}
+
+/// In-process comparison of the pass's settings on the same data, alternating `rounds` times (machines
+/// whose speed drifts between runs by tens of percent still rank settings this way): the tile
+/// products' prefetch modes, and Y on 4 KiB pages (a plain copy) instead of the 2 MiB pages it is
+/// allocated with. One line per setting: the median over rounds of the median time per iteration.
+template <class T>
+void compare_settings(const Comm& comm, const DistTensor<T>& Y, std::size_t R, const Factors& start, int iters,
+                      int rounds, const Shape& shape) {
+  const DistTensor<T> Y_small_pages = Y; // a copy allocated without the large-page advice
+  const Tucker1<T> m(Y, R), m4k(Y_small_pages, R);
+  struct Setting {
+    const char* name;
+    int prefetch;
+    bool small_pages;
+    std::vector<double> t;
+  };
+  std::vector<Setting> settings{{"default", -1, false, {}},   {"prefetch=0", 0, false, {}},
+                                {"prefetch=2", 2, false, {}}, {"prefetch=3", 3, false, {}},
+                                {"prefetch=4", 4, false, {}}, {"pages=4KiB", -1, true, {}}};
+  for (int round = 0; round < rounds; ++round)
+    for (auto& s : settings) {
+      tile_products_prefetch(s.prefetch);
+      s.t.push_back(solver_iteration(s.small_pages ? m4k : m, start, iters));
+    }
+  tile_products_prefetch(-1);
+  for (const auto& s : settings)
+    if (comm.rank() == 0)
+      std::printf("bench=tucker1_settings procs=%d shape=%s R=%zu precision=%s setting=%s rounds=%d iter_ms=%.2f "
+                  "min_ms=%.2f max_ms=%.2f\n",
+                  comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", s.name, rounds,
+                  1e3 * median(s.t), 1e3 * *std::min_element(s.t.begin(), s.t.end()),
+                  1e3 * *std::max_element(s.t.begin(), s.t.end()));
+}
+
 Shape parse_shape(const std::string& s) {
   Shape out;
   std::size_t pos = 0;
@@ -197,7 +246,8 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
 
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
-         const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors) {
+         const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors,
+         int compare_rounds) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -240,6 +290,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
                 res.stats.back().rel_error, read_bw / 1e9, tile_rate / 1e9, tile_products_isa(),
                 openblas_get_corename());
+  if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape);
   for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, "pg", max_seconds, shape);
   if (hals)
     for (std::size_t inner : inners)
@@ -259,6 +310,7 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> inners{1};
   double max_seconds = 60;
   bool hals = false, bpp = false, two_gemm = true, floors = true;
+  int compare_rounds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -288,6 +340,8 @@ int main(int argc, char** argv) {
       bpp = v == "1" || v == "yes";
     else if (k == "--two-gemm")
       two_gemm = v != "0" && v != "no";
+    else if (k == "--compare")
+      compare_rounds = std::stoi(v);
     else if (k == "--floors")
       floors = v != "0" && v != "no";
     else if (k == "--max-seconds")
@@ -295,9 +349,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (precision == "float")
-      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors);
+      run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
+                 compare_rounds);
     else
-      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors);
+      run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
+                  compare_rounds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -30,12 +30,17 @@ void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const floa
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
-/// UNMIX_TILE_PREFETCH (0-4) selects the software prefetching of `next` for experiments on other
+/// UNMIX_TILE_PREFETCH (0-4) fixes the software prefetching of `next` for experiments on other
 /// machines: bit 1 reads the next tile during the first product as well, when both tiles, A and a double
-/// Q fill at most 15/16 of the level-2 cache (small R); bit 2 reads it during the second product; 4 reads
-/// half of it during each product, spread evenly over the product's inner steps (the rate the memory
-/// can serve one core, instead of bursts that fill the load buffers). Unset: 1|2 (measured here at R = 3
-/// and 10, float and double, bit 2: 7-30 % faster than without it; bit 1 where it applies: 5-15 %).
+/// Q fill at most 15/16 of the level-2 cache; bit 2 reads it during the second product; 4 reads half of
+/// it during each product, spread evenly over the product's inner steps (the rate the memory can serve
+/// one core, instead of bursts that fill the load buffers). Unset: 4 when both tiles, A and Q take at
+/// most 60 % of the level-2 cache (2 MiB caches at R = 10), else 1|2 (3, with bit 1's check), as
+/// measured on the two machines named in tile_products.cpp.
+
+/// Sets the prefetch mode (0-4 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later calls; false
+/// (nothing changes) for a value outside -1..4. For comparisons.
+bool tile_products_prefetch(int mode);
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
 /// UNMIX_TILE_RB (1-12) sets another limit for experiments; so does this call (0: the default), which
