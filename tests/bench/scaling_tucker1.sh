@@ -6,6 +6,9 @@
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
 # (../shared/device/README.md): source .devbundle/env.sh && export -f mpirun && export _p, then run this
 # script with .devbundle/bench_tucker1; set OPENBLAS_CORETYPE if the bench reports blas_core=Prescott.
+# COMPARE_AT="1 16" adds, at those counts, the bench's in-process comparison of the pass's settings
+# (--compare, COMPARE_ROUNDS rounds, default 3): on a host whose speed drifts between runs it ranks
+# them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16).
 # VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
 # the tile products' other settings (read-ahead modes, tile sizes) and the default again, without the
 # two-GEMM baseline and the floors (compare iter_ms with the default's), each labelled by a "variant:"
@@ -23,7 +26,11 @@ run() {
   mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" \
     ${BENCH_ARGS:-} "$@"
 }
-for p in $counts; do run "$p"; done
+for p in $counts; do
+  extra=""
+  for c in ${COMPARE_AT:-}; do [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}"; done
+  run "$p" $extra
+done
 if [ "${VARIANTS:-0}" = 1 ]; then
   first=${counts%% *}
   last=${counts##* }
