@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "unmix/core/rng.hpp"
 #include "unmix/core/tensor.hpp"
@@ -17,6 +19,23 @@ TEST_CASE("tensor is column-major with mode 1 fastest", "[core]") {
   CHECK(t.cols() == 12);
   CHECK(t(1, 5) == 11.0);
   CHECK_THROWS_AS(Tensor<double>({2, 2}, std::vector<double>(3)), DataError);
+}
+
+TEST_CASE("large tensors (asking for 2 MiB pages) hold their fill like small ones", "[core]") {
+  // 12 MB of float and 24 MiB of double: above the size where the constructor advises large pages.
+  const Tensor<float> f({1000, 3001}, 2.5f);
+  REQUIRE(f.size() == 3001000u);
+  CHECK(std::count(f.span().begin(), f.span().end(), 2.5f) == 3001000);
+  Tensor<double> d({3, std::size_t{1} << 20}, -1.0);
+  CHECK(std::count(d.span().begin(), d.span().end(), -1.0) == static_cast<long>(d.size()));
+  d[d.size() - 1] = 4.0;
+  CHECK(d(2, (std::size_t{1} << 20) - 1) == 4.0);
+  // The advice is a hint on touched or untouched memory, at any alignment, and never changes contents.
+  std::vector<char> bytes((std::size_t{20} << 20) + 123, 7);
+  advise_large_pages(bytes.data() + 13, bytes.size() - 13);
+  advise_large_pages(bytes.data(), 100);
+  advise_large_pages(nullptr, 0);
+  CHECK(std::count(bytes.begin(), bytes.end(), 7) == static_cast<long>(bytes.size()));
 }
 
 TEST_CASE("permute moves every entry to its permuted index", "[core]") {
