@@ -5,6 +5,7 @@
 //                             [--two-gemm 0] [--floors 0]   (skip the two-GEMM iteration or the triad
 //                             and GEMM floors: their fields print as 0 or inf)
 //                             [--compare ROUNDS]   (then the pass's settings compared in this process)
+//                             [--kernels 1]   (then each tile product's cached rate per block of R)
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped);
@@ -90,9 +91,10 @@ template <class T> double read_bandwidth(const Comm& comm, const T* y, std::size
   return median(rates);
 }
 
-/// Rate of the two tile products of the single pass on one tile that stays in the caches (the pass's
-/// tile width; flop/s per process): the arithmetic alone, without reading Y from memory.
-template <class T> double cached_tile_rate(const Comm& comm, const T* y, std::size_t Ip, std::size_t R) {
+/// Rate of the pass's tile products on one tile that stays in the caches (the pass's tile width; flop/s
+/// per process, all processes at once): the arithmetic alone, without reading Y from memory. `which`:
+/// 0 both products, 1 the first (Y^T A), 2 the second (Y B^T).
+template <class T> double cached_tile_rate(const Comm& comm, const T* y, std::size_t Ip, std::size_t R, int which = 0) {
   const std::size_t nt = fused_tile_columns(Ip, sizeof(T));
   std::vector<T> A(Ip * R, T(0.5)), C(nt * R), B(R * nt, T(0.25)), Q(Ip * R, T(0));
   const int reps = 40;
@@ -101,15 +103,33 @@ template <class T> double cached_tile_rate(const Comm& comm, const T* y, std::si
     comm.barrier();
     const double t0 = now();
     for (int k = 0; k < reps; ++k) {
-      tile_yta<T>(Ip, nt, R, y, Ip, A.data(), C.data());
-      tile_ybt<T>(Ip, nt, R, y, Ip, B.data(), Q.data());
+      if (which != 2) tile_yta<T>(Ip, nt, R, y, Ip, A.data(), C.data());
+      if (which != 1) tile_ybt<T>(Ip, nt, R, y, Ip, B.data(), Q.data());
     }
     const double t = comm.allreduce(now() - t0, Op::max);
-    if (round > 0) rates.push_back(4.0 * static_cast<double>(Ip * nt * R) * reps / t);
+    if (round > 0) rates.push_back((which ? 2.0 : 4.0) * static_cast<double>(Ip * nt * R) * reps / t);
   }
   volatile T sink = Q[0] + C[0];
   (void)sink;
   return median(rates);
+}
+
+/// The cached-tile rates of each product for each limit on the blocks of R (tile_products.hpp), so that
+/// one short run on another machine shows how its cores take the kernels. One line per limit.
+template <class T>
+void kernel_rates(const Comm& comm, const T* y, std::size_t Ip, std::size_t R, const Shape& shape, double gemm) {
+  for (int limit : {0, 3, 4, 5, 6, 8, 10, 12}) {
+    if (limit > static_cast<int>(R) + 2) continue;
+    tile_products_rank_block(limit);
+    const double first = cached_tile_rate(comm, y, Ip, R, 1), second = cached_tile_rate(comm, y, Ip, R, 2);
+    if (comm.rank() == 0)
+      std::printf("bench=tucker1_kernels procs=%d shape=%s R=%zu precision=%s rank_block=%s yta_GFLOPs=%.1f "
+                  "ybt_GFLOPs=%.1f gemm_GFLOPs=%.1f tile_isa=%s\n",
+                  comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float",
+                  limit ? std::to_string(limit).c_str() : "default", first / 1e9, second / 1e9, gemm / 1e9,
+                  tile_products_isa());
+  }
+  tile_products_rank_block(0);
 }
 
 /// Rate of a square GEMM of order n on every process at once (flop/s per process).
@@ -247,7 +267,7 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
          const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors,
-         int compare_rounds) {
+         int compare_rounds, bool kernels) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -290,6 +310,8 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes),
                 res.stats.back().rel_error, read_bw / 1e9, tile_rate / 1e9, tile_products_isa(),
                 openblas_get_corename());
+  if (kernels && Mp >= fused_tile_columns(Ip, sizeof(T)))
+    kernel_rates(comm, m.data().local().data(), Ip, R, shape, floors ? rate : gemm_rate<T>(comm, 2000));
   if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape);
   for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, "pg", max_seconds, shape);
   if (hals)
@@ -311,6 +333,7 @@ int main(int argc, char** argv) {
   double max_seconds = 60;
   bool hals = false, bpp = false, two_gemm = true, floors = true;
   int compare_rounds = 0;
+  bool kernels = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -340,6 +363,8 @@ int main(int argc, char** argv) {
       bpp = v == "1" || v == "yes";
     else if (k == "--two-gemm")
       two_gemm = v != "0" && v != "no";
+    else if (k == "--kernels")
+      kernels = v == "1" || v == "yes";
     else if (k == "--compare")
       compare_rounds = std::stoi(v);
     else if (k == "--floors")
@@ -350,10 +375,10 @@ int main(int argc, char** argv) {
   try {
     if (precision == "float")
       run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
-                 compare_rounds);
+                 compare_rounds, kernels);
     else
       run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
-                  compare_rounds);
+                  compare_rounds, kernels);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -9,6 +9,8 @@
 # COMPARE_AT="1 16" adds, at those counts, the bench's in-process comparison of the pass's settings
 # (--compare, COMPARE_ROUNDS rounds, default 3): on a host whose speed drifts between runs it ranks
 # them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16).
+# KERNELS_AT="1 16" first runs, at those counts, a small problem (2000 x 400 x 50) for the cached-tile
+# rate of each tile product per block of R beside the GEMM rate (--kernels; seconds each).
 # VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
 # the tile products' other settings (read-ahead modes, tile sizes) and the default again, without the
 # two-GEMM baseline and the floors (compare iter_ms with the default's), each labelled by a "variant:"
@@ -26,6 +28,10 @@ run() {
   mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" \
     ${BENCH_ARGS:-} "$@"
 }
+for p in ${KERNELS_AT:-}; do
+  mpirun -np "$p" --bind-to core "$bench" --shape 2000x400x50 --rank 10 --iters 3 --two-gemm 0 --kernels 1 \
+    ${BENCH_ARGS:-} | grep kernels
+done
 for p in $counts; do
   extra=""
   for c in ${COMPARE_AT:-}; do [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}"; done
