@@ -28,24 +28,40 @@ namespace {
 // loops unroll and vectorize) or a run-time R (RC = 0).
 template <std::size_t RC> struct TileMath {
   // grad = G X - M for X, M (R x n); G (R x R) symmetric. Plain loops: at R in the tens a BLAS call per
-  // tile costs more than the arithmetic.
-  static void gram_times_minus(std::size_t Rrt, std::size_t n, const double* G, const double* X, const double* M,
-                               double* grad) {
-    const std::size_t R = RC ? RC : Rrt;
-    for (std::size_t j = 0; j < n; ++j) {
-      double* g = grad + j * R;
-      const double* x = X + j * R;
-      for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
-      for (std::size_t q = 0; q < R; ++q) {
-        const double xq = x[q];
-        const double* Gq = G + q * R;
-        for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
+  // tile costs more than the arithmetic. For a compile-time R the column's sums stay in registers (with
+  // the outputs written through a pointer that might alias the inputs, every partial sum was a store);
+  // each entry's operations and their order are the same either way.
+  static void gram_times_minus(std::size_t Rrt, std::size_t n, const double* __restrict G, const double* __restrict X,
+                               const double* __restrict M, double* __restrict grad) {
+    if constexpr (RC > 0) {
+      for (std::size_t j = 0; j < n; ++j) {
+        double acc[RC];
+        const double* x = X + j * RC;
+        for (std::size_t r = 0; r < RC; ++r) acc[r] = -M[r + j * RC];
+        for (std::size_t q = 0; q < RC; ++q) {
+          const double xq = x[q];
+          const double* Gq = G + q * RC;
+          for (std::size_t r = 0; r < RC; ++r) acc[r] += Gq[r] * xq;
+        }
+        for (std::size_t r = 0; r < RC; ++r) grad[r + j * RC] = acc[r];
+      }
+    } else {
+      const std::size_t R = Rrt;
+      for (std::size_t j = 0; j < n; ++j) {
+        double* g = grad + j * R;
+        const double* x = X + j * R;
+        for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
+        for (std::size_t q = 0; q < R; ++q) {
+          const double xq = x[q];
+          const double* Gq = G + q * R;
+          for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
+        }
       }
     }
   }
 
   // P += X X^T for X (R x n).
-  static void add_outer(std::size_t Rrt, std::size_t n, const double* X, double* P) {
+  static void add_outer(std::size_t Rrt, std::size_t n, const double* __restrict X, double* __restrict P) {
     const std::size_t R = RC ? RC : Rrt;
     for (std::size_t j = 0; j < n; ++j) {
       const double* x = X + j * R;
@@ -60,9 +76,12 @@ template <std::size_t RC> struct TileMath {
   // M (R x nt) from Mt (nt x R), the gradient statistics at the current point, momentum, and the
   // gradient step at the extrapolated point.
   template <class T>
-  static void step(std::size_t Rrt, std::size_t nt, const T* Mt, const FusedStepInput& in, bool any_momentum,
-                   double* Bj, double* Bp, double* M, double* grad, double& grad2, double& stat2) {
+  static void step(std::size_t Rrt, std::size_t nt, const T* __restrict Mt, const FusedStepInput& in, bool any_momentum,
+                   double* __restrict Bj, double* __restrict Bp, double* __restrict M, double* __restrict grad,
+                   double& grad2, double& stat2) {
     const std::size_t R = RC ? RC : Rrt;
+    const double* __restrict omega = in.omega;
+    const double* __restrict inv_L = in.inv_L;
     for (std::size_t j = 0; j < nt; ++j)
       for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
     gram_times_minus(R, nt, in.G, Bj, M, grad);
@@ -81,7 +100,7 @@ template <std::size_t RC> struct TileMath {
         for (std::size_t r = 0; r < R; ++r) {
           const std::size_t idx = r + j * R;
           const double cur = Bj[idx];
-          Bj[idx] = cur + in.omega[r] * (cur - Bp[idx]);
+          Bj[idx] = cur + omega[r] * (cur - Bp[idx]);
           Bp[idx] = cur;
         }
       gram_times_minus(R, nt, in.G, Bj, M, grad);
@@ -89,7 +108,7 @@ template <std::size_t RC> struct TileMath {
       std::copy(Bj, Bj + R * nt, Bp);
     }
     for (std::size_t j = 0; j < nt; ++j)
-      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * in.inv_L[r];
+      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * inv_L[r];
   }
 };
 
