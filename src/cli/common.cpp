@@ -162,6 +162,10 @@ void read_common_factorize_options(const po::variables_map& vm, const Comm& worl
     o.hals = bs == "hals";
     o.bpp = bs == "bpp";
   }
+  if (vm.count("extrapolate") && vm["extrapolate"].as<bool>()) {
+    if (!o.bpp) throw ConfigError("--extrapolate needs --block-solver bpp (it extrapolates exactly solved factors)");
+    o.extrapolate = true;
+  }
 }
 
 std::map<std::string, std::string> options_text(const po::variables_map& vm) {

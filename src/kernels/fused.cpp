@@ -22,6 +22,14 @@ std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
   return std::clamp<std::size_t>(cols, 8, 1024);
 }
 
+void extrapolate_solution(std::size_t n, double beta, double* __restrict X, double* __restrict X_prev) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double plain = X[i];
+    X[i] = std::max(0.0, plain + beta * (plain - X_prev[i]));
+    X_prev[i] = plain;
+  }
+}
+
 namespace {
 
 // The per-tile arithmetic on R x nt quantities, for a compile-time R (RC = R for R = 1..16: the R-long
@@ -104,7 +112,7 @@ template <std::size_t RC> struct TileMath {
           Bp[idx] = cur;
         }
       gram_times_minus(R, nt, in.G, Bj, M, grad);
-    } else {
+    } else if (in.beta < 0) {
       std::copy(Bj, Bj + R * nt, Bp);
     }
     for (std::size_t j = 0; j < nt; ++j)
@@ -172,9 +180,10 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       TileMath<RC>::step(R, nt, Mt.data(), in, any_momentum, Bj, Bp, M.data(), grad.data(), grad2, stat2);
     });
     if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
-    if (in.exact)
+    if (in.exact) {
       nnls_bpp_columns(R, nt, in.G, M.data(), Bj);
-    else if (in.inner_steps > 1)
+      if (in.beta >= 0) extrapolate_solution(R * nt, in.beta, Bj, Bp);
+    } else if (in.inner_steps > 1)
       inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.

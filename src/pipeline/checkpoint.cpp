@@ -50,6 +50,9 @@ void write_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T
         {"stat0", st.stat0},   {"pending_ga2", st.pending_ga2}, {"pending_sa2", st.pending_sa2},
         {"t", st.t},           {"omega_hat", st.omega_hat},     {"seconds", st.seconds}};
     for (const auto& [k, v] : scalars) fo.attr(k, v);
+    fo.attr("beta", st.beta);
+    fo.attr("beta_bar", st.beta_bar);
+    fo.attr("restart", static_cast<long long>(st.restart ? 1 : 0));
   }
   out.commit();
 }
@@ -111,6 +114,10 @@ void read_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>
       if (!v) throw DataError("'" + path + "': attribute " + names[i] + " is missing; the checkpoint is incomplete");
       *scalars[i] = *v;
     }
+    // The extrapolation state (absent in checkpoints of runs that could not use it: the defaults).
+    if (const auto v = in.attr_double("beta")) st.beta = *v;
+    if (const auto v = in.attr_double("beta_bar")) st.beta_bar = *v;
+    if (const auto v = in.attr_double("restart")) st.restart = *v != 0;
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/fused.hpp"
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
 #include "unmix/model/planted.hpp"
@@ -54,6 +55,7 @@ public:
     SolveResult res;
     fused_ = opts_.fused && !opts_.random_order && !opts_.recursive_random_order && !m_.mixture_split() &&
              entrywise_only(consB_);
+    ext_ = opts_.extrapolate && opts_.bpp && only_nonnegative(consA_) && only_nonnegative(consB_);
     std::size_t k0 = 1;
     std::string why;
     if (ctl.resume) {
@@ -76,6 +78,7 @@ public:
       }
     }
     for (std::size_t k = k0; k <= opts_.maxiter; ++k) {
+      if (ext_) extrapolate_A();
       if (fused_) {
         fused_b_pass();
         // The pass measured the B gradient at the previous iterate: complete its statistics, and stop
@@ -94,8 +97,10 @@ public:
       } else {
         for (const Update& u : order()) apply(u);
       }
+      const double f_before = f_prev_;
       IterationStats s = stats(static_cast<double>(k), !fused_);
       res.stats.push_back(s);
+      if (ext_) adapt_beta(s.objective, f_before);
       res.iterations = k;
       const bool keep_going = ctl.on_iteration ? ctl.on_iteration(s) : true;
       if (tolerance_met(fused_ ? immediate_rules_ : opts_.tol, s, &why)) {
@@ -142,6 +147,9 @@ public:
     st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     st.rng_state = rng_.state();
     st.zero_steps = zero_steps_;
+    st.beta = beta_;
+    st.beta_bar = beta_bar_;
+    st.restart = restart_;
     st.stats = res.stats;
     return st;
   }
@@ -163,6 +171,9 @@ public:
     sched_.omega_hat = st.omega_hat;
     rng_.set_state(st.rng_state);
     zero_steps_ = st.zero_steps;
+    beta_ = st.beta;
+    beta_bar_ = st.beta_bar;
+    restart_ = st.restart;
     t0_ = std::chrono::steady_clock::now() -
           std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(st.seconds));
   }
@@ -177,6 +188,29 @@ private:
     }
     r.zero_step_warnings = zero_steps_;
     return r;
+  }
+
+  /// Start of an iteration with extrapolation: the B solve is made against A^ = max(0, A + beta (A -
+  /// A_prev)) (after an iteration that raised the error, against the plain A); A_prev keeps the plain A.
+  void extrapolate_A() {
+    if (restart_)
+      A_prev_ = f_.A;
+    else
+      extrapolate_solution(f_.A.size(), beta_, f_.A.data(), A_prev_.data());
+    ++a_ver_;
+  }
+
+  /// Ang & Gillis's rule for the weight, from the error of this iteration against the previous one.
+  void adapt_beta(double f_now, double f_before) {
+    if (f_now > f_before) {
+      restart_ = true;
+      beta_bar_ = beta_;
+      beta_ /= 1.5;
+    } else {
+      restart_ = false;
+      beta_ = std::min(beta_bar_, 1.01 * beta_);
+      beta_bar_ = std::min(1.0, 1.005 * beta_bar_);
+    }
   }
 
   /// The list is nonnegativity and nothing else (the case an exact NNLS block solve honours).
@@ -201,7 +235,7 @@ private:
     const std::vector<double>& Gm = G();
     const std::vector<double> L = step_.constants(Gm, R_);
     std::vector<double> omega(R_, 0.0), inv(R_);
-    if (!LB_last_.empty())
+    if (!LB_last_.empty() && !ext_)
       for (std::size_t r = 0; r < R_; ++r) {
         const std::size_t q = L.size() == 1 ? 0 : r;
         omega[r] = mom_.weight(sched_.omega_hat, LB_last_[q], L[q]);
@@ -221,6 +255,7 @@ private:
     in.inner_tol = opts_.inner_tol;
     in.hals = opts_.hals;
     in.exact = opts_.bpp && only_nonnegative(consB_);
+    if (ext_) in.beta = beta_;
     m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
@@ -304,13 +339,17 @@ private:
   void apply(const Update& u) {
     if (u.block == Block::B) {
       switch (u.step) {
-      case Step::momentum: momentum(f_.B, B_prev_, LB_last_, step_.constants(G(), R_), true, b_ver_); break;
+      case Step::momentum:
+        if (!ext_) momentum(f_.B, B_prev_, LB_last_, step_.constants(G(), R_), true, b_ver_);
+        break;
       case Step::gradient: gradient_B(); break;
       case Step::project: project(Block::B); break;
       }
     } else {
       switch (u.step) {
-      case Step::momentum: momentum(f_.A, A_prev_, LA_last_, step_.constants(P(), R_), false, a_ver_); break;
+      case Step::momentum:
+        if (!ext_) momentum(f_.A, A_prev_, LA_last_, step_.constants(P(), R_), false, a_ver_);
+        break;
       case Step::gradient: gradient_A(); break;
       case Step::project: project(Block::A); break;
       }
@@ -371,6 +410,7 @@ private:
       for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
     if (opts_.bpp && only_nonnegative(consB_)) {
       nnls_bpp_columns(R_, n, Gm.data(), M.data(), f_.B.data());
+      if (ext_) extrapolate_solution(f_.B.size(), beta_, f_.B.data(), B_prev_.data());
     } else if (opts_.inner > 1 && entrywise_only(consB_)) {
       const auto proj = entrywise(consB_);
       if (proj) proj(f_.B.span(), n);
@@ -536,6 +576,9 @@ private:
   std::vector<Tolerance> gradient_rules_, immediate_rules_;
   double pending_ga2_ = 0, pending_sa2_ = 0, delayed_gb2_ = 0, delayed_sb2_ = 0;
   std::size_t zero_steps_ = 0;
+  bool ext_ = false;                   // extrapolation after exact solves (SolverOptions::extrapolate)
+  double beta_ = 0.5, beta_bar_ = 1.0; // its weight and the weight's ceiling
+  bool restart_ = false;               // the last iteration raised the error: no A extrapolation next
   std::chrono::steady_clock::time_point t0_;
 };
 

@@ -253,7 +253,8 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
     o.max_seconds = max_seconds;
     o.inner = inner;
     o.hals = method == "hals";
-    o.bpp = method == "bpp";
+    o.bpp = method == "bpp" || method == "bpp-extrapolated";
+    o.extrapolate = method == "bpp-extrapolated";
     const auto res = solve(m, f, nn, nn, o);
     const double t = comm.allreduce(res.stats.back().seconds, Op::max);
     if (comm.rank() == 0)
@@ -317,7 +318,10 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   if (hals)
     for (std::size_t inner : inners)
       if (inner > 1) time_to_accuracy(comm, m, f0, targets, inner, "hals", max_seconds, shape);
-  if (bpp && !targets.empty()) time_to_accuracy(comm, m, f0, targets, 1, "bpp", max_seconds, shape);
+  if (bpp && !targets.empty()) {
+    time_to_accuracy(comm, m, f0, targets, 1, "bpp", max_seconds, shape);
+    time_to_accuracy(comm, m, f0, targets, 1, "bpp-extrapolated", max_seconds, shape);
+  }
 }
 
 } // namespace

@@ -103,6 +103,48 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
   CHECK(rel(read_dataset(out2, "B"), read_dataset(out1, "B")) < 1e-14);
 }
 
+TEST_CASE("--extrapolate (with bpp): the same factors at 1 to 4 processes, fewer iterations than plain bpp",
+          "[factorize]") {
+  const std::string in = dir() + "/planted_extrapolate.h5";
+  auto s = run_unmix(1, {"synth", "--shape", "30x20x12", "--rank", "4", "--seed", "5", "--out", in, "-q"});
+  INFO(s.err << s.out);
+  REQUIRE(s.exit_code == 0);
+  auto run = [&](int np, bool extrapolate, const std::string& out) {
+    std::vector<std::string> args{"factorize", in,      "--dataset",      "Y",         "--rank",
+                                  "4",         "--tol", "rel_error=1e-4", "--maxiter", "5000",
+                                  "--out",     out,     "--block-solver", "bpp",       "-q"};
+    if (extrapolate) args.push_back("--extrapolate");
+    const auto r = run_unmix(np, args, 120);
+    INFO("np " << np << "\n" << r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    CHECK(std::stod(read_attribute(out, "rel_error")) <= 1e-4);
+    return std::lround(std::stod(read_attribute(out, "iterations")));
+  };
+  std::vector<std::vector<double>> As, Bs;
+  std::vector<long> its;
+  for (int np : {1, 2, 3, 4}) {
+    const std::string out = dir() + "/extrapolate" + std::to_string(np) + ".h5";
+    its.push_back(run(np, true, out));
+    As.push_back(read_dataset(out, "A"));
+    Bs.push_back(read_dataset(out, "B"));
+  }
+  for (std::size_t k = 1; k < As.size(); ++k) {
+    CHECK(its[k] == its[0]);
+    CHECK(rel(As[k], As[0]) < 1e-10);
+    CHECK(rel(Bs[k], Bs[0]) < 1e-10);
+  }
+  for (double x : As[0]) CHECK(x >= 0);
+  for (double x : Bs[0]) CHECK(x >= 0);
+  const long plain = run(1, false, dir() + "/extrapolate_plain.h5");
+  INFO("iterations to 1e-4 with bpp: plain " << plain << ", extrapolated " << its[0]);
+  CHECK(2 * its[0] <= plain);
+  // Without exact solves there is nothing to extrapolate: refused.
+  const auto bad = run_unmix(
+      1, {"factorize", in, "--dataset", "Y", "--rank", "4", "--extrapolate", "--out", dir() + "/extrapolate_bad.h5"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--extrapolate needs --block-solver bpp") != std::string::npos);
+}
+
 TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer iterations than single steps",
           "[factorize]") {
   // A planted nonnegative problem; both factors only nonnegative, so both blocks are solved exactly.

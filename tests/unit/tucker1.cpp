@@ -440,3 +440,75 @@ TEST_CASE("exact block solves (BPP): each step is the block's NNLS minimizer, sa
   CHECK(c1.A.vec() == c2.A.vec());
   CHECK(c1.B.vec() == c2.B.vec());
 }
+
+TEST_CASE("extrapolation after exact solves: fewer iterations, same in both forms, feasible, resumable", "[tucker1]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {25, 30, 8}, 4, 0.0, 19);
+  Tucker1<double> m(pl.Y, 4);
+  const auto nn = parse_constraints("nonnegative");
+  Factors start;
+  init_random(m, start, 12, true, nn, nn);
+  SolverOptions o;
+  o.tol = {{Stat::rel_error, 1e-4}};
+  o.maxiter = 50000;
+  o.bpp = true;
+  Factors plain_f = start;
+  const auto plain = solve(m, plain_f, nn, nn, o);
+  o.extrapolate = true;
+  Factors f1 = start, f2 = start;
+  o.fused = true;
+  const auto a = solve(m, f1, nn, nn, o);
+  o.fused = false;
+  const auto b = solve(m, f2, nn, nn, o);
+  INFO("iterations to 1e-4 with exact solves: plain " << plain.iterations << ", extrapolated " << a.iterations);
+  REQUIRE(plain.converged);
+  REQUIRE(a.converged);
+  CHECK(a.stats.back().rel_error <= 1e-4);
+  // Both iteration forms run the same arithmetic: the same iterates.
+  CHECK(a.iterations == b.iterations);
+  CHECK(test::rel_diff(f1.A.span(), f2.A.span()) < 1e-9);
+  CHECK(test::rel_diff(f1.B.span(), f2.B.span()) < 1e-9);
+  // The point of it: at most half the passes of plain alternating exact solves on this planted problem.
+  CHECK(2 * a.iterations <= plain.iterations);
+  // The returned factors are feasible, and their error is the one reported.
+  for (double x : f1.A.span()) CHECK(x >= 0);
+  for (double x : f1.B.span()) CHECK(x >= 0);
+  const double y2 = m.normY2();
+  CHECK(std::abs(std::sqrt(m.exact_residual2(f1.A, f1.B) / y2) - a.stats.back().rel_error) < 1e-9);
+  // The error rises now and then (the restarts), so the weight is adapted in both directions.
+  std::size_t rises = 0;
+  for (std::size_t k = 1; k < a.stats.size(); ++k) rises += a.stats[k].objective > a.stats[k - 1].objective;
+  INFO("iterations whose error rose: " << rises);
+  CHECK(rises < a.iterations / 2);
+
+  // Stopped after iteration 9 and resumed from its state: bit-identical to the straight run.
+  for (bool fused : {true, false}) {
+    INFO("fused " << fused);
+    SolverOptions r;
+    r.tol.clear();
+    r.maxiter = 30;
+    r.bpp = r.extrapolate = true;
+    r.fused = fused;
+    Factors straight = start, part = start;
+    const auto full = solve(m, straight, nn, nn, r);
+    SolveControl ctl;
+    Factors saved;
+    SolverState state;
+    std::size_t seen = 0;
+    ctl.on_iteration = [&](const IterationStats&) { return ++seen < 9; };
+    ctl.want_checkpoint = [](std::size_t, bool stopping) { return stopping; };
+    ctl.write_checkpoint = [&](const Factors& f, const SolverState& st) {
+      saved = f;
+      state = st;
+    };
+    solve(m, part, nn, nn, r, ctl);
+    REQUIRE(state.iteration == 9);
+    SolveControl resume;
+    resume.resume = &state;
+    Factors cont = saved;
+    const auto second = solve(m, cont, nn, nn, r, resume);
+    CHECK(second.iterations == full.iterations);
+    CHECK(cont.A.vec() == straight.A.vec());
+    CHECK(cont.B.vec() == straight.B.vec());
+  }
+}

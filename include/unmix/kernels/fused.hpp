@@ -24,6 +24,9 @@ struct FusedStepInput {
   std::size_t inner_steps = 1; // steps on each column per pass (see kernels/inner.hpp)
   bool hals = false;           // the extra steps are HALS sweeps
   bool exact = false;          // then solve each column's nonnegative least squares exactly (BPP)
+  /// >= 0 (with exact): extrapolate the solved tile, B^ = max(0, B + beta (B - Bprev)), where Bprev holds
+  /// the previous plain solution; B gets B^ and Bprev the plain solution (Q and P are then of B^).
+  double beta = -1;
   double inner_tol = 0.1;
 };
 
@@ -38,6 +41,10 @@ struct FusedStepOutput {
 template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
                   const FusedStepInput& in, FusedStepOutput& out);
+
+/// X^ = max(0, X + beta (X - X_prev)) into X (n entries) and the plain X into X_prev: the extrapolation
+/// after an exact block solve (SolverOptions::extrapolate), the same arithmetic in both iteration forms.
+void extrapolate_solution(std::size_t n, double beta, double* X, double* X_prev);
 
 /// Column tile width used by the pass for a given I_p and element size (about 384 KiB of Y per tile, so
 /// that the tile being used and the next one, read ahead, fit a 1 MiB level-2 cache together;

@@ -40,6 +40,13 @@ struct SolverOptions {
   /// least-squares minimizer (block principal pivoting, kernels/nnls.hpp) after the step, from the same
   /// products with Y; blocks with other constraints keep the projected gradient step(s).
   bool bpp = false;
+  /// With bpp, when both factors are solved exactly: extrapolate each factor after its solve (Ang &
+  /// Gillis 2019) instead of Xu & Yin's momentum, X^ = max(0, X + beta (X - X_prev)); the other factor is
+  /// solved against X^. beta starts at 0.5 and grows by 1.01 (up to beta_bar, which grows by 1.005 up to
+  /// 1) while the error decreases; when it increases, beta_bar takes beta's value, beta is divided by 1.5
+  /// and the next solve starts from the plain factor. The iterate reported (and returned) is the last A
+  /// solved with the extrapolated B it was solved against. Ignored otherwise.
+  bool extrapolate = false;
 };
 
 /// The factors of one process: A's rows of its mixture block (I_p x R) and B's columns of its box
@@ -74,6 +81,8 @@ struct SolverState {
   double seconds = 0;                      // solve time so far
   std::uint64_t rng_state = 0;             // update-order shuffles
   std::size_t zero_steps = 0;
+  double beta = 0.5, beta_bar = 1.0; // extrapolation after exact solves (SolverOptions::extrapolate)
+  bool restart = false;
   std::vector<IterationStats> stats;
 };
 
