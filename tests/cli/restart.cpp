@@ -91,6 +91,43 @@ TEST_CASE("a signal checkpoints every rank; resuming reaches bit-identical facto
   }
 }
 
+TEST_CASE("extrapolated exact solves resume from a periodic checkpoint to bit-identical factors", "[restart]") {
+  // The extrapolation's own state (its weight, the weight's ceiling, the restart flag and the plain
+  // factors) travels in the checkpoint.
+  const std::string data = dir() + "/planted_extrapolate.h5";
+  REQUIRE(run_unmix(0, {"synth", "--shape", "60x50x40", "--rank", "3", "--noise", "0.01", "--out", data}).exit_code ==
+          0);
+  const std::vector<std::string> common = {
+      "factorize", data,    "--dataset",   "Y",  "--rank",         "3",   "--maxiter",
+      "60",        "--tol", "rel_error=0", "-q", "--block-solver", "bpp", "--extrapolate"};
+  for (int np : {1, 2, 3, 4}) {
+    INFO(np << " processes");
+    const std::string full = dir() + "/xfull" + std::to_string(np) + ".h5";
+    const std::string part = dir() + "/xpart" + std::to_string(np) + ".h5";
+    const std::string ck = dir() + "/xck" + std::to_string(np) + ".h5";
+    const std::string res = dir() + "/xres" + std::to_string(np) + ".h5";
+    auto args = common;
+    args.insert(args.end(), {"--out", full});
+    auto r = run_unmix(np, args, 120);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    args = common;
+    args.insert(args.end(), {"--out", part, "--checkpoint", ck, "--checkpoint-every", "25"});
+    r = run_unmix(np, args, 120);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(fs::exists(ck)); // the state after iteration 50
+    args = common;
+    args.insert(args.end(), {"--out", res, "--resume", ck});
+    r = run_unmix(np, args, 120);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(identical(full, res, "A"));
+    CHECK(identical(full, res, "B"));
+    CHECK(identical(full, part, "A"));
+  }
+}
+
 TEST_CASE("a rank that fails or is killed ends the whole job within seconds", "[restart]") {
   const std::string data = dir() + "/planted_small.h5";
   REQUIRE(run_unmix(0, {"synth", "--shape", "60x50x40", "--rank", "3", "--out", data}).exit_code == 0);
