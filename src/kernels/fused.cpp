@@ -41,30 +41,19 @@ template <std::size_t RC> struct TileMath {
   // each entry's operations and their order are the same either way.
   static void gram_times_minus(std::size_t Rrt, std::size_t n, const double* __restrict G, const double* __restrict X,
                                const double* __restrict M, double* __restrict grad) {
-    if constexpr (RC > 0) {
-      for (std::size_t j = 0; j < n; ++j) {
-        double acc[RC];
-        const double* x = X + j * RC;
-        for (std::size_t r = 0; r < RC; ++r) acc[r] = -M[r + j * RC];
-        for (std::size_t q = 0; q < RC; ++q) {
-          const double xq = x[q];
-          const double* Gq = G + q * RC;
-          for (std::size_t r = 0; r < RC; ++r) acc[r] += Gq[r] * xq;
-        }
-        for (std::size_t r = 0; r < RC; ++r) grad[r + j * RC] = acc[r];
+    const std::size_t R = RC ? RC : Rrt;
+    for (std::size_t j = 0; j < n; ++j) {
+      double local[RC ? RC : 1];
+      double* __restrict acc = RC ? local : grad + j * R;
+      const double* x = X + j * R;
+      for (std::size_t r = 0; r < R; ++r) acc[r] = -M[r + j * R];
+      for (std::size_t q = 0; q < R; ++q) {
+        const double xq = x[q];
+        const double* Gq = G + q * R;
+        for (std::size_t r = 0; r < R; ++r) acc[r] += Gq[r] * xq;
       }
-    } else {
-      const std::size_t R = Rrt;
-      for (std::size_t j = 0; j < n; ++j) {
-        double* g = grad + j * R;
-        const double* x = X + j * R;
-        for (std::size_t r = 0; r < R; ++r) g[r] = -M[r + j * R];
-        for (std::size_t q = 0; q < R; ++q) {
-          const double xq = x[q];
-          const double* Gq = G + q * R;
-          for (std::size_t r = 0; r < R; ++r) g[r] += Gq[r] * xq;
-        }
-      }
+      if constexpr (RC > 0)
+        for (std::size_t r = 0; r < R; ++r) grad[r + j * R] = acc[r];
     }
   }
 
