@@ -194,6 +194,11 @@ void File::read_slab(const std::string& dataset, const Shape& start, const Shape
   if (!inf.numeric)
     throw DataError("dataset '" + dataset + "' in '" + path_ + "' holds " + inf.type +
                     " values; unmix needs a numeric (integer or floating-point) dataset");
+  // A dataset with no elements has nothing to read (every process sees the same dims, so all skip it).
+  if (!inf.dims.empty() && shape_size(inf.dims) == 0) {
+    out.clear();
+    return;
+  }
   Handle ds(static_cast<hid_t>(check(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), "H5Dopen", ctx)), H5Dclose);
   Handle fspace(static_cast<hid_t>(check(H5Dget_space(ds), "H5Dget_space", ctx)), H5Sclose);
   const std::size_t n = shape_size(count);
@@ -245,6 +250,9 @@ void File::write_slab(const std::string& dataset, const Shape& dims, const Shape
                 H5Dcreate2(file_, dataset.c_str(), native_type<T>(), fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                 "H5Dcreate", ctx)),
             H5Dclose);
+  // A dataset with no elements (an empty state vector, say) has nothing to write; every process sees the
+  // same dims, so all skip the collective write together.
+  if (shape_size(dims) == 0) return;
   const std::size_t n = shape_size(count);
   Handle mspace;
   if (n == 0) {

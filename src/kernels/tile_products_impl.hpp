@@ -34,15 +34,16 @@ template <class T> inline void store(T* p, typename Vec<T>::type v) {
 }
 // A region to bring into the caches while a product computes (the next tile of Y): `lines` cache lines
 // per step of the product's inner loop, so that reading memory goes on while the multiply-adds of this
-// tile run.
+// tile run. step<L>() reads L lines, a count fixed at compile time (L = 0: `lines`).
 struct Ahead {
   const char* next = nullptr;
   const char* end = nullptr;
   std::size_t lines = 2;
-  inline void step() {
+  template <std::size_t L = 0> inline void step() {
     if (next < end) {
-      for (std::size_t k = 0; k < lines; ++k) __builtin_prefetch(next + 64 * k, 0, 1);
-      next += 64 * lines;
+      const std::size_t count = L ? L : lines;
+      for (std::size_t k = 0; k < count; ++k) __builtin_prefetch(next + 64 * k, 0, 1);
+      next += 64 * count;
     }
   }
 };
@@ -155,13 +156,8 @@ inline void ybt_rows(std::size_t n, const T* Y, std::size_t ldy, const T* B, std
 #pragma GCC unroll 16
     for (std::size_t v = 0; v < NV; ++v) y[v] = load<T>(Y + v * W + j * ldy);
     const T* b = B + j * ldb;
-    if constexpr (Spread) {
-      ahead.step();
-    } else if (ahead.next < ahead.end) {
-      __builtin_prefetch(ahead.next, 0, 1);
-      __builtin_prefetch(ahead.next + 64, 0, 1);
-      ahead.next += 128;
-    }
+    // Spread: the count computed for this tile; otherwise two lines per step.
+    ahead.step<Spread ? 0 : 2>();
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < RB; ++r) {
       const T br = b[r];
@@ -275,7 +271,7 @@ void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
          std::size_t next_count, int mode) {
   Ahead spread = mode == 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R)) : Ahead{};
   for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
-    const bool far = r0 == 0 && mode != 4 && (mode & 1) != 0 && next;
+    const bool far = r0 == 0 && (mode & 1) != 0 && next;
     const std::size_t offset = far ? static_cast<std::size_t>(next - Y) : 0;
     if (spread.next)
       yta_block<T, RB, true>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);

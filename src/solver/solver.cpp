@@ -340,11 +340,7 @@ private:
     if (u.block == Block::B) {
       switch (u.step) {
       case Step::momentum:
-        // (With extrapolation after exact solves only the constants are kept, for the state.)
-        if (ext_)
-          LB_last_ = step_.constants(G(), R_);
-        else
-          momentum(f_.B, B_prev_, LB_last_, step_.constants(G(), R_), true, b_ver_);
+        if (!ext_) momentum(f_.B, B_prev_, LB_last_, step_.constants(G(), R_), true, b_ver_);
         break;
       case Step::gradient: gradient_B(); break;
       case Step::project: project(Block::B); break;
@@ -352,10 +348,7 @@ private:
     } else {
       switch (u.step) {
       case Step::momentum:
-        if (ext_)
-          LA_last_ = step_.constants(P(), R_);
-        else
-          momentum(f_.A, A_prev_, LA_last_, step_.constants(P(), R_), false, a_ver_);
+        if (!ext_) momentum(f_.A, A_prev_, LA_last_, step_.constants(P(), R_), false, a_ver_);
         break;
       case Step::gradient: gradient_A(); break;
       case Step::project: project(Block::A); break;
