@@ -240,7 +240,7 @@ std::vector<double> File::read_all(const std::string& dataset, Shape* dims) cons
 
 template <class T>
 void File::write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
-                      const std::vector<T>& data) const {
+                      std::span<const T> data) const {
   const std::string ctx = path_ + ":" + dataset;
   auto hd = to_h(dims);
   Handle fspace(static_cast<hid_t>(
@@ -274,17 +274,17 @@ void File::write_slab(const std::string& dataset, const Shape& dims, const Shape
 }
 
 template <class T>
-void File::write_replicated(const std::string& dataset, const Shape& dims, const std::vector<T>& data) const {
+void File::write_replicated(const std::string& dataset, const Shape& dims, std::span<const T> data) const {
   const bool mine = comm_->rank() == 0;
   write_slab(dataset, dims, Shape(dims.size(), 0), mine ? dims : Shape(dims.size(), 0), data);
 }
 
 template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
-                               const std::vector<double>&) const;
+                               std::span<const double>) const;
 template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
-                               const std::vector<float>&) const;
-template void File::write_replicated(const std::string&, const Shape&, const std::vector<double>&) const;
-template void File::write_replicated(const std::string&, const Shape&, const std::vector<float>&) const;
+                               std::span<const float>) const;
+template void File::write_replicated(const std::string&, const Shape&, std::span<const double>) const;
+template void File::write_replicated(const std::string&, const Shape&, std::span<const float>) const;
 
 void File::attr(const std::string& name, const std::string& value) const {
   const std::string ctx = path_ + " attribute " + name;
@@ -451,7 +451,7 @@ void write_distributed(const File& file, const std::string& dataset, const Shape
                        const Tensor<T>& local, bool owner) {
   const std::size_t N = dims.size();
   if (!owner || local.empty()) {
-    file.write_slab<T>(dataset, dims, Shape(N, 0), Shape(N, 0), {});
+    file.write_slab<T>(dataset, dims, Shape(N, 0), Shape(N, 0), std::span<const T>{});
     return;
   }
   std::vector<std::size_t> perm(N);

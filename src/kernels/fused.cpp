@@ -1,25 +1,99 @@
 #include "unmix/kernels/fused.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <type_traits>
 #include <vector>
 
+#include "unmix/core/tensor.hpp"
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
 #include "unmix/kernels/tile_products.hpp"
 
 namespace unmix {
 
+namespace {
+// UNMIX_TILE_KIB (64-4096) sets another tile size for experiments on other machines.
+std::size_t default_tile_bytes() {
+  const char* v = std::getenv("UNMIX_TILE_KIB");
+  const long k = v ? std::atol(v) : 0;
+  return static_cast<std::size_t>(k >= 64 && k <= 4096 ? k : 384) * 1024;
+}
+std::size_t tile_bytes = default_tile_bytes();
+} // namespace
+
+bool fused_tile_kib(int kib) {
+  if (kib != 0 && (kib < 64 || kib > 4096)) return false;
+  tile_bytes = kib ? static_cast<std::size_t>(kib) * 1024 : default_tile_bytes();
+  return true;
+}
+
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
-  // UNMIX_TILE_KIB (64-4096) sets another tile size for experiments on other machines.
-  static const std::size_t target = [] {
-    const char* v = std::getenv("UNMIX_TILE_KIB");
-    const long k = v ? std::atol(v) : 0;
-    return static_cast<std::size_t>(k >= 64 && k <= 4096 ? k : 384) * 1024;
-  }();
-  const std::size_t cols = target / std::max<std::size_t>(1, Ip * elem_size);
+  const std::size_t cols = tile_bytes / std::max<std::size_t>(1, Ip * elem_size);
   return std::clamp<std::size_t>(cols, 8, 1024);
+}
+
+namespace {
+
+// The read-ahead of the pass, chosen by measurement. Which of the tile products' read-ahead modes
+// overlaps reading memory with arithmetic best depends on the processor, its caches, how many
+// processes share the memory and what else the machine runs (on a 16-core Intel host the fastest
+// differed between process counts; on a Zen 4 core it depends on R). The sums never depend on the mode,
+// so the pass measures: after kSkipPasses passes with the rule's pick, each pass over tiles of a shape
+// takes the next candidate in turn, for kRounds rounds, and the mode with the smallest mean time per
+// column keeps all later passes of that shape in this process. Whole passes, because tiles measured in
+// short blocks ranked the modes wrongly (the first pass of a solve runs slower for every mode, and a
+// mode's cost through the caches and the hardware prefetchers takes many tiles to show); alternating
+// passes, so that a machine whose speed drifts still ranks them.
+constexpr std::size_t kSkipPasses = 1, kRounds = 2;
+
+struct Tuning {
+  std::vector<int> modes;               // candidates (the rule's pick first)
+  std::vector<std::vector<double>> per; // per candidate: the seconds of each pass measured with it
+  std::size_t passes = 0;               // passes begun
+  int chosen = -1;
+};
+
+struct TuneKey {
+  std::size_t Ip, nt, R, elem;
+  auto operator<=>(const TuneKey&) const = default;
+};
+
+bool tuning_enabled = [] {
+  const char* v = std::getenv("UNMIX_TILE_TUNE");
+  return !(v && v[0] == '0' && v[1] == '\0');
+}();
+
+// UNMIX_TILE_TUNE_LOG=1: each choice and its measurements on standard error.
+const bool tuning_log = [] {
+  const char* v = std::getenv("UNMIX_TILE_TUNE_LOG");
+  return v && v[0] == '1';
+}();
+
+std::map<TuneKey, Tuning>& tunings() {
+  static std::map<TuneKey, Tuning> all;
+  return all;
+}
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+bool fused_read_ahead_tuning(bool on) {
+  const bool was = tuning_enabled;
+  tuning_enabled = on;
+  tunings().clear();
+  return was;
+}
+
+int fused_read_ahead_choice(std::size_t Ip, std::size_t R, std::size_t elem_size) {
+  const auto it = tunings().find(TuneKey{Ip, fused_tile_columns(Ip, elem_size), R, elem_size});
+  return it == tunings().end() ? -1 : it->second.chosen;
 }
 
 void extrapolate_solution(std::size_t n, double beta, double* __restrict X, double* __restrict X_prev) {
@@ -138,8 +212,8 @@ template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
                   const FusedStepInput& in, FusedStepOutput& out) {
   const std::size_t nt_max = fused_tile_columns(Ip, sizeof(T));
-  std::vector<T> At(std::is_same_v<T, double> ? 0 : Ip * R), Mt(nt_max * R),
-      Bt(std::is_same_v<T, double> ? 0 : R * nt_max);
+  AlignedVector<T> At(std::is_same_v<T, double> ? 0 : Ip * R);
+  std::vector<T> Mt(nt_max * R), Bt(std::is_same_v<T, double> ? 0 : R * nt_max);
   // A in the precision of Y (a copy only for float).
   const T* Ap = nullptr;
   if constexpr (std::is_same_v<T, double>) {
@@ -154,6 +228,25 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   double grad2 = 0, stat2 = 0;
   bool any_momentum = false;
   for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
+  // The read-ahead: measured (see Tuning) unless fixed or only one mode applies.
+  const std::vector<int> modes = tile_read_ahead_modes(Ip, nt_max, Ip, R, sizeof(T));
+  Tuning* tuning = nullptr;
+  int mode = modes.front();
+  std::size_t candidate = 0;
+  double t_start = 0;
+  if (tuning_enabled && modes.size() > 1) {
+    tuning = &tunings()[TuneKey{Ip, nt_max, R, sizeof(T)}];
+    if (tuning->modes != modes) *tuning = Tuning{modes, std::vector<std::vector<double>>(modes.size())};
+    const std::size_t k = tuning->passes++;
+    if (tuning->chosen >= 0 || k < kSkipPasses) {
+      if (tuning->chosen >= 0) mode = tuning->chosen;
+      tuning = nullptr;
+    } else {
+      candidate = (k - kSkipPasses) % modes.size();
+      mode = modes[candidate];
+      t_start = seconds_now();
+    }
+  }
   for (std::size_t j0 = 0; j0 < Mp; j0 += nt_max) {
     const std::size_t nt = std::min(nt_max, Mp - j0);
     const T* Yt = Y + j0 * Ip;
@@ -162,7 +255,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     // M_t^T = Y_t^T A (nt x R); the next tile is read meanwhile (tile_products.hpp).
     const T* next_tile = j0 + nt < Mp ? Yt + nt * Ip : nullptr;
     const std::size_t next_count = next_tile ? std::min(nt_max, Mp - j0 - nt) * Ip : 0;
-    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data(), next_tile, next_count);
+    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data(), next_tile, next_count, mode);
     // The statistics at the current point (of the previous iteration's end point), momentum, and the
     // gradient step at the extrapolated point.
     with_rank(R, [&]<std::size_t RC>() {
@@ -177,13 +270,37 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
     if constexpr (std::is_same_v<T, double>) {
-      tile_ybt<double>(Ip, nt, R, Yt, Ip, Bj, out.Q, next_tile, next_count);
+      tile_ybt<double>(Ip, nt, R, Yt, Ip, Bj, out.Q, next_tile, next_count, mode);
     } else {
       // Single precision products per tile, accumulated in double across tiles.
       for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
-      tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count);
+      tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count, mode);
     }
     with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bj, out.P); });
+  }
+  if (tuning) {
+    tuning->per[candidate].push_back((seconds_now() - t_start) / static_cast<double>(Mp));
+    if (tuning->passes == kSkipPasses + kRounds * tuning->modes.size()) {
+      std::size_t best = 0;
+      double best_time = 0;
+      for (std::size_t c = 0; c < tuning->modes.size(); ++c) {
+        double sum = 0;
+        for (double t : tuning->per[c]) sum += t;
+        if (c == 0 || sum < best_time) {
+          best = c;
+          best_time = sum;
+        }
+      }
+      tuning->chosen = tuning->modes[best];
+      if (tuning_log) {
+        std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, ns per column:", Ip, nt_max);
+        for (std::size_t c = 0; c < tuning->modes.size(); ++c) {
+          std::fprintf(stderr, " mode %d:", tuning->modes[c]);
+          for (double t : tuning->per[c]) std::fprintf(stderr, " %.1f", 1e9 * t);
+        }
+        std::fprintf(stderr, "; chose %d\n", tuning->chosen);
+      }
+    }
   }
   out.grad2 = grad2;
   out.stat2 = stat2;

@@ -1,5 +1,6 @@
 #include "unmix/kernels/tile_products.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -85,15 +86,23 @@ int tile_rank_block = [] {
   return k >= 1 && k <= 12 ? k : 0;
 }();
 
+int tile_rank_block_second = [] {
+  // UNMIX_TILE_RB_SECOND=1..12: the second product's (Y B^T) own limit (for experiments).
+  const char* v = std::getenv("UNMIX_TILE_RB_SECOND");
+  const int k = v ? std::atoi(v) : 0;
+  return k >= 1 && k <= 12 ? k : 0;
+}();
+
 bool tile_products_prefetch(int mode) {
   if (mode < -1 || mode > 4) return false;
   tile_prefetch_mode = mode;
   return true;
 }
 
-bool tile_products_rank_block(int limit) {
-  if (limit < 0 || limit > 12) return false;
+bool tile_products_rank_block(int limit, int second) {
+  if (limit < 0 || limit > 12 || second < 0 || second > 12) return false;
   tile_rank_block = limit;
+  tile_rank_block_second = second;
   return true;
 }
 
@@ -132,24 +141,37 @@ namespace {
 // on a Zen 4 core (1 MiB L2, 2000 x 200 x 100) spread against the default: R = 10 (over 100 %) 38.2 vs
 // 35.3 (1 process), 23.6 vs 18.0 (2); R = 6 (94 %) 23.2 vs 22.5, 12.1 vs 11.9; R = 3 (84 %) 15.2 vs 16.2,
 // 9.4 vs 8.5. A fixed mode with a fill check still applies the check to bit 1.
-int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem) {
+int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem, int asked) {
   const std::size_t resident = 2 * n * ldy * elem + I * R * (elem + sizeof(double));
   const std::size_t l2 = level2_cache_bytes();
   const bool fits = resident <= l2 / 16 * 15;
-  if (tile_prefetch_mode >= 0) return fits || tile_prefetch_mode == 4 ? tile_prefetch_mode : tile_prefetch_mode & 2;
+  const int fixed = asked >= 0 ? asked : tile_prefetch_mode;
+  if (fixed >= 0) return fits || fixed == 4 ? fixed : fixed & 2;
   if (resident <= l2 / 10 * 6) return 4;
   return fits ? 3 : 2;
 }
 
 } // namespace
 
+std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem) {
+  std::vector<int> modes{read_ahead_mode(I, n, ldy, R, elem, -1)};
+  if (tile_prefetch_mode >= 0) return modes;
+  for (int m : {0, 2, 3, 4}) {
+    const int effective = read_ahead_mode(I, n, ldy, R, elem, m);
+    if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
+  }
+  return modes;
+}
+
+namespace {} // namespace
+
 template <class T>
 void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
-              std::size_t next_count) {
+              std::size_t next_count, int read_ahead) {
   // (Bit 1 measured at I = 2000, M = 20000 with 384 KiB tiles on one Zen 4 core (1 MiB L2), ms per
   // iteration without -> with: R = 3 float 11.2-11.5 -> 9.3-10.9, double 18.9-19.6 -> 17.5-18.9, R = 6
   // 27.0-28.4 -> 25.3-26.2; at R = 8 (the four exactly filling the cache) 35-37 -> 33-41, so the margin.)
-  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T));
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead);
   switch (isa()) {
 #if defined(__x86_64__)
   case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, mode); return;
@@ -164,8 +186,8 @@ namespace {
 // The second product of the instruction set in use; sums in T, added to a Q of type TQ.
 template <class T, class TQ>
 void ybt_dispatch(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q,
-                  const T* next, std::size_t next_count) {
-  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T));
+                  const T* next, std::size_t next_count, int read_ahead) {
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead);
   switch (isa()) {
 #if defined(__x86_64__)
   case Isa::avx512: tile_avx512::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count, mode); return;
@@ -179,22 +201,22 @@ void ybt_dispatch(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::
 
 template <class T>
 void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q, const T* next,
-              std::size_t next_count) {
-  ybt_dispatch<T, T>(I, n, R, Y, ldy, B, Q, next, next_count);
+              std::size_t next_count, int read_ahead) {
+  ybt_dispatch<T, T>(I, n, R, Y, ldy, B, Q, next, next_count, read_ahead);
 }
 
 void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const float* Y, std::size_t ldy, const float* B,
-                         double* Q, const float* next, std::size_t next_count) {
-  ybt_dispatch<float, double>(I, n, R, Y, ldy, B, Q, next, next_count);
+                         double* Q, const float* next, std::size_t next_count, int read_ahead) {
+  ybt_dispatch<float, double>(I, n, R, Y, ldy, B, Q, next, next_count, read_ahead);
 }
 
 template void tile_yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
-                               double*, const double*, std::size_t);
+                               double*, const double*, std::size_t, int);
 template void tile_yta<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
-                              const float*, std::size_t);
+                              const float*, std::size_t, int);
 template void tile_ybt<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*,
-                               double*, const double*, std::size_t);
+                               double*, const double*, std::size_t, int);
 template void tile_ybt<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, const float*, float*,
-                              const float*, std::size_t);
+                              const float*, std::size_t, int);
 
 } // namespace unmix

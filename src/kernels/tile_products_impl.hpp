@@ -6,6 +6,7 @@
 
 namespace unmix {
 extern int tile_rank_block;
+extern int tile_rank_block_second; // the second product's own limit (0: tile_rank_block's)
 } // namespace unmix
 
 namespace unmix::TILE_NS {
@@ -207,8 +208,9 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
 // 76, R = 40 172 -> 158-160; R = 7 and 8 unchanged within noise; blocks of 4 or 3 were slower
 // (R = 11 as 4 + 4 + 3: 52-55 ms). With AVX2 (12 accumulators) 6 was already the limit and stays best
 // (R = 10: 49 ms, against 61-67 with blocks of 3 or 4). UNMIX_TILE_RB=1..12 overrides it.
-template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kernel) {
-  const std::size_t max_rb = tile_rank_block > 0 ? static_cast<std::size_t>(tile_rank_block) : 6;
+template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kernel, bool second = false) {
+  const int limit = second && tile_rank_block_second > 0 ? tile_rank_block_second : tile_rank_block;
+  const std::size_t max_rb = limit > 0 ? static_cast<std::size_t>(limit) : 6;
   const std::size_t nb = (R + max_rb - 1) / max_rb;
   std::size_t r0 = 0;
   for (std::size_t b = 0; b < nb; ++b) {
@@ -244,10 +246,13 @@ template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size
 }
 template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R) {
   std::size_t steps = 0;
-  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t) {
-    constexpr std::size_t chunk = ybt_vectors(RB) * Vec<T>::width;
-    steps += n * (I / chunk + (I % chunk) / Vec<T>::width);
-  });
+  for_rank_blocks(
+      R,
+      [&]<std::size_t RB>(std::size_t) {
+        constexpr std::size_t chunk = ybt_vectors(RB) * Vec<T>::width;
+        steps += n * (I / chunk + (I % chunk) / Vec<T>::width);
+      },
+      true);
   return steps;
 }
 
@@ -290,12 +295,15 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
   else if (next && (mode & 2) != 0)
     ahead = Ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + next_count), 2};
   const bool spread = mode == 4;
-  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
-    if (spread)
-      ybt_block<T, TQ, RB, true>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
-    else
-      ybt_block<T, TQ, RB, false>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
-  });
+  for_rank_blocks(
+      R,
+      [&]<std::size_t RB>(std::size_t r0) {
+        if (spread)
+          ybt_block<T, TQ, RB, true>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
+        else
+          ybt_block<T, TQ, RB, false>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
+      },
+      true);
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,

@@ -5,10 +5,14 @@
 //                             [--two-gemm 0] [--floors 0]   (skip the two-GEMM iteration or the triad
 //                             and GEMM floors: their fields print as 0 or inf)
 //                             [--compare ROUNDS]   (then the pass's settings compared in this process)
+//                             [--compare-list "default;pf=4;rb=10;kib=192;pages=4k"]   (which ones)
+//                             [--repeat N]   (the shipped solve N times: the median over all iterations)
 //                             [--kernels 1]   (then each tile product's cached rate per block of R)
 //
 // Prints one line per configuration (key=value, machine-readable):
-//   the median time per iteration of the default nonnegative factorization (the solver as shipped);
+//   the median time per iteration of the default nonnegative factorization (the solver as shipped),
+//     after a first solve of 12 iterations in which the pass picks its read-ahead by measurement
+//     (read_ahead: the modes picked, lowest..highest over processes; tuning_ms: that solve's median);
 //   the memory floor: bytes of the local Y / STREAM-triad bandwidth measured now, all processes at once,
 //     on buffers as large as the local Y;
 //   the compute floor: 4 I_p M_p R flops / the rate of a large square GEMM measured now on every process;
@@ -23,6 +27,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -96,7 +102,7 @@ template <class T> double read_bandwidth(const Comm& comm, const T* y, std::size
 /// 0 both products, 1 the first (Y^T A), 2 the second (Y B^T).
 template <class T> double cached_tile_rate(const Comm& comm, const T* y, std::size_t Ip, std::size_t R, int which = 0) {
   const std::size_t nt = fused_tile_columns(Ip, sizeof(T));
-  std::vector<T> A(Ip * R, T(0.5)), C(nt * R), B(R * nt, T(0.25)), Q(Ip * R, T(0));
+  AlignedVector<T> A(Ip * R, T(0.5)), C(nt * R), B(R * nt, T(0.25)), Q(Ip * R, T(0)); // as the pass's
   const int reps = 40;
   std::vector<double> rates;
   for (int round = 0; round < 4; ++round) {
@@ -182,53 +188,114 @@ template <class T> double two_gemm_iteration(const Tucker1<T>& m, Factors f, int
   return median(times);
 }
 
-/// `iters` iterations of the default nonnegative factorization from `start`: the median seconds per
-/// iteration (the first one left out) and the final relative error.
+/// `iters` iterations of the default nonnegative factorization from `start`, `repeat` times: the median
+/// seconds per iteration over all of them (the first of each solve left out), the smallest and largest
+/// per-iteration time, and the final relative error.
 struct SolverTiming {
-  double seconds = 0, rel_error = 0;
+  double seconds = 0, fastest = 0, slowest = 0, rel_error = 0;
 };
-template <class T> SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters) {
+template <class T> SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, int repeat = 1) {
   const auto nn = parse_constraints("nonnegative");
-  Factors f = start;
-  SolverOptions o;
-  o.tol.clear();
-  o.maxiter = static_cast<std::size_t>(iters);
-  const auto res = solve(m, f, nn, nn, o);
   std::vector<double> per;
-  for (std::size_t k = 2; k < res.stats.size(); ++k) per.push_back(res.stats[k].seconds - res.stats[k - 1].seconds);
-  return {m.data().comm().allreduce(median(per), Op::max), res.stats.back().rel_error};
+  double rel_error = 0;
+  for (int k = 0; k < repeat; ++k) {
+    Factors f = start;
+    SolverOptions o;
+    o.tol.clear();
+    o.maxiter = static_cast<std::size_t>(iters);
+    const auto res = solve(m, f, nn, nn, o);
+    for (std::size_t i = 2; i < res.stats.size(); ++i) per.push_back(res.stats[i].seconds - res.stats[i - 1].seconds);
+    rel_error = res.stats.back().rel_error;
+  }
+  const Comm& comm = m.data().comm();
+  return {comm.allreduce(median(per), Op::max), comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max),
+          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max), rel_error};
+}
+
+/// One setting of the pass for the in-process comparison: "default", or comma-separated key=value
+/// pairs among pf (the read-ahead mode, 0-4), rb (the block limit of R), rb2 (the second product's own
+/// limit), kib (the tile size) and
+/// pages=4k (Y on 4 KiB pages).
+struct PassSetting {
+  std::string name;
+  int prefetch = -1, rank_block = 0, rank_block_second = 0, kib = 0;
+  bool small_pages = false;
+  std::vector<double> t;
+};
+
+PassSetting parse_setting(const std::string& text) {
+  PassSetting s;
+  s.name = text;
+  if (text == "default") return s;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--compare-list: expected key=value, got '" + item + "'");
+    const std::string k = item.substr(0, eq), v = item.substr(eq + 1);
+    if (k == "pf")
+      s.prefetch = std::stoi(v);
+    else if (k == "rb")
+      s.rank_block = std::stoi(v);
+    else if (k == "rb2")
+      s.rank_block_second = std::stoi(v);
+    else if (k == "kib")
+      s.kib = std::stoi(v);
+    else if (k == "pages" && v == "4k")
+      s.small_pages = true;
+    else
+      throw std::invalid_argument("--compare-list: unknown setting '" + item + "'");
+    pos = comma + 1;
+  }
+  return s;
+}
+
+/// Applies a setting to the tile products (and back to the defaults with PassSetting{}).
+void apply(const PassSetting& s) {
+  if (!tile_products_prefetch(s.prefetch) || !tile_products_rank_block(s.rank_block, s.rank_block_second) ||
+      !fused_tile_kib(s.kib))
+    throw std::invalid_argument("--compare-list: a value out of range in '" + s.name + "'");
 }
 
 /// In-process comparison of the pass's settings on the same data, alternating `rounds` times (machines
-/// whose speed drifts between runs by tens of percent still rank settings this way): the tile
-/// products' prefetch modes, and Y on 4 KiB pages (a plain copy) instead of the 2 MiB pages it is
-/// allocated with. One line per setting: the median over rounds of the median time per iteration.
+/// whose speed drifts between runs by tens of percent still rank settings this way): by default the
+/// tile products' prefetch modes, and Y on 4 KiB pages (a plain copy) instead of the 2 MiB pages it is
+/// allocated with; `list` (';'-separated settings, parse_setting) names others. One line per setting: the
+/// median over rounds of the median time per iteration.
 template <class T>
 void compare_settings(const Comm& comm, const DistTensor<T>& Y, std::size_t R, const Factors& start, int iters,
-                      int rounds, const Shape& shape) {
-  const DistTensor<T> Y_small_pages = Y; // a copy allocated without the large-page advice
-  const Tucker1<T> m(Y, R), m4k(Y_small_pages, R);
-  struct Setting {
-    const char* name;
-    int prefetch;
-    bool small_pages;
-    std::vector<double> t;
-  };
-  std::vector<Setting> settings{{"default", -1, false, {}},   {"prefetch=0", 0, false, {}},
-                                {"prefetch=2", 2, false, {}}, {"prefetch=3", 3, false, {}},
-                                {"prefetch=4", 4, false, {}}, {"pages=4KiB", -1, true, {}}};
+                      int rounds, const Shape& shape, const std::string& list) {
+  std::vector<PassSetting> settings;
+  const std::string text = list.empty() ? "default;pf=0;pf=2;pf=3;pf=4;pages=4k" : list;
+  for (std::size_t pos = 0; pos <= text.size();) {
+    const std::size_t semi = std::min(text.find(';', pos), text.size());
+    settings.push_back(parse_setting(text.substr(pos, semi - pos)));
+    pos = semi + 1;
+  }
+  for (const auto& s : settings) apply(s); // refuse a bad list before any timing
+  apply(PassSetting{});
+  bool any_small = false;
+  for (const auto& s : settings) any_small = any_small || s.small_pages;
+  std::optional<DistTensor<T>> Y_small_pages; // a plain copy
+  std::optional<Tucker1<T>> m4k;
+  if (any_small) {
+    Y_small_pages.emplace(Y);
+    m4k.emplace(*Y_small_pages, R);
+  }
+  const Tucker1<T> m(Y, R);
   for (int round = 0; round < rounds; ++round)
     for (auto& s : settings) {
-      tile_products_prefetch(s.prefetch);
-      s.t.push_back(solver_iteration(s.small_pages ? m4k : m, start, iters).seconds);
+      apply(s);
+      s.t.push_back(solver_iteration(s.small_pages ? *m4k : m, start, iters).seconds);
     }
-  tile_products_prefetch(-1);
+  apply(PassSetting{});
   for (const auto& s : settings)
     if (comm.rank() == 0)
       std::printf("bench=tucker1_settings procs=%d shape=%s R=%zu precision=%s setting=%s rounds=%d iter_ms=%.2f "
                   "min_ms=%.2f max_ms=%.2f\n",
-                  comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", s.name, rounds,
-                  1e3 * median(s.t), 1e3 * *std::min_element(s.t.begin(), s.t.end()),
+                  comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", s.name.c_str(),
+                  rounds, 1e3 * median(s.t), 1e3 * *std::min_element(s.t.begin(), s.t.end()),
                   1e3 * *std::max_element(s.t.begin(), s.t.end()));
 }
 
@@ -272,7 +339,7 @@ void time_to_accuracy(const Comm& comm, const Tucker1<T>& m, const Factors& star
 template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
          const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors,
-         int compare_rounds, bool kernels) {
+         int compare_rounds, const std::string& compare_list, bool kernels, int repeat) {
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -281,7 +348,13 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   const auto nn = parse_constraints("nonnegative");
   Factors f0;
   init_random(m, f0, 1, true, nn, nn);
-  const SolverTiming shipped = solver_iteration(m, f0, iters);
+  // The pass picks its read-ahead by timing its first passes (fused.hpp): one solve of 12 iterations
+  // first, so that the timed ones run as a long solve would after them (its median: tuning_ms).
+  const SolverTiming tuning = solver_iteration(m, f0, 12);
+  const SolverTiming shipped = solver_iteration(m, f0, iters, repeat);
+  // The read-ahead the pass chose by measurement on each process (-1: none measured; see fused.hpp).
+  const double chosen = fused_read_ahead_choice(Ip, R, sizeof(T));
+  const double chosen_lo = comm.allreduce(chosen, Op::min), chosen_hi = comm.allreduce(chosen, Op::max);
   const double t_solver = shipped.seconds;
   // Peak memory of the solve (before the floor measurements allocate their own buffers).
   rusage ru{};
@@ -303,14 +376,16 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
     std::printf("bench=tucker1 procs=%d shape=%s R=%zu precision=%s local_Y_MB=%.1f iter_ms=%.2f two_gemm_ms=%.2f "
                 "speedup=%.2f mem_floor_ms=%.2f compute_floor_ms=%.2f ratio_to_floor=%.2f two_gemm_ratio=%.2f "
                 "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
-                "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s\n",
+                "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s "
+                "iter_ms_fastest=%.2f iter_ms_slowest=%.2f repeat=%d read_ahead=%.0f..%.0f tuning_ms=%.2f\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes), shipped.rel_error,
-                read_bw / 1e9, tile_rate / 1e9, tile_products_isa(), openblas_get_corename());
+                read_bw / 1e9, tile_rate / 1e9, tile_products_isa(), openblas_get_corename(), 1e3 * shipped.fastest,
+                1e3 * shipped.slowest, repeat, chosen_lo, chosen_hi, 1e3 * tuning.seconds);
   if (kernels && Mp >= fused_tile_columns(Ip, sizeof(T)))
     kernel_rates(comm, m.data().local().data(), Ip, R, shape, floors ? rate : gemm_rate<T>(comm, 2000));
-  if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape);
+  if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape, compare_list);
   for (std::size_t inner : inners) time_to_accuracy(comm, m, f0, targets, inner, "pg", max_seconds, shape);
   if (hals)
     for (std::size_t inner : inners)
@@ -334,6 +409,8 @@ int main(int argc, char** argv) {
   double max_seconds = 60;
   bool hals = false, bpp = false, two_gemm = true, floors = true;
   int compare_rounds = 0;
+  std::string compare_list;
+  int repeat = 1;
   bool kernels = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -368,18 +445,23 @@ int main(int argc, char** argv) {
       kernels = v == "1" || v == "yes";
     else if (k == "--compare")
       compare_rounds = std::stoi(v);
+    else if (k == "--compare-list")
+      compare_list = v;
+    else if (k == "--repeat")
+      repeat = std::max(1, std::stoi(v));
     else if (k == "--floors")
       floors = v != "0" && v != "no";
     else if (k == "--max-seconds")
       max_seconds = std::stod(v);
   }
+  if (!compare_list.empty() && compare_rounds == 0) compare_rounds = 3;
   try {
     if (precision == "float")
       run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
-                 compare_rounds, kernels);
+                 compare_rounds, compare_list, kernels, repeat);
     else
       run<double>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
-                  compare_rounds, kernels);
+                  compare_rounds, compare_list, kernels, repeat);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -8,7 +8,8 @@
 # script with .devbundle/bench_tucker1; set OPENBLAS_CORETYPE if the bench reports blas_core=Prescott.
 # COMPARE_AT="1 16" adds, at those counts, the bench's in-process comparison of the pass's settings
 # (--compare, COMPARE_ROUNDS rounds, default 3): on a host whose speed drifts between runs it ranks
-# them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16).
+# them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16);
+# COMPARE_LIST names the settings (the bench's --compare-list, no spaces).
 # KERNELS_AT="1 16" first runs, at those counts, a small problem (2000 x 400 x 50) for the cached-tile
 # rate of each tile product per block of R beside the GEMM rate (--kernels; seconds each).
 # VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
@@ -34,7 +35,9 @@ for p in ${KERNELS_AT:-}; do
 done
 for p in $counts; do
   extra=""
-  for c in ${COMPARE_AT:-}; do [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}"; done
+  for c in ${COMPARE_AT:-}; do
+    [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}${COMPARE_LIST:+ --compare-list $COMPARE_LIST}"
+  done
   run "$p" $extra
 done
 if [ "${VARIANTS:-0}" = 1 ]; then

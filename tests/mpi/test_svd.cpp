@@ -48,7 +48,7 @@ TEST_CASE("spectrum of Y(1) equals LAPACK's dgesvd of the whole unfolding", "[sv
   Comm self = Comm::self();
   const Shape shape{6, 5, 4};
   auto serial = make_planted<double>(self, shape, 3, 0.2, 9);
-  std::vector<double> Y1 = serial.Y.local().vec();
+  std::vector<double> Y1(serial.Y.local().span().begin(), serial.Y.local().span().end());
   const int m = 6, n = 20, lwork = 1000;
   std::vector<double> s(6), work(lwork);
   int info = 0;

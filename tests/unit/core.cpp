@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <vector>
 
@@ -36,6 +37,34 @@ TEST_CASE("large tensors (asking for 2 MiB pages) hold their fill like small one
   advise_large_pages(bytes.data(), 100);
   advise_large_pages(nullptr, 0);
   CHECK(std::count(bytes.begin(), bytes.end(), 7) == static_cast<long>(bytes.size()));
+}
+
+TEST_CASE("tensor storage starts on a cache line, and large storage on a 2 MiB boundary", "[core]") {
+  // The C library returns large blocks 16 bytes past a page: 64-byte vector loads would then straddle
+  // two lines each. Every way a tensor gets storage keeps the alignment.
+  auto offset = [](const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a; };
+  for (std::size_t n : {1u, 3u, 1000u, 20000u, 300000u}) {
+    const Tensor<double> d({n}, 1.0);
+    const Tensor<float> f({n, 2}, 1.0f);
+    CHECK(offset(d.data(), 64) == 0);
+    CHECK(offset(f.data(), 64) == 0);
+    const Tensor<double> copy = d;
+    CHECK(offset(copy.data(), 64) == 0);
+    CHECK(std::equal(copy.span().begin(), copy.span().end(), d.span().begin(), d.span().end()));
+    const Tensor<double> from_vector({n}, std::vector<double>(n, 3.0));
+    CHECK(offset(from_vector.data(), 64) == 0);
+    CHECK(from_vector[n - 1] == 3.0);
+  }
+  static_assert(storage_alignment(64) == 64 && storage_alignment((std::size_t{4} << 20) - 8) == 64);
+  static_assert(storage_alignment(std::size_t{4} << 20) == std::size_t{2} << 20);
+  Tensor<double> big({std::size_t{1} << 20}, 0.5); // 8 MiB
+  CHECK(offset(big.data(), std::size_t{2} << 20) == 0);
+  Tensor<double> moved = std::move(big);
+  CHECK(offset(moved.data(), std::size_t{2} << 20) == 0);
+  moved.vec().resize(moved.size() + 1, 2.0); // regrows through the same allocator
+  CHECK(offset(moved.data(), std::size_t{2} << 20) == 0);
+  CHECK(moved[0] == 0.5);
+  CHECK(moved[moved.size() - 1] == 2.0);
 }
 
 TEST_CASE("permute moves every entry to its permuted index", "[core]") {

@@ -34,11 +34,11 @@ TEST_CASE("coarsen and interpolate reproduce small exact arrays", "[multiscale]"
   Tensor<double> x({9}), y({3});
   for (std::size_t i = 0; i < 9; ++i) x[i] = static_cast<double>(i * i);
   const auto c = resample(x, {0}, {5});
-  CHECK(c.vec() == std::vector<double>{0, 4, 16, 36, 64});
+  CHECK(c.vec() == AlignedVector<double>{0, 4, 16, 36, 64});
   y.vec() = {0, 2, 4};
-  CHECK(resample(y, {0}, {5}).vec() == std::vector<double>{0, 1, 2, 3, 4});
+  CHECK(resample(y, {0}, {5}).vec() == AlignedVector<double>{0, 1, 2, 3, 4});
   y.vec() = {1, 3, 2};
-  CHECK(resample(y, {0}, {5}).vec() == std::vector<double>{1, 2, 3, 2.5, 2});
+  CHECK(resample(y, {0}, {5}).vec() == AlignedVector<double>{1, 2, 3, 2.5, 2});
   // A size that is not 2^k + 1 (6 -> 4): a linear function is reproduced exactly at positions 0, 5/3, 10/3, 5.
   Tensor<double> z({6});
   for (std::size_t i = 0; i < 6; ++i) z[i] = 3.0 * static_cast<double>(i) + 1.0;
@@ -48,15 +48,15 @@ TEST_CASE("coarsen and interpolate reproduce small exact arrays", "[multiscale]"
   // 2-D, one mode only: the 2 x 5 array of columns 1 3 5 7 9 / 2 4 6 8 10 coarsened along mode 1.
   Tensor<double> m({2, 5});
   for (std::size_t i = 0; i < 10; ++i) m[i] = static_cast<double>(i + 1);
-  CHECK(resample(m, {1}, {2, 3}).vec() == std::vector<double>{1, 2, 5, 6, 9, 10});
+  CHECK(resample(m, {1}, {2, 3}).vec() == AlignedVector<double>{1, 2, 5, 6, 9, 10});
   // ... and interpolated along mode 1 from 3 to 5 columns: the averages of neighbours appear between.
   Tensor<double> n({2, 3}, std::vector<double>{1, 2, 3, 4, 5, 6});
-  CHECK(resample(n, {1}, {2, 5}).vec() == std::vector<double>{1, 2, 2, 3, 3, 4, 4, 5, 5, 6});
+  CHECK(resample(n, {1}, {2, 5}).vec() == AlignedVector<double>{1, 2, 2, 3, 3, 4, 4, 5, 5, 6});
   // Two modes at once on a 3 x 3 grid of i + 10 j: coarse corners.
   Tensor<double> g({3, 3});
   for (std::size_t j = 0; j < 3; ++j)
     for (std::size_t i = 0; i < 3; ++i) g(i, j) = static_cast<double>(i) + 10.0 * static_cast<double>(j);
-  CHECK(resample(g, {0, 1}, {2, 2}).vec() == std::vector<double>{0, 2, 20, 22});
+  CHECK(resample(g, {0, 1}, {2, 2}).vec() == AlignedVector<double>{0, 2, 20, 22});
 }
 
 TEST_CASE("levels: the mixture mode and tiny axes are refused", "[multiscale]") {

@@ -95,6 +95,27 @@ TEST_CASE("tile products equal plain sums for every split of R into blocks", "[t
   REQUIRE(tile_products_rank_block(0));
   CHECK_FALSE(tile_products_rank_block(13));
   CHECK_FALSE(tile_products_rank_block(-1));
+  CHECK_FALSE(tile_products_rank_block(0, 13));
+}
+
+TEST_CASE("the second product's own block limit gives the same sums, bit for bit", "[tile_products]") {
+  // Each entry of Q is summed over the tile's columns in the same order whatever the blocks of R.
+  for (std::size_t R : {3, 10, 13}) {
+    const std::size_t I = 203, n = 17;
+    const auto Y = random_values<double>(I * n, 5);
+    const auto B = random_values<double>(R * n, 6);
+    REQUIRE(tile_products_rank_block(0));
+    std::vector<double> Q0(I * R, 0.25);
+    tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q0.data());
+    for (int second = 1; second <= 12; ++second) {
+      REQUIRE(tile_products_rank_block(0, second));
+      std::vector<double> Q(I * R, 0.25);
+      tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q.data());
+      INFO("R " << R << " second limit " << second);
+      CHECK(Q == Q0);
+    }
+  }
+  REQUIRE(tile_products_rank_block(0));
 }
 
 TEST_CASE("float products added to a double Q equal the float tile sums added in double", "[tile_products]") {

@@ -1,12 +1,15 @@
 // Serial checks of the Tucker-1 model and the block solver.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "../support/factor_check.hpp"
 #include "../support/test_support.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/fused.hpp"
+#include "unmix/kernels/tile_products.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/solver/solver.hpp"
@@ -407,7 +410,7 @@ TEST_CASE("exact block solves (BPP): each step is the block's NNLS minimizer, sa
   o1.maxiter = 1;
   o1.tol.clear();
   solve(m, one, nn, nn, o1);
-  auto kkt = [](const std::vector<double>& G, const Tensor<double>& Mt, const std::vector<double>& X, std::size_t R,
+  auto kkt = [](const std::vector<double>& G, const Tensor<double>& Mt, std::span<const double> X, std::size_t R,
                 std::size_t n, bool rows) {
     double worst = 0, scale = 0;
     for (double x : Mt.span()) scale = std::max(scale, std::abs(x));
@@ -511,4 +514,44 @@ TEST_CASE("extrapolation after exact solves: fewer iterations, same in both form
     CHECK(cont.A.vec() == straight.A.vec());
     CHECK(cont.B.vec() == straight.B.vec());
   }
+}
+
+TEST_CASE("the pass's measured choice of read-ahead leaves the factors bit-identical", "[tucker1]") {
+  // 96 x 1200 with 64 KiB tiles (85 columns): 15 tiles a pass, so measuring (blocks of 6 tiles, each
+  // candidate 4 times) spans several passes, and later passes run with the mode it chose.
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {96, 40, 30}, 5, 0.02, 3);
+  Tucker1<double> m(pl.Y, 5);
+  const auto nn = parse_constraints("nonnegative");
+  REQUIRE(fused_tile_kib(64));
+  const auto modes = tile_read_ahead_modes(96, fused_tile_columns(96, sizeof(double)), 96, 5, sizeof(double));
+  REQUIRE(modes.size() >= 2); // 0, 2 and 4 are always candidates unless a mode is fixed
+  auto run = [&](int fixed, bool tune) {
+    REQUIRE(tile_products_prefetch(fixed));
+    fused_read_ahead_tuning(tune);
+    Factors f;
+    init_random(m, f, 2, true, nn, nn);
+    SolverOptions o;
+    o.tol.clear();
+    o.maxiter = 60;
+    o.fused = true;
+    solve(m, f, nn, nn, o);
+    return f;
+  };
+  const Factors tuned = run(-1, true);
+  const int chosen = fused_read_ahead_choice(96, 5, sizeof(double));
+  CHECK(std::find(modes.begin(), modes.end(), chosen) != modes.end());
+  for (int fixed : {0, 2, 3, 4}) {
+    INFO("read-ahead " << fixed);
+    const Factors f = run(fixed, true);
+    CHECK(fused_read_ahead_choice(96, 5, sizeof(double)) == -1); // a fixed mode is not measured
+    CHECK(f.A.vec() == tuned.A.vec());
+    CHECK(f.B.vec() == tuned.B.vec());
+  }
+  const Factors rule = run(-1, false);
+  CHECK(fused_read_ahead_choice(96, 5, sizeof(double)) == -1);
+  CHECK(rule.A.vec() == tuned.A.vec());
+  CHECK(rule.B.vec() == tuned.B.vec());
+  fused_read_ahead_tuning(true);
+  REQUIRE(fused_tile_kib(0));
 }

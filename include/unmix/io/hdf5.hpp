@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,10 +80,19 @@ public:
   /// (`start`, `count`, C-order data); processes that contribute nothing pass an empty count.
   template <class T>
   void write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
-                  const std::vector<T>& data) const;
+                  std::span<const T> data) const;
+  template <class T, class Alloc>
+  void write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
+                  const std::vector<T, Alloc>& data) const {
+    write_slab<T>(dataset, dims, start, count, std::span<const T>(data));
+  }
   /// A small array that every process holds identically: written once (rank 0's data).
   template <class T>
-  void write_replicated(const std::string& dataset, const Shape& dims, const std::vector<T>& data) const;
+  void write_replicated(const std::string& dataset, const Shape& dims, std::span<const T> data) const;
+  template <class T, class Alloc>
+  void write_replicated(const std::string& dataset, const Shape& dims, const std::vector<T, Alloc>& data) const {
+    write_replicated<T>(dataset, dims, std::span<const T>(data));
+  }
 
   void attr(const std::string& name, const std::string& value) const;
   void attr(const std::string& name, double value) const;

@@ -7,24 +7,30 @@
 // 12 columns of A or rows of B. Compiled for AVX-512, AVX2 and baseline x86-64 and chosen at run time.
 // Sums run in T; callers that want double accumulation across tiles add the per-tile result in double.
 #include <cstddef>
+#include <vector>
 
 namespace unmix {
 
 /// `next` (next_count elements, may be null) is brought into the caches while the products run: the
 /// caller passes the next tile (the n columns after this one), so that reading memory overlaps the
-/// multiply-adds of this tile.
+/// multiply-adds of this tile. `read_ahead` (0-4, as UNMIX_TILE_PREFETCH below) says how; -1: as set
+/// by UNMIX_TILE_PREFETCH or tile_products_prefetch, else by the rule below. The sums do not depend on it.
 template <class T>
 void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C,
-              const T* next = nullptr, std::size_t next_count = 0);
+              const T* next = nullptr, std::size_t next_count = 0, int read_ahead = -1);
 
 template <class T>
 void tile_ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, T* Q,
-              const T* next = nullptr, std::size_t next_count = 0);
+              const T* next = nullptr, std::size_t next_count = 0, int read_ahead = -1);
 
 /// Q += Y B^T with single-precision Y and B and a double Q: the tile's sums run in float (as tile_ybt's)
 /// and are added to Q in double, without a float copy of Q per tile.
 void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const float* Y, std::size_t ldy, const float* B,
-                         double* Q, const float* next = nullptr, std::size_t next_count = 0);
+                         double* Q, const float* next = nullptr, std::size_t next_count = 0, int read_ahead = -1);
+
+/// The distinct read-ahead modes worth trying on tiles of this shape (elem: bytes per value of Y), the one
+/// the rule below picks first; only that one when UNMIX_TILE_PREFETCH or tile_products_prefetch fixed it.
+std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem);
 
 /// The instruction set in use: "avx512", "avx2" or "baseline". The best one the processor has, unless
 /// the environment variable UNMIX_TILE_ISA names another one it has.
@@ -36,16 +42,19 @@ const char* tile_products_isa();
 /// it during each product, spread evenly over the product's inner steps (the rate the memory can serve
 /// one core, instead of bursts that fill the load buffers). Unset: 4 when both tiles, A and Q take at
 /// most 60 % of the level-2 cache (2 MiB caches at R = 10), else 1|2 (3, with bit 1's check), as
-/// measured on the two machines named in tile_products.cpp.
+/// measured on the two machines named in tile_products.cpp. That rule is only the first guess of the
+/// single-pass iteration, which times the candidates (tile_read_ahead_modes) on its first passes and
+/// keeps the fastest (fused.hpp).
 
 /// Sets the prefetch mode (0-4 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later calls; false
 /// (nothing changes) for a value outside -1..4. For comparisons.
 bool tile_products_prefetch(int mode);
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
-/// UNMIX_TILE_RB (1-12) sets another limit for experiments; so does this call (0: the default), which
-/// returns false and changes nothing for a value outside 0..12. For tests and comparisons.
-bool tile_products_rank_block(int limit);
+/// UNMIX_TILE_RB (1-12) sets another limit for experiments, and UNMIX_TILE_RB_SECOND one for the second
+/// product alone; so does this call (0: the default; `second` 0: the same as the first), which returns
+/// false and changes nothing for a value outside 0..12. For tests and comparisons.
+bool tile_products_rank_block(int limit, int second = 0);
 
 /// Switches to the named instruction set for later calls; false (nothing changes) when the name is
 /// unknown or the processor lacks it. For tests and comparisons.
