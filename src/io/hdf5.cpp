@@ -432,7 +432,8 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   // buf is C order over file axes = column-major over the reversed file axes.
   Shape rev(N);
   for (std::size_t a = 0; a < N; ++a) rev[a] = count[N - 1 - a];
-  Tensor<double> tmp(rev, std::move(buf));
+  Tensor<double> tmp(rev, buf);
+  std::vector<double>().swap(buf); // (the tensor's storage is aligned: a copy, freed at once)
   std::vector<std::size_t> perm(N);
   for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - file_axis_of_mode[m];
   Tensor<double> mine = permute(tmp, perm);
@@ -471,7 +472,8 @@ Tensor<double> read_box(const File& file, const std::string& dataset, const Shap
   file.read_slab(dataset, offset, shape, buf);
   Shape rev(N);
   for (std::size_t a = 0; a < N; ++a) rev[a] = shape[N - 1 - a];
-  Tensor<double> tmp(rev, std::move(buf));
+  Tensor<double> tmp(rev, buf);
+  std::vector<double>().swap(buf); // (the tensor's storage is aligned: a copy, freed at once)
   std::vector<std::size_t> perm(N);
   for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
   return permute(tmp, perm);
