@@ -40,19 +40,19 @@ namespace {
 
 // The read-ahead of the pass, chosen by measurement. Which of the tile products' read-ahead modes
 // overlaps reading memory with arithmetic best depends on the processor, its caches, how many
-// processes share the memory and what else the machine runs (on a 16-core Intel host the fastest
-// differed between process counts; on a Zen 4 core it depends on R). The sums never depend on the mode,
-// so the pass measures: after kSkipPasses passes with the rule's pick, each pass over tiles of a shape
-// takes the next candidate in turn, for kRounds rounds, and the mode with the smallest mean time per
-// column keeps all later passes of that shape in this process. Whole passes, because tiles measured in
-// short blocks ranked the modes wrongly (the first pass of a solve runs slower for every mode, and a
-// mode's cost through the caches and the hardware prefetchers takes many tiles to show); alternating
-// passes, so that a machine whose speed drifts still ranks them.
+// processes share the memory and what else the machine runs (on a 16-core Intel host, I = 2000, R = 10,
+// this chose 3 at 1 process, 4 at 2, and mostly 3 at 8 and 16, where the fixed rule gave 4 everywhere;
+// on a Zen 4 core it chose 2 at R = 10 and 2-4 at R = 3, within 3 % of the best fixed mode). The sums never depend on
+// the mode, so the pass measures: after kSkipPasses passes with the rule's pick, each pass over tiles of a shape takes
+// the next candidate in turn, for kRounds rounds, and the mode with the smallest mean time per column keeps all later
+// passes of that shape in this process. Whole passes, because tiles measured in short blocks ranked the modes wrongly
+// (the first pass of a solve runs slower for every mode, and a mode's cost through the caches and the hardware
+// prefetchers takes many tiles to show); alternating passes, so that a machine whose speed drifts still ranks them.
 constexpr std::size_t kSkipPasses = 1, kRounds = 2;
 
 struct Tuning {
   std::vector<int> modes;               // candidates (the rule's pick first)
-  std::vector<std::vector<double>> per; // per candidate: the seconds of each pass measured with it
+  std::vector<std::vector<double>> per; // per candidate: seconds per column of each pass measured with it
   std::size_t passes = 0;               // passes begun
   int chosen = -1;
 };

@@ -163,8 +163,6 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   return modes;
 }
 
-namespace {} // namespace
-
 template <class T>
 void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
               std::size_t next_count, int read_ahead) {

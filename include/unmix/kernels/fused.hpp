@@ -51,12 +51,13 @@ void extrapolate_solution(std::size_t n, double beta, double* X, double* X_prev)
 /// UNMIX_TILE_KIB=64..4096 sets another size for experiments).
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 
-/// The pass measures which read-ahead of the next tile suits this machine on its first tiles (the tile
-/// products' modes in alternating blocks; the sums are the same for every mode) and keeps the fastest for
-/// all later tiles of that shape in this process. fused_read_ahead_choice gives the mode chosen for tiles
-/// of Ip rows, rank R and elem_size-byte values (-1 while measuring or when nothing was measured: a fixed
-/// mode, UNMIX_TILE_PREFETCH, or a single candidate). fused_read_ahead_tuning(false) (or UNMIX_TILE_TUNE=0)
-/// uses the tile products' rule instead; either call forgets earlier choices. Returns the previous setting.
+/// The pass measures which read-ahead of the next tile suits this machine on its first passes (after one
+/// pass, each of the tile products' candidate modes on two passes, in turn; the sums are the same for
+/// every mode) and keeps the fastest for all later passes over tiles of that shape in this process.
+/// fused_read_ahead_choice gives the mode chosen for tiles of Ip rows, rank R and elem_size-byte values (-1 while
+/// measuring or when nothing was measured: a fixed mode, UNMIX_TILE_PREFETCH, or a single candidate).
+/// fused_read_ahead_tuning(false) (or UNMIX_TILE_TUNE=0) uses the tile products' rule instead; either call forgets
+/// earlier choices. Returns the previous setting.
 int fused_read_ahead_choice(std::size_t Ip, std::size_t R, std::size_t elem_size);
 bool fused_read_ahead_tuning(bool on);
 
