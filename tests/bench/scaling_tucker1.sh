@@ -1,6 +1,6 @@
 #!/bin/bash
 # Strong scaling of the Tucker-1 iteration (the issue's size: I = 2000, M = 320000 as 2000 x 400 x 800,
-# R = 10, float64), one line per process count from bench_tucker1, ranks bound to cores.
+# R = 10, float64), one line per process count from bench_tucker1, ranks bound to cores, then a table.
 #   tests/bench/scaling_tucker1.sh BENCH_BINARY [PROCESS COUNTS...]     (default 1 2 4 8 16)
 # Extra bench options through BENCH_ARGS, e.g. BENCH_ARGS="--precision float"; SHAPE and ITERS override
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
@@ -33,13 +33,22 @@ for p in ${KERNELS_AT:-}; do
   mpirun -np "$p" --bind-to core "$bench" --shape 2000x400x50 --rank 10 --iters 3 --two-gemm 0 --kernels 1 \
     ${BENCH_ARGS:-} | grep kernels
 done
+lines=$(mktemp)
+trap 'rm -f "$lines"' EXIT
 for p in $counts; do
   extra=""
   for c in ${COMPARE_AT:-}; do
     [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}${COMPARE_LIST:+ --compare-list $COMPARE_LIST}"
   done
-  run "$p" $extra
+  run "$p" $extra | tee -a "$lines"
 done
+# The table the issue asks for, from the lines above.
+awk 'BEGIN { print "| procs | iter ms | memory floor ms | compute floor ms | ratio to floor | speed-up over two-GEMM |" }
+  /^bench=tucker1 / {
+    for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "| %s | %s | %s | %s | %s | %s |\n", v["procs"], v["iter_ms"], v["mem_floor_ms"], v["compute_floor_ms"],
+      v["ratio_to_floor"], v["speedup"]
+  }' "$lines"
 if [ "${VARIANTS:-0}" = 1 ]; then
   first=${counts%% *}
   last=${counts##* }
