@@ -234,7 +234,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   int mode = modes.front();
   std::size_t candidate = 0;
   double t_start = 0;
-  if (tuning_enabled && modes.size() > 1) {
+  if (tuning_enabled && modes.size() > 1 && Mp > 0) {
     tuning = &tunings()[TuneKey{Ip, nt_max, R, sizeof(T)}];
     if (tuning->modes != modes) *tuning = Tuning{modes, std::vector<std::vector<double>>(modes.size())};
     const std::size_t k = tuning->passes++;
