@@ -187,8 +187,9 @@ DatasetInfo File::info(const std::string& dataset) const {
   return out;
 }
 
+template <class Alloc>
 void File::read_slab(const std::string& dataset, const Shape& start, const Shape& count,
-                     std::vector<double>& out) const {
+                     std::vector<double, Alloc>& out) const {
   const std::string ctx = path_ + ":" + dataset;
   const DatasetInfo inf = info(dataset);
   if (!inf.numeric)
@@ -228,6 +229,9 @@ void File::read_slab(const std::string& dataset, const Shape& start, const Shape
                   (stack.empty() ? "" : " (" + stack + ")"));
   }
 }
+
+template void File::read_slab(const std::string&, const Shape&, const Shape&, std::vector<double>&) const;
+template void File::read_slab(const std::string&, const Shape&, const Shape&, AlignedVector<double>&) const;
 
 std::vector<double> File::read_all(const std::string& dataset, Shape* dims) const {
   const DatasetInfo inf = info(dataset);
@@ -427,13 +431,12 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
     start[file_axis_of_mode[m]] = off[m];
     count[file_axis_of_mode[m]] = box[m];
   }
-  std::vector<double> buf;
+  AlignedVector<double> buf; // read into a tensor's storage: moved, not copied
   collective_try(comm, [&] { f.read_slab(dataset, start, count, buf); });
   // buf is C order over file axes = column-major over the reversed file axes.
   Shape rev(N);
   for (std::size_t a = 0; a < N; ++a) rev[a] = count[N - 1 - a];
-  Tensor<double> tmp(rev, buf);
-  std::vector<double>().swap(buf); // (the tensor's storage is aligned: a copy, freed at once)
+  Tensor<double> tmp(rev, std::move(buf));
   std::vector<std::size_t> perm(N);
   for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - file_axis_of_mode[m];
   Tensor<double> mine = permute(tmp, perm);
@@ -468,12 +471,11 @@ template void write_distributed(const File&, const std::string&, const Shape&, c
 
 Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape) {
   const std::size_t N = shape.size();
-  std::vector<double> buf;
+  AlignedVector<double> buf;
   file.read_slab(dataset, offset, shape, buf);
   Shape rev(N);
   for (std::size_t a = 0; a < N; ++a) rev[a] = shape[N - 1 - a];
-  Tensor<double> tmp(rev, buf);
-  std::vector<double>().swap(buf); // (the tensor's storage is aligned: a copy, freed at once)
+  Tensor<double> tmp(rev, std::move(buf));
   std::vector<std::size_t> perm(N);
   for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
   return permute(tmp, perm);

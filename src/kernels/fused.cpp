@@ -82,6 +82,60 @@ double seconds_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// One pass's read-ahead: the mode, and while measuring, which candidate it times and since when.
+struct PassTiming {
+  int mode = 0;
+  Tuning* tuning = nullptr; // null: not measured
+  std::size_t candidate = 0;
+  double start = 0;
+};
+
+PassTiming begin_pass(std::size_t Ip, std::size_t nt, std::size_t R, std::size_t elem, std::size_t Mp) {
+  const std::vector<int> modes = tile_read_ahead_modes(Ip, nt, Ip, R, elem);
+  PassTiming p;
+  p.mode = modes.front();
+  if (!tuning_enabled || modes.size() < 2 || Mp == 0) return p;
+  Tuning& t = tunings()[TuneKey{Ip, nt, R, elem}];
+  if (t.modes != modes) t = Tuning{modes, std::vector<std::vector<double>>(modes.size())};
+  const std::size_t k = t.passes++;
+  if (t.chosen >= 0) {
+    p.mode = t.chosen;
+  } else if (k >= kSkipPasses) {
+    p.tuning = &t;
+    p.candidate = (k - kSkipPasses) % modes.size();
+    p.mode = modes[p.candidate];
+    p.start = seconds_now();
+  }
+  return p;
+}
+
+// Records a measured pass; after the last one, keeps the candidate with the smallest mean.
+void end_pass(const PassTiming& p, std::size_t Ip, std::size_t nt, std::size_t Mp) {
+  if (!p.tuning) return;
+  Tuning& t = *p.tuning;
+  t.per[p.candidate].push_back((seconds_now() - p.start) / static_cast<double>(Mp));
+  if (t.passes != kSkipPasses + kRounds * t.modes.size()) return;
+  std::size_t best = 0;
+  double best_time = 0;
+  for (std::size_t c = 0; c < t.modes.size(); ++c) {
+    double sum = 0;
+    for (double x : t.per[c]) sum += x;
+    if (c == 0 || sum < best_time) {
+      best = c;
+      best_time = sum;
+    }
+  }
+  t.chosen = t.modes[best];
+  if (tuning_log) {
+    std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, ns per column:", Ip, nt);
+    for (std::size_t c = 0; c < t.modes.size(); ++c) {
+      std::fprintf(stderr, " mode %d:", t.modes[c]);
+      for (double x : t.per[c]) std::fprintf(stderr, " %.1f", 1e9 * x);
+    }
+    std::fprintf(stderr, "; chose %d\n", t.chosen);
+  }
+}
+
 } // namespace
 
 bool fused_read_ahead_tuning(bool on) {
@@ -229,24 +283,8 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   bool any_momentum = false;
   for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
   // The read-ahead: measured (see Tuning) unless fixed or only one mode applies.
-  const std::vector<int> modes = tile_read_ahead_modes(Ip, nt_max, Ip, R, sizeof(T));
-  Tuning* tuning = nullptr;
-  int mode = modes.front();
-  std::size_t candidate = 0;
-  double t_start = 0;
-  if (tuning_enabled && modes.size() > 1 && Mp > 0) {
-    tuning = &tunings()[TuneKey{Ip, nt_max, R, sizeof(T)}];
-    if (tuning->modes != modes) *tuning = Tuning{modes, std::vector<std::vector<double>>(modes.size())};
-    const std::size_t k = tuning->passes++;
-    if (tuning->chosen >= 0 || k < kSkipPasses) {
-      if (tuning->chosen >= 0) mode = tuning->chosen;
-      tuning = nullptr;
-    } else {
-      candidate = (k - kSkipPasses) % modes.size();
-      mode = modes[candidate];
-      t_start = seconds_now();
-    }
-  }
+  const PassTiming timing = begin_pass(Ip, nt_max, R, sizeof(T), Mp);
+  const int mode = timing.mode;
   for (std::size_t j0 = 0; j0 < Mp; j0 += nt_max) {
     const std::size_t nt = std::min(nt_max, Mp - j0);
     const T* Yt = Y + j0 * Ip;
@@ -278,30 +316,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     }
     with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bj, out.P); });
   }
-  if (tuning) {
-    tuning->per[candidate].push_back((seconds_now() - t_start) / static_cast<double>(Mp));
-    if (tuning->passes == kSkipPasses + kRounds * tuning->modes.size()) {
-      std::size_t best = 0;
-      double best_time = 0;
-      for (std::size_t c = 0; c < tuning->modes.size(); ++c) {
-        double sum = 0;
-        for (double t : tuning->per[c]) sum += t;
-        if (c == 0 || sum < best_time) {
-          best = c;
-          best_time = sum;
-        }
-      }
-      tuning->chosen = tuning->modes[best];
-      if (tuning_log) {
-        std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, ns per column:", Ip, nt_max);
-        for (std::size_t c = 0; c < tuning->modes.size(); ++c) {
-          std::fprintf(stderr, " mode %d:", tuning->modes[c]);
-          for (double t : tuning->per[c]) std::fprintf(stderr, " %.1f", 1e9 * t);
-        }
-        std::fprintf(stderr, "; chose %d\n", tuning->chosen);
-      }
-    }
-  }
+  end_pass(timing, Ip, nt_max, Mp);
   out.grad2 = grad2;
   out.stat2 = stat2;
 }

@@ -517,8 +517,8 @@ TEST_CASE("extrapolation after exact solves: fewer iterations, same in both form
 }
 
 TEST_CASE("the pass's measured choice of read-ahead leaves the factors bit-identical", "[tucker1]") {
-  // 96 x 1200 with 64 KiB tiles (85 columns): 15 tiles a pass, so measuring (blocks of 6 tiles, each
-  // candidate 4 times) spans several passes, and later passes run with the mode it chose.
+  // 96 x 1200 with 64 KiB tiles (85 columns): 15 tiles a pass. Measuring takes one pass and then two per
+  // candidate (at most 9 passes), so most of the 60 iterations run with the mode it chose.
   const Comm& self = test::comm();
   auto pl = make_planted<double>(self, {96, 40, 30}, 5, 0.02, 3);
   Tucker1<double> m(pl.Y, 5);

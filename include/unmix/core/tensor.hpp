@@ -62,7 +62,10 @@ public:
     advise_large_pages(data_.data(), n * sizeof(T));
     data_.assign(n, fill);
   }
-  Tensor(Shape shape, const std::vector<T>& data) : shape_(std::move(shape)), data_(data.begin(), data.end()) {
+  /// From values in column-major order: copied from a std::vector, taken over from an AlignedVector.
+  Tensor(Shape shape, const std::vector<T>& data)
+      : Tensor(std::move(shape), AlignedVector<T>(data.begin(), data.end())) {}
+  Tensor(Shape shape, AlignedVector<T>&& data) : shape_(std::move(shape)), data_(std::move(data)) {
     if (data_.size() != shape_size(shape_))
       throw DataError("tensor data has " + std::to_string(data_.size()) + " values but shape " + shape_string(shape_) +
                       " needs " + std::to_string(shape_size(shape_)));
