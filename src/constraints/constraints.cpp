@@ -258,7 +258,8 @@ void apply_linftynormalize(const Constraint& c, FactorView& v) {
 
 /// The ReLU that precedes a scaled normalization: slices (of its slicing) that are all <= 0 get a
 /// nonnegative slice of norm 1 built from their values instead of becoming zero.
-void apply_safe_nonnegative(const Constraint& scaled, FactorView& v) {
+/// Returns whether a slice was replaced.
+bool apply_safe_nonnegative(const Constraint& scaled, FactorView& v) {
   const unsigned mask = fixed_mask(scaled.slicing, v.shape.size());
   const SliceReducer& red = reducer_for(v, mask);
   const Slices S(v, mask);
@@ -268,7 +269,7 @@ void apply_safe_nonnegative(const Constraint& scaled, FactorView& v) {
   red.max(mx);
   if (std::none_of(mx.begin(), mx.end(), [](double a) { return a <= 0; })) {
     for (double& a : v.data) a = std::max(a, 0.0);
-    return;
+    return false;
   }
   if (is_l1(scaled.kind)) {
     std::vector<double> buf(S.count * S.per_slice);
@@ -290,6 +291,7 @@ void apply_safe_nonnegative(const Constraint& scaled, FactorView& v) {
         x[lin] = -static_cast<double>(gp) == first[s] ? 1.0 : 0.0;
     });
   }
+  return true;
 }
 
 ScaleWeights apply_scaled(const Constraint& c, FactorView& v) {
@@ -427,6 +429,7 @@ void apply_linear(const Constraint& c, FactorView& v) {
 
 void combine(ScaleWeights& into, const ScaleWeights& w) {
   into.scalar *= w.scalar;
+  into.replaced = into.replaced || w.replaced;
   if (w.per_rank.empty()) return;
   if (into.per_rank.empty()) {
     into.per_rank = w.per_rank;
@@ -722,6 +725,28 @@ bool scale_compensable(const ConstraintList& list, std::size_t order, std::size_
   return true;
 }
 
+std::optional<ConstraintList> entrywise_before_rescaling(const ConstraintList& list, std::size_t order,
+                                                         std::size_t rank_mode) {
+  const auto& it = list.items;
+  const auto scaled = std::find_if(it.begin(), it.end(), [](const Constraint& c) { return c.is_scaled(); });
+  if (scaled == it.end() || !scale_compensable(list, order, rank_mode)) return std::nullopt;
+  const auto nonnegative = [](const Constraint& c) { return c.kind == ConstraintKind::nonnegative; };
+  // After the scaled item: nothing, or the `nonnegative` apply() pairs with it.
+  const bool paired_after = scaled + 1 != it.end() && nonnegative(scaled[1]);
+  if (scaled + (paired_after ? 2 : 1) != it.end()) return std::nullopt;
+  ConstraintList out;
+  for (auto c = it.begin(); c != scaled; ++c) {
+    if (!c->is_entrywise()) return std::nullopt;
+    out.items.push_back(*c);
+  }
+  // apply() pairs a `nonnegative` right before the scaled item with it only when that `nonnegative` is not
+  // itself taken by an earlier pair, which cannot happen here (no scaled item before); either way the ReLU
+  // comes before the rescaling.
+  if (paired_after) out.items.push_back(scaled[1]);
+  out.spec = out.name();
+  return out;
+}
+
 ScaleWeights apply(const Constraint& c, FactorView& view) {
   check_view(view);
   if (c.is_entrywise())
@@ -747,12 +772,14 @@ ScaleWeights apply(const ConstraintList& list, FactorView& view) {
     const bool nn_here = it[i].kind == ConstraintKind::nonnegative;
     const bool has_next = i + 1 < it.size();
     if (has_next && nn_here && it[i + 1].is_scaled()) {
-      apply_safe_nonnegative(it[i + 1], view);
+      const bool replaced = apply_safe_nonnegative(it[i + 1], view);
       combine(out, apply_scaled(it[i + 1], view));
+      out.replaced = out.replaced || replaced;
       ++i;
     } else if (has_next && it[i].is_scaled() && it[i + 1].kind == ConstraintKind::nonnegative) {
-      apply_safe_nonnegative(it[i], view);
+      const bool replaced = apply_safe_nonnegative(it[i], view);
       combine(out, apply_scaled(it[i], view));
+      out.replaced = out.replaced || replaced;
       ++i;
     } else {
       combine(out, apply(it[i], view));

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "unmix/core/error.hpp"
 #include "unmix/core/tensor.hpp"
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
@@ -276,7 +277,9 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     for (std::size_t i = 0; i < Ip * R; ++i) At[i] = static_cast<T>(in.A[i]);
     Ap = At.data();
   }
-  std::vector<double> M(R * nt_max), grad(R * nt_max);
+  if (in.keep_unprojected && (in.exact || in.inner_steps > 1))
+    throw Error("internal error: the single pass keeps B unprojected only with single gradient steps");
+  std::vector<double> M(R * nt_max), grad(R * nt_max), projected(in.keep_unprojected ? R * nt_max : 0);
   std::fill(out.Q, out.Q + Ip * R, 0.0);
   std::fill(out.P, out.P + R * R, 0.0);
   double grad2 = 0, stat2 = 0;
@@ -299,7 +302,13 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     with_rank(R, [&]<std::size_t RC>() {
       TileMath<RC>::step(R, nt, Mt.data(), in, any_momentum, Bj, Bp, M.data(), grad.data(), grad2, stat2);
     });
-    if (in.project) in.project(std::span<double>(Bj, R * nt), nt);
+    // The values Q and P are formed from: B's tile, or its projected copy.
+    double* Bq = Bj;
+    if (in.keep_unprojected) {
+      Bq = projected.data();
+      std::copy(Bj, Bj + R * nt, Bq);
+    }
+    if (in.project) in.project(std::span<double>(Bq, R * nt), nt);
     if (in.exact) {
       nnls_bpp_columns(R, nt, in.G, M.data(), Bj);
       if (in.beta >= 0) extrapolate_solution(R * nt, in.beta, Bj, Bp);
@@ -308,13 +317,13 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
     if constexpr (std::is_same_v<T, double>) {
-      tile_ybt<double>(Ip, nt, R, Yt, Ip, Bj, out.Q, next_tile, next_count, mode);
+      tile_ybt<double>(Ip, nt, R, Yt, Ip, Bq, out.Q, next_tile, next_count, mode);
     } else {
       // Single precision products per tile, accumulated in double across tiles.
-      for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bj[i]);
+      for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bq[i]);
       tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count, mode);
     }
-    with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bj, out.P); });
+    with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bq, out.P); });
   }
   end_pass(timing, Ip, nt_max, Mp);
   out.grad2 = grad2;

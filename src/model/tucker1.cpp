@@ -88,6 +88,7 @@ template <class T> std::vector<double> Tucker1<T>::gram_B(const Tensor<double>& 
 }
 
 template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const {
+  ++passes_;
   Tensor<double> out({R_, Mp_});
   if constexpr (std::is_same_v<T, double>) {
     blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, 1.0, A.data(), Ip_, Y_->local().data(), Ip_, 0.0,
@@ -104,6 +105,7 @@ template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const
 }
 
 template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const {
+  ++passes_;
   Tensor<double> out({Ip_, R_});
   if constexpr (std::is_same_v<T, double>) {
     blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip_, R_, Mp_, 1.0, Y_->local().data(), Ip_, B.data(), R_, 0.0,
@@ -134,6 +136,7 @@ template <class T> double Tucker1<T>::sum_B(double local) const { return b_comm_
 
 template <class T> double Tucker1<T>::exact_residual2(const Tensor<double>& A, const Tensor<double>& B) const {
   // Blockwise over column tiles so the model is never formed whole.
+  ++passes_;
   const std::size_t tile = 256;
   std::vector<double> M(Ip_ * tile);
   double s = 0;
@@ -155,6 +158,7 @@ template <class T>
 void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
                               std::vector<double>& P, double& grad2, double& stat2) const {
   if (mixture_split()) throw Error("internal error: the single-pass B step needs the whole mixture mode");
+  ++passes_;
   Q = Tensor<double>({Ip_, R_});
   P.assign(R_ * R_, 0.0);
   FusedStepOutput out;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
@@ -53,8 +54,13 @@ public:
 
   SolveResult run(const SolveControl& ctl) {
     SolveResult res;
+    // B's constraints either act entrywise (applied tile by tile) or end in a rescaling of whole rows that A
+    // absorbs: then the pass applies their entrywise part to its tiles and the rescaling follows it
+    // (complete_b_projection).
+    tile_consB_ = entrywise_before_rescaling(consB_, m_.b_global_shape().size(), 0);
     fused_ = opts_.fused && !opts_.random_order && !opts_.recursive_random_order && !m_.mixture_split() &&
-             entrywise_only(consB_);
+             (entrywise_only(consB_) || tile_consB_);
+    rescale_B_ = fused_ && tile_consB_.has_value();
     ext_ = opts_.extrapolate && opts_.bpp && only_nonnegative(consA_) && only_nonnegative(consB_);
     std::size_t k0 = 1;
     std::string why;
@@ -92,6 +98,7 @@ public:
           res.converged = true;
           return finish(res);
         }
+        if (rescale_B_) complete_b_projection();
         for (const Update& u : order())
           if (u.block == Block::A) apply(u);
       } else {
@@ -250,8 +257,12 @@ private:
     in.inv_L = inv.data();
     in.omega = omega.data();
     in.nonnegative_stats = nnB_;
-    if (!consB_.empty()) in.project = [this](std::span<double> tile, std::size_t) { apply_entrywise(consB_, tile); };
-    in.inner_steps = opts_.inner;
+    const ConstraintList& tile_list = rescale_B_ ? *tile_consB_ : consB_;
+    if (!tile_list.empty())
+      in.project = [&tile_list](std::span<double> tile, std::size_t) { apply_entrywise(tile_list, tile); };
+    in.keep_unprojected = rescale_B_;
+    // As in gradient_B: extra steps only where every constraint of B acts entrywise.
+    in.inner_steps = rescale_B_ ? 1 : opts_.inner;
     in.inner_tol = opts_.inner_tol;
     in.hals = opts_.hals;
     in.exact = opts_.bpp && only_nonnegative(consB_);
@@ -259,6 +270,33 @@ private:
     m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
+  }
+
+  /// After a pass that kept B at its gradient step (rescale_B_): B's whole constraint list, applied to all of
+  /// B exactly as the two-pass iteration applies it, A absorbing the weights; Q and P, formed by the pass
+  /// from the entrywise part, follow the rescaling on I x R and R x R quantities. A slice the nonnegative
+  /// fallback replaced is not a rescaling of what the pass saw: Q and P are then formed again from B.
+  void complete_b_projection() {
+    FactorView v = m_.view_B(f_.B);
+    const ScaleWeights w = unmix::apply(consB_, v);
+    const bool current = q_ver_ == b_ver_ && p_ver_ == b_ver_;
+    ++b_ver_;
+    compensate(w, Block::A);
+    if (!current || w.replaced) return;
+    rescale_b_products(w, true);
+    q_ver_ = p_ver_ = b_ver_;
+  }
+
+  /// Q = Y B^T and P = B B^T after B's rows were multiplied by the weights (divided with `invert`).
+  void rescale_b_products(const ScaleWeights& w, bool invert) {
+    std::vector<double> f(R_, 1.0);
+    for (std::size_t r = 0; r < R_; ++r) {
+      const double wr = (w.per_rank.empty() ? 1.0 : w.per_rank[r]) * w.scalar;
+      f[r] = invert ? 1.0 / wr : wr;
+    }
+    scale_columns(Q_, R_, f, false);
+    for (std::size_t q = 0; q < R_; ++q)
+      for (std::size_t r = 0; r < R_; ++r) P_[r + q * R_] *= f[r] * f[q];
   }
 
   /// ||G B - A^T Y||^2 and its normal-cone part at the current point (one product with Y).
@@ -494,7 +532,13 @@ private:
         if (!w.per_rank.empty()) scale_columns(*X, R_, w.per_rank, true);
         if (w.scalar != 1.0) scale_all(*X, 1.0 / w.scalar);
       }
+      // Q = Y B^T and P = B B^T, if formed for B before the rescaling, follow it (no pass over Y for them).
+      const bool current = q_ver_ == b_ver_ && p_ver_ == b_ver_;
       ++b_ver_;
+      if (current) {
+        rescale_b_products(w, false);
+        q_ver_ = p_ver_ = b_ver_;
+      }
     }
   }
 
@@ -573,6 +617,8 @@ private:
   std::vector<double> LA_last_, LB_last_;
   double LA_cur_ = 0, LB_cur_ = 0, f_prev_ = 0, stat0_ = 0;
   bool fused_ = false;
+  bool rescale_B_ = false;                   // the pass keeps B unprojected; complete_b_projection follows
+  std::optional<ConstraintList> tile_consB_; // the entrywise part of B's list before its rescaling
   std::vector<Tolerance> gradient_rules_, immediate_rules_;
   double pending_ga2_ = 0, pending_sa2_ = 0, delayed_gb2_ = 0, delayed_sb2_ = 0;
   std::size_t zero_steps_ = 0;

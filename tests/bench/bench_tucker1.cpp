@@ -8,6 +8,9 @@
 //                             [--compare-list "default;pf=4;rb=10;kib=192;pages=4k"]   (which ones)
 //                             [--repeat N]   (the shipped solve N times: the median over all iterations)
 //                             [--kernels 1]   (then each tile product's cached rate per block of R)
+//                             [--constraint-b l1scale_average12slices+nonnegative]   (B's constraints in
+//                             the timed solves; A stays nonnegative. Setting "fused=0" of --compare-list
+//                             times the two-pass iteration in the same process)
 //
 // Prints one line per configuration (key=value, machine-readable):
 //   the median time per iteration of the default nonnegative factorization (the solver as shipped),
@@ -188,38 +191,47 @@ template <class T> double two_gemm_iteration(const Tucker1<T>& m, Factors f, int
   return median(times);
 }
 
-/// `iters` iterations of the default nonnegative factorization from `start`, `repeat` times: the median
-/// seconds per iteration over all of them (the first of each solve left out), the smallest and largest
-/// per-iteration time, and the final relative error.
+/// B's constraints in the timed solves (--constraint-b; A is nonnegative).
+ConstraintList bench_consB; // set in main
+
+/// `iters` iterations of the default nonnegative factorization from `start` (B constrained by
+/// bench_consB), `repeat` times: the median seconds per iteration over all of them (the first of each solve
+/// left out), the smallest and largest per-iteration time, the final relative error, and how many times
+/// the first solve read the local Y (model passes, start and end included). `fused` false: the two-pass form.
 struct SolverTiming {
   double seconds = 0, fastest = 0, slowest = 0, rel_error = 0;
+  std::size_t passes = 0;
 };
-template <class T> SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, int repeat = 1) {
+template <class T>
+SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, int repeat = 1, bool fused = true) {
   const auto nn = parse_constraints("nonnegative");
   std::vector<double> per;
   double rel_error = 0;
+  std::size_t passes = 0;
   for (int k = 0; k < repeat; ++k) {
     Factors f = start;
     SolverOptions o;
     o.tol.clear();
     o.maxiter = static_cast<std::size_t>(iters);
-    const auto res = solve(m, f, nn, nn, o);
+    o.fused = fused;
+    const std::size_t before = m.passes();
+    const auto res = solve(m, f, nn, bench_consB, o);
+    if (k == 0) passes = m.passes() - before;
     for (std::size_t i = 2; i < res.stats.size(); ++i) per.push_back(res.stats[i].seconds - res.stats[i - 1].seconds);
     rel_error = res.stats.back().rel_error;
   }
   const Comm& comm = m.data().comm();
   return {comm.allreduce(median(per), Op::max), comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max),
-          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max), rel_error};
+          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max), rel_error, passes};
 }
 
 /// One setting of the pass for the in-process comparison: "default", or comma-separated key=value
 /// pairs among pf (the read-ahead mode, 0-4), rb (the block limit of R), rb2 (the second product's own
-/// limit), kib (the tile size) and
-/// pages=4k (Y on 4 KiB pages).
+/// limit), kib (the tile size), pages=4k (Y on 4 KiB pages) and fused=0 (the two-pass iteration).
 struct PassSetting {
   std::string name;
   int prefetch = -1, rank_block = 0, rank_block_second = 0, kib = 0;
-  bool small_pages = false;
+  bool small_pages = false, two_pass = false;
   std::vector<double> t;
 };
 
@@ -244,6 +256,8 @@ PassSetting parse_setting(const std::string& text) {
       s.kib = std::stoi(v);
     else if (k == "pages" && v == "4k")
       s.small_pages = true;
+    else if (k == "fused" && (v == "0" || v == "1"))
+      s.two_pass = v == "0";
     else
       throw std::invalid_argument("--compare-list: unknown setting '" + item + "'");
     pos = comma + 1;
@@ -287,7 +301,7 @@ void compare_settings(const Comm& comm, const DistTensor<T>& Y, std::size_t R, c
   for (int round = 0; round < rounds; ++round)
     for (auto& s : settings) {
       apply(s);
-      s.t.push_back(solver_iteration(s.small_pages ? *m4k : m, start, iters).seconds);
+      s.t.push_back(solver_iteration(s.small_pages ? *m4k : m, start, iters, 1, !s.two_pass).seconds);
     }
   apply(PassSetting{});
   for (const auto& s : settings)
@@ -347,7 +361,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   // The solver as shipped: the default nonnegative factorization, fixed iteration count.
   const auto nn = parse_constraints("nonnegative");
   Factors f0;
-  init_random(m, f0, 1, true, nn, nn);
+  init_random(m, f0, 1, true, nn, bench_consB);
   // The pass picks its read-ahead by timing its first passes (fused.hpp): one solve of 12 iterations
   // first, so that the timed ones run as a long solve would after them (its median: tuning_ms).
   const SolverTiming tuning = solver_iteration(m, f0, 12);
@@ -377,12 +391,14 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 "speedup=%.2f mem_floor_ms=%.2f compute_floor_ms=%.2f ratio_to_floor=%.2f two_gemm_ratio=%.2f "
                 "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
                 "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s "
-                "iter_ms_fastest=%.2f iter_ms_slowest=%.2f repeat=%d read_ahead=%.0f..%.0f tuning_ms=%.2f\n",
+                "iter_ms_fastest=%.2f iter_ms_slowest=%.2f repeat=%d read_ahead=%.0f..%.0f tuning_ms=%.2f "
+                "constraint_B=%s y_passes=%zu iters=%d\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
                 t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes), shipped.rel_error,
                 read_bw / 1e9, tile_rate / 1e9, tile_products_isa(), openblas_get_corename(), 1e3 * shipped.fastest,
-                1e3 * shipped.slowest, repeat, chosen_lo, chosen_hi, 1e3 * tuning.seconds);
+                1e3 * shipped.slowest, repeat, chosen_lo, chosen_hi, 1e3 * tuning.seconds, bench_consB.name().c_str(),
+                shipped.passes, iters);
   if (kernels && Mp >= fused_tile_columns(Ip, sizeof(T)))
     kernel_rates(comm, m.data().local().data(), Ip, R, shape, floors ? rate : gemm_rate<T>(comm, 2000));
   if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape, compare_list);
@@ -412,6 +428,7 @@ int main(int argc, char** argv) {
   std::string compare_list;
   int repeat = 1;
   bool kernels = false;
+  std::string constraint_b = "nonnegative";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape")
@@ -453,9 +470,12 @@ int main(int argc, char** argv) {
       floors = v != "0" && v != "no";
     else if (k == "--max-seconds")
       max_seconds = std::stod(v);
+    else if (k == "--constraint-b")
+      constraint_b = v;
   }
   if (!compare_list.empty() && compare_rounds == 0) compare_rounds = 3;
   try {
+    bench_consB = parse_constraints(constraint_b);
     if (precision == "float")
       run<float>(comm, parse_shape(shape), R, iters, targets, inners, hals, bpp, max_seconds, two_gemm, floors,
                  compare_rounds, compare_list, kernels, repeat);

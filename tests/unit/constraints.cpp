@@ -327,7 +327,10 @@ TEST_CASE("nonnegative with a scaled normalization: ReLU first, zero slices repl
       Vec b{1, -1, -2, -0.5, 3, -3};
       const ScaleWeights w = run(spec, b, {2, 3});
       CHECK(w.per_rank == Vec{4, 1});
+      CHECK(w.replaced);
       CHECK(b == Vec{0.25, 0.25, 0, 0.75, 0.75, 0});
+      Vec kept{1, 1, -2, 0.5, 3, -3}; // both rows have a positive entry: rescaled, nothing replaced
+      CHECK_FALSE(run(spec, kept, {2, 3}).replaced);
     }
   }
   SECTION("average12slices: the replaced slice is scaled to sum J1") {
@@ -467,6 +470,53 @@ TEST_CASE("parsing constraint lists", "[constraints]") {
     CHECK(msg.find("valid names") != std::string::npos);
     CHECK(msg.find("l1scale") != std::string::npos);
     CHECK(msg.find("simplex") != std::string::npos);
+  }
+}
+
+TEST_CASE("the entrywise part before a rescaling, then the weights, give the list's result", "[constraints]") {
+  auto part = [](const char* spec, std::size_t order = 3, std::size_t rank_mode = 0) {
+    return entrywise_before_rescaling(parse_constraints(spec), order, rank_mode);
+  };
+  // Lists a pass over B in pieces can take: the pair's nonnegative belongs to the entrywise part.
+  const std::pair<const char*, const char*> taken[] = {{"l1scale_average12slices+nonnegative", "nonnegative"},
+                                                       {"nonnegative+l1scale_1slices", "nonnegative"},
+                                                       {"clamp:-1:2+l2scale_rows", "clamp:-1:2"},
+                                                       {"binary+nonnegative+linftyscale", "binary+nonnegative"},
+                                                       {"l1scale", ""}};
+  for (const auto& [spec, entrywise] : taken) {
+    INFO(spec);
+    const auto e = part(spec);
+    REQUIRE(e.has_value());
+    CHECK(e->name() == entrywise);
+  }
+  CHECK(part("l1scale_columns", 2, 1).has_value()); // A's columns
+  // No rescaling, one the other factor cannot absorb, something after it other than the paired nonnegative,
+  // a projection before it, two rescalings.
+  for (const char* spec : {"nonnegative", "", "l1scale_12slices+nonnegative", "l1scale_rows+clamp:0:1",
+                           "l1scale_rows+nonnegative+nonnegative", "simplex_rows+l1scale_rows",
+                           "l1scale_rows+l2scale_rows", "nonnegative+linear"}) {
+    INFO(spec);
+    CHECK_FALSE(part(spec).has_value());
+  }
+  CHECK_FALSE(part("l1scale_rows", 2, 1).has_value());
+
+  // On random 3 x 4 x 5 factors whose rows all have a positive entry: apply(list) equals the entrywise
+  // part followed by division of row r by its weight, bit for bit.
+  SeqRng rng(11);
+  for (const auto& [spec, entrywise] : taken) {
+    INFO(spec);
+    Vec x(60);
+    for (double& v : x) v = 3.0 * rng.uniform() - 1.0;
+    for (std::size_t r = 0; r < 3; ++r) x[r] = 0.5 + static_cast<double>(r); // column 0: positive in every row
+    Vec whole = x;
+    const ScaleWeights w = run(spec, whole, {3, 4, 5});
+    CHECK_FALSE(w.replaced);
+    Vec pieces = x;
+    const auto e = part(spec);
+    apply_entrywise(*e, std::span<double>(pieces).subspan(0, 27)); // in two pieces of whole columns
+    apply_entrywise(*e, std::span<double>(pieces).subspan(27));
+    for (std::size_t i = 0; i < 60; ++i) pieces[i] /= (w.per_rank.empty() ? 1.0 : w.per_rank[i % 3]) * w.scalar;
+    CHECK(pieces == whole);
   }
 }
 

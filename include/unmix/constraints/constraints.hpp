@@ -51,6 +51,7 @@
 // (the first one in a tie) for l2scale and linftyscale. Then the scaling runs as usual.
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -199,12 +200,24 @@ ConstraintList constraints_for_grid(const ConstraintList& list, const Shape& dat
 struct ScaleWeights {
   std::vector<double> per_rank; ///< empty when no per-rank scaling happened
   double scalar = 1.0;
+  /// Some slice was all <= 0 before a scaled normalization paired with `nonnegative` and was replaced
+  /// (see above) instead of rescaled: the result is then not the entrywise part divided by the weights.
+  bool replaced = false;
   bool any() const { return !per_rank.empty() || scalar != 1.0; }
 };
 
 /// True when every scaled normalization of the list (if any) can be compensated exactly by scaling
 /// the other factor: its slices are fixed on exactly the rank mode, or it is `whole`.
 bool scale_compensable(const ConstraintList& list, std::size_t order, std::size_t rank_mode);
+
+/// For a list made of entrywise constraints and one scaled normalization that the other factor absorbs
+/// (scale_compensable), nothing after it but its paired `nonnegative`: the entrywise constraints apply()
+/// takes before the rescaling, the pair's `nonnegative` included. Then apply(list) = E(x) / w on every
+/// slice, where E is that entrywise list and w the returned weights (per rank and scalar), unless
+/// ScaleWeights::replaced. This lets a pass over the factor in pieces apply E piece by piece and the
+/// rescaling afterwards. nullopt for every other list (including lists without a scaled normalization).
+std::optional<ConstraintList> entrywise_before_rescaling(const ConstraintList& list, std::size_t order,
+                                                         std::size_t rank_mode);
 
 /// Apply every constraint of the list, in order (with the nonnegative exception above), to the local
 /// block. Collective over the reducers it uses: every process sharing a slice must call it, with the

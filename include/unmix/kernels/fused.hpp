@@ -7,7 +7,10 @@
 //   momentum:        B^_t = B_t + omega (B_t - Bprev_t),  Bprev_t <- B_t
 //   gradient step:   B_t <- project(B^_t - (G B^_t - M_t) / L)   (per-row 1/L)
 //   Q += Y_t B_t^T (I x R, accumulated in double), P += B_t B_t^T (R x R)
-// `project` must act entrywise (constraints that couple columns cannot be applied per tile).
+// `project` must act entrywise (constraints that couple columns cannot be applied per tile). With
+// `keep_unprojected`, B keeps the gradient step's values and Q and P are formed from the projected
+// copy of each tile: for constraints that end in a rescaling of whole rows, which the caller applies to
+// all of B after the pass and carries over to Q and P on I x R and R x R quantities.
 #include <cstddef>
 #include <functional>
 #include <span>
@@ -21,6 +24,9 @@ struct FusedStepInput {
   const double* omega = nullptr;  // R momentum weights (0: no extrapolation)
   bool nonnegative_stats = false; // stationarity counts entries with B > 0 or g < 0 only
   std::function<void(std::span<double> tile, std::size_t cols)> project; // entrywise projection
+  /// B keeps the step's values; `project` acts on a copy of each tile, from which Q and P are formed.
+  /// Only with single steps (inner_steps == 1, exact false).
+  bool keep_unprojected = false;
   std::size_t inner_steps = 1; // steps on each column per pass (see kernels/inner.hpp)
   bool hals = false;           // the extra steps are HALS sweeps
   bool exact = false;          // then solve each column's nonnegative least squares exactly (BPP)

@@ -62,6 +62,10 @@ public:
   void fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
                     std::vector<double>& P, double& grad2, double& stat2) const;
 
+  /// How many times the products above (A^T Y, Y B^T, the single pass, the blockwise residual) have read the
+  /// local Y since construction: what an iteration costs in memory traffic, for tests and reports.
+  std::size_t passes() const { return passes_; }
+
   /// Views for the constraints (the local block plus reducers over the processes sharing slices).
   FactorView view_A(Tensor<double>& A) const;
   FactorView view_B(Tensor<double>& B) const;
@@ -75,6 +79,7 @@ private:
   const DistTensor<T>* Y_;
   std::size_t R_, I_, Ip_, i0_, Mp_, M_;
   double normY2_ = 0, ymin_ = 0, ymax_ = 0, ynonfinite_ = 0;
+  mutable std::size_t passes_ = 0;
   const Comm* a_comm_; // processes splitting the mixture mode (same column box)
   const Comm* b_comm_; // processes splitting the other modes (same mixture block)
   FactorReducers a_red_, b_red_;

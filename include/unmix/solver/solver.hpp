@@ -24,7 +24,10 @@ struct SolverOptions {
   bool recursive_random_order = false; // ... and shuffling inside the groups too
   std::uint64_t seed = 1;
   /// One pass over Y per iteration (kernels/fused.hpp) where it gives the same iterates: fixed order,
-  /// mixture mode not split, entrywise constraints on B. Gradient statistics of an iterate are then
+  /// mixture mode not split, and B's constraints entrywise or entrywise followed by one scaled
+  /// normalization that A absorbs (e.g. l1scale_average12slices+nonnegative: the pass applies the ReLU per
+  /// tile, the rescaling follows on the whole B and carries over to Y B^T and B B^T; a row the nonnegative
+  /// fallback replaces costs one more product with Y in that iteration). Gradient statistics of an iterate are then
   /// completed during the next pass (a run stopped by a gradient tolerance does one extra pass and
   /// returns the iterate that met it).
   bool fused = true;
