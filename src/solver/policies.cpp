@@ -77,6 +77,9 @@ bool tolerance_met(const std::vector<Tolerance>& tol, const IterationStats& s, s
     const bool needs_history = t.stat == Stat::obj_ratio || t.stat == Stat::rel_decrease || t.stat == Stat::rel_change;
     if (needs_history && s.iteration < 1) continue;
     const double v = stat_value(s, t.stat);
+    // An objective that rose (momentum can do that for an iteration) has not converged: a negative
+    // relative decrease never meets its tolerance.
+    if (t.stat == Stat::rel_decrease && v < 0) continue;
     if (v <= t.value) {
       if (which) {
         char buf[160];

@@ -382,6 +382,41 @@ TEST_CASE("a row of B that the step leaves all <= 0 is replaced, and the single 
   }
 }
 
+TEST_CASE("a relative-decrease tolerance is met by a small decrease, never by a rise of the objective", "[tucker1]") {
+  const std::vector<Tolerance> tol{{Stat::rel_decrease, 1e-3}};
+  IterationStats row;
+  row.iteration = 3;
+  for (auto [decrease, met] : {std::pair<double, bool>{-0.2, false}, {-1e-12, false}, {0.0, true}, {5e-4, true},
+                               {2e-3, false}}) {
+    INFO("relative decrease " << decrease);
+    row.rel_decrease = decrease;
+    std::string why;
+    CHECK(tolerance_met(tol, row, &why) == met);
+  }
+  // A solve whose objective rises on the way (momentum): it goes on to a small decrease.
+  const Comm& self = test::comm();
+  auto pl = make_planted<double>(self, {30, 40, 9}, 3, 0.01, 2);
+  Tucker1<double> m(pl.Y, 3);
+  const auto nn = parse_constraints("nonnegative");
+  Factors f;
+  init_random(m, f, 2, true, nn, nn);
+  SolverOptions o;
+  o.tol = {{Stat::rel_decrease, 1e-4}};
+  o.maxiter = 5000;
+  const auto res = solve(m, f, nn, nn, o);
+  std::size_t rises = 0, first_rise = 0;
+  for (std::size_t k = 1; k < res.stats.size(); ++k)
+    if (res.stats[k].rel_decrease < 0 && rises++ == 0) first_rise = k;
+  INFO(res.iterations << " iterations, " << rises << " with a rise (the first at " << first_rise << "), final error "
+                      << res.stats.back().rel_error);
+  REQUIRE(rises > 0); // (9 rises, the first at iteration 8 of 98)
+  REQUIRE(res.converged);
+  CHECK(res.stats.back().rel_decrease >= 0);
+  CHECK(res.stats.back().rel_decrease <= 1e-4);
+  // Stopping at the first rise would have left a worse fit.
+  CHECK(res.stats.back().rel_error < 0.5 * res.stats[first_rise].rel_error);
+}
+
 TEST_CASE("a run stopped and resumed from its state reaches bit-identical factors", "[tucker1]") {
   const Comm& self = test::comm();
   auto pl = make_planted<double>(self, {12, 9, 8}, 3, 0.02, 14);
