@@ -171,9 +171,7 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
     rcount[static_cast<std::size_t>(p)] = total - rdisp[static_cast<std::size_t>(p)];
   }
   std::vector<T> rbuf(static_cast<std::size_t>(total));
-  mpi_check(MPI_Alltoallv(sbuf.data(), scount.data(), sdisp.data(), mpi_type<T>(), rbuf.data(), rcount.data(),
-                          rdisp.data(), mpi_type<T>(), comm.raw()),
-            "MPI_Alltoallv");
+  comm.alltoallv(std::span<const T>(sbuf), scount, sdisp, std::span<T>(rbuf), rcount, rdisp);
   Tensor<T> out(want_shape);
   std::size_t pos = 0;
   for (int p = 0; p < P; ++p)

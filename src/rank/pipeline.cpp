@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "unmix/dist/svd.hpp"
 #include "unmix/io/hdf5.hpp"
-#include "unmix/kernels/svd.hpp"
 
 namespace unmix {
 

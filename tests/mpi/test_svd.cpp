@@ -6,8 +6,8 @@
 #include <numbers>
 
 #include "../support/test_support.hpp"
+#include "unmix/dist/svd.hpp"
 #include "unmix/kernels/blas.hpp"
-#include "unmix/kernels/svd.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/rank/nndsvd.hpp"

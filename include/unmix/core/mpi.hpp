@@ -96,6 +96,16 @@ public:
     return out;
   }
 
+  /// Personalized exchange: send[sdispls[q] .. + scounts[q]) goes to process q, and what process p sends
+  /// lands at recv[rdispls[p] .. + rcounts[p]) (counts and offsets in elements, one per process).
+  template <class T>
+  void alltoallv(std::span<const T> send, const std::vector<int>& scounts, const std::vector<int>& sdispls,
+                 std::span<T> recv, const std::vector<int>& rcounts, const std::vector<int>& rdispls) const {
+    mpi_check(MPI_Alltoallv(send.data(), scounts.data(), sdispls.data(), mpi_type<T>(), recv.data(), rcounts.data(),
+                            rdispls.data(), mpi_type<T>(), comm_),
+              "MPI_Alltoallv");
+  }
+
   /// True on every process if `flag` is true on any process (one collective).
   bool any(bool flag) const { return allreduce(flag ? 1 : 0, Op::max) != 0; }
 

@@ -4,7 +4,7 @@
 // each further triplet the larger of the products of the norms of the positive parts and of the
 // negative parts is kept, normalized, and scaled by sqrt(sigma_j * that product).
 #include "unmix/constraints/constraints.hpp"
-#include "unmix/kernels/svd.hpp"
+#include "unmix/dist/svd.hpp"
 #include "unmix/solver/solver.hpp"
 
 namespace unmix {

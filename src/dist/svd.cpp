@@ -1,4 +1,4 @@
-#include "unmix/kernels/svd.hpp"
+#include "unmix/dist/svd.hpp"
 
 #include <algorithm>
 #include <cmath>
