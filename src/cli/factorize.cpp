@@ -115,8 +115,8 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "tol", po::value<std::vector<std::string>>()->composing(),
       "stop when a statistic reaches a tolerance, NAME=VALUE, repeatable; the first met stops the run. NAME: "
       "rel_error, objective, stationarity, rel_stationarity (relative to the start), grad_norm, rel_decrease "
-      "(relative objective decrease, met only by a decrease, not by a rise), obj_ratio, rel_change. Default: stationarity=1")(
-      "max-time", po::value<double>()->default_value(0), "wall-clock limit in seconds (0: none)")(
+      "(relative objective decrease, met only by a decrease, not by a rise), obj_ratio, rel_change. Default: "
+      "stationarity=1")("max-time", po::value<double>()->default_value(0), "wall-clock limit in seconds (0: none)")(
       "momentum", po::value<std::string>()->default_value("on"), "block extrapolation (Xu & Yin): on or off")(
       "delta", po::value<double>()->default_value(0.9999), "momentum safeguard delta")(
       "subblock", po::bool_switch(), "one step constant per row of B and column of A instead of one per factor")(

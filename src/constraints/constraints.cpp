@@ -316,6 +316,14 @@ ScaleWeights apply_scaled(const Constraint& c, FactorView& v) {
   return out;
 }
 
+/// `nonnegative` paired with a scaled normalization: the safe ReLU, then the scaling.
+ScaleWeights apply_nonnegative_scaled(const Constraint& scaled, FactorView& v) {
+  const bool replaced = apply_safe_nonnegative(scaled, v);
+  ScaleWeights w = apply_scaled(scaled, v);
+  w.replaced = replaced;
+  return w;
+}
+
 std::size_t product_from(const Shape& s, std::size_t first) {
   std::size_t p = 1;
   for (std::size_t n = first; n < s.size(); ++n) p *= s[n];
@@ -739,9 +747,7 @@ std::optional<ConstraintList> entrywise_before_rescaling(const ConstraintList& l
     if (!c->is_entrywise()) return std::nullopt;
     out.items.push_back(*c);
   }
-  // apply() pairs a `nonnegative` right before the scaled item with it only when that `nonnegative` is not
-  // itself taken by an earlier pair, which cannot happen here (no scaled item before); either way the ReLU
-  // comes before the rescaling.
+  // A paired `nonnegative` after the scaled item takes effect before the rescaling too.
   if (paired_after) out.items.push_back(scaled[1]);
   out.spec = out.name();
   return out;
@@ -772,14 +778,10 @@ ScaleWeights apply(const ConstraintList& list, FactorView& view) {
     const bool nn_here = it[i].kind == ConstraintKind::nonnegative;
     const bool has_next = i + 1 < it.size();
     if (has_next && nn_here && it[i + 1].is_scaled()) {
-      const bool replaced = apply_safe_nonnegative(it[i + 1], view);
-      combine(out, apply_scaled(it[i + 1], view));
-      out.replaced = out.replaced || replaced;
+      combine(out, apply_nonnegative_scaled(it[i + 1], view));
       ++i;
     } else if (has_next && it[i].is_scaled() && it[i + 1].kind == ConstraintKind::nonnegative) {
-      const bool replaced = apply_safe_nonnegative(it[i], view);
-      combine(out, apply_scaled(it[i], view));
-      out.replaced = out.replaced || replaced;
+      combine(out, apply_nonnegative_scaled(it[i], view));
       ++i;
     } else {
       combine(out, apply(it[i], view));

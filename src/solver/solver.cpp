@@ -277,11 +277,8 @@ private:
   /// from the entrywise part, follow the rescaling on I x R and R x R quantities. A slice the nonnegative
   /// fallback replaced is not a rescaling of what the pass saw: Q and P are then formed again from B.
   void complete_b_projection() {
-    FactorView v = m_.view_B(f_.B);
-    const ScaleWeights w = unmix::apply(consB_, v);
     const bool current = q_ver_ == b_ver_ && p_ver_ == b_ver_;
-    ++b_ver_;
-    compensate(w, Block::A);
+    const ScaleWeights w = project(Block::B);
     if (!current || w.replaced) return;
     rescale_b_products(w, true);
     q_ver_ = p_ver_ = b_ver_;
@@ -493,20 +490,23 @@ private:
     ++a_ver_;
   }
 
-  void project(Block b) {
+  /// A block's constraint list, the other factor absorbing its weights (returned).
+  ScaleWeights project(Block b) {
+    ScaleWeights w;
     if (b == Block::B) {
-      if (consB_.empty()) return;
+      if (consB_.empty()) return w;
       FactorView v = m_.view_B(f_.B);
-      const ScaleWeights w = unmix::apply(consB_, v);
+      w = unmix::apply(consB_, v);
       ++b_ver_;
       compensate(w, Block::A);
     } else {
-      if (consA_.empty()) return;
+      if (consA_.empty()) return w;
       FactorView v = m_.view_A(f_.A);
-      const ScaleWeights w = unmix::apply(consA_, v);
+      w = unmix::apply(consA_, v);
       ++a_ver_;
       compensate(w, Block::B);
     }
+    return w;
   }
 
   /// The rescaling trick: the factor `other` absorbs the weights so that A B(1) is unchanged. The

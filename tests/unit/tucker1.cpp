@@ -18,6 +18,13 @@ using namespace unmix;
 
 namespace {
 
+/// Sum of row r of an R x n column-major factor.
+double row_sum(const Tensor<double>& X, std::size_t R, std::size_t r) {
+  double s = 0;
+  for (std::size_t j = 0; j < X.size() / R; ++j) s += X[r + j * R];
+  return s;
+}
+
 double direct_objective(const Tensor<double>& Y, const Tensor<double>& A, const Tensor<double>& B) {
   const std::size_t I = A.rows(), R = A.cols(), M = B.size() / R;
   double f = 0;
@@ -225,14 +232,8 @@ TEST_CASE("real data: geodata Y_1025_points rank 3 reaches relative error 0.12",
     CHECK(res.converged);
     CHECK(res.stats.back().rel_error <= 0.12);
     // B's 1-slices sum to J1 = 1025 (average12slices on this axis order) and everything is nonnegative.
-    for (std::size_t r = 0; r < 3; ++r) {
-      double s = 0;
-      for (std::size_t j = 0; j < f.B.size() / 3; ++j) {
-        CHECK(f.B[r + j * 3] >= 0);
-        s += f.B[r + j * 3];
-      }
-      CHECK(s == Approx(1025.0).epsilon(1e-10));
-    }
+    for (double b : f.B.span()) CHECK(b >= 0);
+    for (std::size_t r = 0; r < 3; ++r) CHECK(row_sum(f.B, 3, r) == Approx(1025.0).epsilon(1e-10));
     for (double a : f.A.span()) CHECK(a >= 0);
   }
 }
@@ -326,11 +327,7 @@ TEST_CASE("constraints that rescale B: one pass per iteration, the iterates of t
         // The constraints hold: rows of B at their norms (average12slices: each slice sums to J1 = 40).
         // (A's own rescaling, when it has one, moves B's scale again afterwards.)
         if (std::string(cB).starts_with("l1scale_average12") && std::string(cA) == "nonnegative")
-          for (std::size_t r = 0; r < 4; ++r) {
-            double sum = 0;
-            for (std::size_t j = 0; j < f1.B.size() / 4; ++j) sum += f1.B[r + j * 4];
-            CHECK(sum == Approx(40.0).epsilon(1e-12));
-          }
+          for (std::size_t r = 0; r < 4; ++r) CHECK(row_sum(f1.B, 4, r) == Approx(40.0).epsilon(1e-12));
       }
 }
 
@@ -347,8 +344,7 @@ TEST_CASE("a row of B that the step leaves all <= 0 is replaced, and the single 
     Factors start;
     start.A = pl.A;
     start.B = pl.B_local;
-    double big = 0;
-    for (double x : pl.B_local.span()) big = std::max(big, x);
+    const double big = *std::max_element(pl.B_local.span().begin(), pl.B_local.span().end());
     for (std::size_t j = 0; j < start.B.size() / 3; ++j) {
       start.B[0 + j * 3] = 0;
       for (std::size_t r = 1; r < 3; ++r) start.B[r + j * 3] += 1000 * big;
@@ -371,9 +367,7 @@ TEST_CASE("a row of B that the step leaves all <= 0 is replaced, and the single 
       // possible in later ones of this degenerate start.
       if (iters == 1) {
         CHECK(passes == 1 + 3 + 1);
-        double row0 = 0;
-        for (std::size_t j = 0; j < f1.B.size() / 3; ++j) row0 += f1.B[0 + j * 3];
-        CHECK(row0 > 0); // replaced by a nonnegative row of norm 1, not left at zero
+        CHECK(row_sum(f1.B, 3, 0) > 0); // replaced by a nonnegative row of norm 1, not left at zero
       } else {
         CHECK(passes > iters + 3);
         CHECK(passes <= 2 * iters + 3);
@@ -386,8 +380,8 @@ TEST_CASE("a relative-decrease tolerance is met by a small decrease, never by a 
   const std::vector<Tolerance> tol{{Stat::rel_decrease, 1e-3}};
   IterationStats row;
   row.iteration = 3;
-  for (auto [decrease, met] : {std::pair<double, bool>{-0.2, false}, {-1e-12, false}, {0.0, true}, {5e-4, true},
-                               {2e-3, false}}) {
+  for (auto [decrease, met] :
+       {std::pair<double, bool>{-0.2, false}, {-1e-12, false}, {0.0, true}, {5e-4, true}, {2e-3, false}}) {
     INFO("relative decrease " << decrease);
     row.rel_decrease = decrease;
     std::string why;
