@@ -6,6 +6,16 @@
 
 namespace unmix {
 
+namespace {
+std::size_t message_bytes = std::size_t{1} << 30;
+}
+
+std::size_t mpi_message_bytes() { return message_bytes; }
+
+std::size_t set_mpi_message_bytes(std::size_t bytes) {
+  return std::exchange(message_bytes, std::max<std::size_t>(bytes, 1));
+}
+
 void mpi_check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   char buf[MPI_MAX_ERROR_STRING];

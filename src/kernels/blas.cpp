@@ -4,6 +4,9 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
 
 #include "unmix/core/error.hpp"
 
@@ -13,30 +16,63 @@ CBLAS_TRANSPOSE tr(Trans t) { return t == Trans::N ? CblasNoTrans : CblasTrans; 
 int I(std::size_t v) { return static_cast<int>(v); }
 } // namespace
 
-template <>
-void gemm<double>(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* A,
-                  std::size_t lda, const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc) {
+namespace {
+std::size_t block_limit = static_cast<std::size_t>(INT32_MAX);
+
+int leading(std::size_t ld, const char* name) {
+  if (ld > static_cast<std::size_t>(INT32_MAX))
+    throw Error(std::string("gemm: leading dimension ") + name + " = " + std::to_string(ld) +
+                " is beyond what the BLAS's int sizes hold");
+  return I(std::max<std::size_t>(ld, 1));
+}
+
+// Splits m, n and k into blocks the BLAS takes; with all three within the limit this is one call.
+// call(m, n, k, A block, B block, beta, C block).
+template <class T, class Call>
+void blocked(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, const T* A, std::size_t lda, const T* B,
+             std::size_t ldb, T beta, T* C, std::size_t ldc, Call call) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < m; ++i) C[i + j * ldc] = beta == 0 ? 0.0 : beta * C[i + j * ldc];
+      for (std::size_t i = 0; i < m; ++i) C[i + j * ldc] = beta == T(0) ? T(0) : beta * C[i + j * ldc];
     return;
   }
-  cblas_dgemm(CblasColMajor, tr(ta), tr(tb), I(m), I(n), I(k), alpha, A, I(std::max<std::size_t>(lda, 1)), B,
-              I(std::max<std::size_t>(ldb, 1)), beta, C, I(std::max<std::size_t>(ldc, 1)));
+  const std::size_t L = block_limit;
+  for (std::size_t i0 = 0; i0 < m; i0 += L)
+    for (std::size_t j0 = 0; j0 < n; j0 += L)
+      for (std::size_t k0 = 0; k0 < k; k0 += L) {
+        const T* a = ta == Trans::N ? A + i0 + k0 * lda : A + k0 + i0 * lda;
+        const T* b = tb == Trans::N ? B + k0 + j0 * ldb : B + j0 + k0 * ldb;
+        call(I(std::min(L, m - i0)), I(std::min(L, n - j0)), I(std::min(L, k - k0)), a, b, k0 == 0 ? beta : T(1),
+             C + i0 + j0 * ldc);
+      }
+}
+} // namespace
+
+std::size_t gemm_block_limit() { return block_limit; }
+
+std::size_t set_gemm_block_limit(std::size_t limit) {
+  return std::exchange(block_limit, std::clamp<std::size_t>(limit, 1, static_cast<std::size_t>(INT32_MAX)));
+}
+
+template <>
+void gemm<double>(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* A,
+                  std::size_t lda, const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc) {
+  const int la = leading(lda, "lda"), lb = leading(ldb, "ldb"), lc = leading(ldc, "ldc");
+  blocked(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc,
+          [&](int mi, int nj, int kk, const double* a, const double* b, double be, double* c) {
+            cblas_dgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
+          });
 }
 
 template <>
 void gemm<float>(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* A,
                  std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t i = 0; i < m; ++i) C[i + j * ldc] = beta == 0 ? 0.0f : beta * C[i + j * ldc];
-    return;
-  }
-  cblas_sgemm(CblasColMajor, tr(ta), tr(tb), I(m), I(n), I(k), alpha, A, I(std::max<std::size_t>(lda, 1)), B,
-              I(std::max<std::size_t>(ldb, 1)), beta, C, I(std::max<std::size_t>(ldc, 1)));
+  const int la = leading(lda, "lda"), lb = leading(ldb, "ldb"), lc = leading(ldc, "ldc");
+  blocked(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc,
+          [&](int mi, int nj, int kk, const float* a, const float* b, float be, float* c) {
+            cblas_sgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
+          });
 }
 
 std::vector<double> sym_eig(const double* S, std::size_t n, std::vector<double>* vectors) {

@@ -154,23 +154,25 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
     }
   };
   const int me = comm.rank();
-  std::vector<int> scount(static_cast<std::size_t>(P), 0), sdisp(static_cast<std::size_t>(P), 0),
-      rcount(static_cast<std::size_t>(P), 0), rdisp(static_cast<std::size_t>(P), 0);
+  const auto nP = static_cast<std::size_t>(P);
+  std::vector<std::size_t> scount(nP, 0), sdisp(nP, 0), rcount(nP, 0), rdisp(nP, 0);
   std::vector<T> sbuf;
   Shape lo, ext;
   for (int q = 0; q < P; ++q) {
-    sdisp[static_cast<std::size_t>(q)] = static_cast<int>(sbuf.size());
+    const auto k = static_cast<std::size_t>(q);
+    sdisp[k] = sbuf.size();
     if (meet(me, q, lo, ext))
       visit(lo, ext, held_offset, held.shape(), [&](std::size_t lin) { sbuf.push_back(held[lin]); });
-    scount[static_cast<std::size_t>(q)] = static_cast<int>(sbuf.size()) - sdisp[static_cast<std::size_t>(q)];
+    scount[k] = sbuf.size() - sdisp[k];
   }
-  int total = 0;
+  std::size_t total = 0;
   for (int p = 0; p < P; ++p) {
-    rdisp[static_cast<std::size_t>(p)] = total;
-    if (meet(p, me, lo, ext)) total += static_cast<int>(shape_size(ext));
-    rcount[static_cast<std::size_t>(p)] = total - rdisp[static_cast<std::size_t>(p)];
+    const auto k = static_cast<std::size_t>(p);
+    rdisp[k] = total;
+    if (meet(p, me, lo, ext)) total += shape_size(ext);
+    rcount[k] = total - rdisp[k];
   }
-  std::vector<T> rbuf(static_cast<std::size_t>(total));
+  std::vector<T> rbuf(total);
   comm.alltoallv(std::span<const T>(sbuf), scount, sdisp, std::span<T>(rbuf), rcount, rdisp);
   Tensor<T> out(want_shape);
   std::size_t pos = 0;

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "unmix/core/error.hpp"
 #include "unmix/core/rng.hpp"
+#include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/tile_products.hpp"
 
 using namespace unmix;
@@ -140,4 +142,53 @@ TEST_CASE("float products added to a double Q equal the float tile sums added in
         }
   }
   REQUIRE(tile_products_use(original.c_str()));
+}
+
+// gemm splits m, n and k beyond the BLAS's int sizes into blocks; a lowered limit runs those blocks at
+// small sizes. Every combination of transposes, leading dimensions larger than the rows, beta 0 (C's old
+// values, here NaN, never read) and beta 0.5, against plain double sums with the same rounding bound.
+TEST_CASE("gemm in blocks beyond the BLAS's int sizes equals plain sums", "[tile_products]") {
+  using blas::Trans;
+  const double u = std::numeric_limits<double>::epsilon() / 2;
+  const std::size_t m = 13, n = 11, k = 17, pad = 3;
+  for (std::size_t limit : {std::size_t{1} << 31, std::size_t{5}, std::size_t{1}}) {
+    const std::size_t previous = blas::set_gemm_block_limit(limit);
+    for (Trans ta : {Trans::N, Trans::T})
+      for (Trans tb : {Trans::N, Trans::T})
+        for (double beta : {0.0, 0.5}) {
+          INFO("limit " << limit << ", transposes " << (ta == Trans::T) << (tb == Trans::T) << ", beta " << beta);
+          const std::size_t lda = (ta == Trans::N ? m : k) + pad, ldb = (tb == Trans::N ? k : n) + pad, ldc = m + pad;
+          const auto A = random_values<double>(lda * (ta == Trans::N ? k : m), 11);
+          const auto B = random_values<double>(ldb * (tb == Trans::N ? n : k), 12);
+          const auto C0 = random_values<double>(ldc * n, 13);
+          std::vector<double> C = C0;
+          if (beta == 0.0)
+            for (double& c : C) c = std::numeric_limits<double>::quiet_NaN();
+          blas::gemm<double>(ta, tb, m, n, k, 1.5, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+          double worst = 0;
+          for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t i = 0; i < m; ++i) {
+              double s = beta * C0[i + j * ldc], bound = std::abs(s);
+              for (std::size_t l = 0; l < k; ++l) {
+                const double a = ta == Trans::N ? A[i + l * lda] : A[l + i * lda];
+                const double b = tb == Trans::N ? B[l + j * ldb] : B[j + l * ldb];
+                s += 1.5 * a * b;
+                bound += std::abs(1.5 * a * b);
+              }
+              worst = std::max(worst, std::abs(C[i + j * ldc] - s) / ((k + 2) * u * bound));
+            }
+          CHECK(worst <= 1.0);
+          // The padding rows of C are left alone.
+          std::size_t touched = 0;
+          for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t i = m; i < ldc; ++i)
+              if (!(std::isnan(C[i + j * ldc]) || C[i + j * ldc] == C0[i + j * ldc])) ++touched;
+          CHECK(touched == 0);
+        }
+    blas::set_gemm_block_limit(previous);
+  }
+  // A leading dimension the BLAS cannot take is refused, not wrapped.
+  double one = 1;
+  CHECK_THROWS_AS(
+      blas::gemm<double>(Trans::N, Trans::N, 1, 1, 1, 1.0, &one, std::size_t{1} << 32, &one, 1, 0.0, &one, 1), Error);
 }

@@ -3,6 +3,7 @@
 // check(), and the wrapped communicators use MPI_ERRORS_RETURN, so failures surface as MpiError.
 #include <mpi.h>
 
+#include <algorithm>
 #include <complex>
 #include <cstdint>
 #include <span>
@@ -40,6 +41,13 @@ public:
 
 enum class Op { sum, max, min, land, lor };
 
+/// The most bytes one MPI call of Comm's collectives carries (1 GiB): larger data goes in several calls
+/// (MPI counts and offsets are int). set_mpi_message_bytes() changes it for the whole process and returns
+/// the previous value; tests set a few bytes so that the pieces are exercised at small sizes. Every
+/// process of a communicator must use the same value.
+std::size_t mpi_message_bytes();
+std::size_t set_mpi_message_bytes(std::size_t bytes);
+
 /// A communicator. Constructed from an existing one it duplicates it (the library never uses
 /// MPI_COMM_WORLD itself) and sets MPI_ERRORS_RETURN. Move-only; frees the duplicate.
 class Comm {
@@ -65,10 +73,16 @@ public:
   /// Processes with the same color form a new communicator, ordered by key then rank.
   Comm split(int color, int key) const;
 
+  // Collectives take any number of elements: MPI counts are int, so data larger than one message
+  // (mpi_message_bytes(), 1 GiB unless changed) goes in several calls, never through a count that wraps.
+
   template <class T> void allreduce(std::span<T> data, Op op = Op::sum) const {
     if (size_ == 1 || data.empty()) return;
-    mpi_check(MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), mpi_type<T>(), mpi_op(op), comm_),
-              "MPI_Allreduce");
+    const std::size_t piece = message_elements<T>();
+    for (std::size_t at = 0; at < data.size(); at += piece)
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, static_cast<int>(std::min(piece, data.size() - at)),
+                              mpi_type<T>(), mpi_op(op), comm_),
+                "MPI_Allreduce");
   }
   template <class T> T allreduce(T value, Op op = Op::sum) const {
     allreduce(std::span<T>(&value, 1), op);
@@ -76,34 +90,92 @@ public:
   }
   template <class T> void bcast(std::span<T> data, int root) const {
     if (size_ == 1 || data.empty()) return;
-    mpi_check(MPI_Bcast(data.data(), static_cast<int>(data.size()), mpi_type<T>(), root, comm_), "MPI_Bcast");
+    const std::size_t piece = message_elements<T>();
+    for (std::size_t at = 0; at < data.size(); at += piece)
+      mpi_check(
+          MPI_Bcast(data.data() + at, static_cast<int>(std::min(piece, data.size() - at)), mpi_type<T>(), root, comm_),
+          "MPI_Bcast");
   }
   std::string bcast(const std::string& s, int root) const;
   /// Every process contributes `local` (any length); all receive the concatenation in rank order.
   template <class T> std::vector<T> allgatherv(std::span<const T> local) const {
-    int n = static_cast<int>(local.size());
-    std::vector<int> counts(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
-    mpi_check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_), "MPI_Allgather");
-    int total = 0;
-    for (int p = 0; p < size_; ++p) {
-      displs[static_cast<size_t>(p)] = total;
-      total += counts[static_cast<size_t>(p)];
+    const auto P = static_cast<std::size_t>(size_);
+    unsigned long long n = local.size();
+    std::vector<unsigned long long> counts(P);
+    mpi_check(MPI_Allgather(&n, 1, MPI_UNSIGNED_LONG_LONG, counts.data(), 1, MPI_UNSIGNED_LONG_LONG, comm_),
+              "MPI_Allgather");
+    std::vector<std::size_t> at(P + 1, 0);
+    for (std::size_t p = 0; p < P; ++p) at[p + 1] = at[p] + counts[p];
+    std::vector<T> out(at[P]);
+    if (at[P] <= message_elements<T>()) {
+      std::vector<int> c(P), d(P);
+      for (std::size_t p = 0; p < P; ++p) {
+        c[p] = static_cast<int>(counts[p]);
+        d[p] = static_cast<int>(at[p]);
+      }
+      mpi_check(MPI_Allgatherv(local.data(), c[static_cast<std::size_t>(rank_)], mpi_type<T>(), out.data(), c.data(),
+                               d.data(), mpi_type<T>(), comm_),
+                "MPI_Allgatherv");
+      return out;
     }
-    std::vector<T> out(static_cast<size_t>(total));
-    mpi_check(
-        MPI_Allgatherv(local.data(), n, mpi_type<T>(), out.data(), counts.data(), displs.data(), mpi_type<T>(), comm_),
-        "MPI_Allgatherv");
+    // Too large for int offsets: each process broadcasts its part, in pieces (every process knows every count).
+    std::copy(local.begin(), local.end(),
+              out.begin() + static_cast<std::ptrdiff_t>(at[static_cast<std::size_t>(rank_)]));
+    for (std::size_t p = 0; p < P; ++p) bcast(std::span<T>(out.data() + at[p], counts[p]), static_cast<int>(p));
     return out;
   }
 
   /// Personalized exchange: send[sdispls[q] .. + scounts[q]) goes to process q, and what process p sends
-  /// lands at recv[rdispls[p] .. + rcounts[p]) (counts and offsets in elements, one per process).
+  /// lands at recv[rdispls[p] .. + rcounts[p]) (counts and offsets in elements, one per process, any size).
   template <class T>
-  void alltoallv(std::span<const T> send, const std::vector<int>& scounts, const std::vector<int>& sdispls,
-                 std::span<T> recv, const std::vector<int>& rcounts, const std::vector<int>& rdispls) const {
-    mpi_check(MPI_Alltoallv(send.data(), scounts.data(), sdispls.data(), mpi_type<T>(), recv.data(), rcounts.data(),
-                            rdispls.data(), mpi_type<T>(), comm_),
-              "MPI_Alltoallv");
+  void alltoallv(std::span<const T> send, const std::vector<std::size_t>& scounts,
+                 const std::vector<std::size_t>& sdispls, std::span<T> recv, const std::vector<std::size_t>& rcounts,
+                 const std::vector<std::size_t>& rdispls) const {
+    const auto P = static_cast<std::size_t>(size_);
+    if (scounts.size() != P || sdispls.size() != P || rcounts.size() != P || rdispls.size() != P)
+      throw Error("alltoallv: counts and offsets need one entry per process");
+    std::size_t extent = 0;
+    for (std::size_t q = 0; q < P; ++q) {
+      if (sdispls[q] + scounts[q] > send.size() || rdispls[q] + rcounts[q] > recv.size())
+        throw Error("alltoallv: a count runs past the end of its buffer");
+      extent = std::max({extent, sdispls[q] + scounts[q], rdispls[q] + rcounts[q]});
+    }
+    const std::size_t piece = message_elements<T>();
+    if (allreduce(extent > piece ? 1 : 0, Op::max) == 0) {
+      std::vector<int> sc(P), sd(P), rc(P), rd(P);
+      for (std::size_t q = 0; q < P; ++q) {
+        sc[q] = static_cast<int>(scounts[q]);
+        sd[q] = static_cast<int>(sdispls[q]);
+        rc[q] = static_cast<int>(rcounts[q]);
+        rd[q] = static_cast<int>(rdispls[q]);
+      }
+      mpi_check(MPI_Alltoallv(send.data(), sc.data(), sd.data(), mpi_type<T>(), recv.data(), rc.data(), rd.data(),
+                              mpi_type<T>(), comm_),
+                "MPI_Alltoallv");
+      return;
+    }
+    // Offsets beyond int: point-to-point messages of at most one piece each, straight from and into the
+    // buffers (messages between two processes with the same tag arrive in the order sent).
+    std::vector<MPI_Request> requests;
+    auto post = [&](auto* base, const std::vector<std::size_t>& counts, const std::vector<std::size_t>& displs,
+                    bool receive) {
+      for (std::size_t q = 0; q < P; ++q)
+        for (std::size_t at = 0; at < counts[q]; at += piece) {
+          const int n = static_cast<int>(std::min(piece, counts[q] - at));
+          MPI_Request r;
+          if (receive)
+            mpi_check(MPI_Irecv(const_cast<T*>(base) + displs[q] + at, n, mpi_type<T>(), static_cast<int>(q),
+                                kExchangeTag, comm_, &r),
+                      "MPI_Irecv");
+          else
+            mpi_check(MPI_Isend(base + displs[q] + at, n, mpi_type<T>(), static_cast<int>(q), kExchangeTag, comm_, &r),
+                      "MPI_Isend");
+          requests.push_back(r);
+        }
+    };
+    post(recv.data(), rcounts, rdispls, true);
+    post(send.data(), scounts, sdispls, false);
+    mpi_check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
 
   /// True on every process if `flag` is true on any process (one collective).
@@ -112,6 +184,11 @@ public:
   static MPI_Op mpi_op(Op op);
 
 private:
+  static constexpr int kExchangeTag = 7301;
+  template <class T> static std::size_t message_elements() {
+    return std::clamp<std::size_t>(mpi_message_bytes() / sizeof(T), 1, static_cast<std::size_t>(INT32_MAX));
+  }
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;

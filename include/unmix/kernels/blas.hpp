@@ -7,10 +7,17 @@ namespace unmix::blas {
 
 enum class Trans { N, T };
 
-/// C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, C m x n.
+/// C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, C m x n. The BLAS takes int sizes: m, n or
+/// k beyond gemm_block_limit() (INT_MAX) are computed in blocks; a leading dimension beyond INT_MAX
+/// throws unmix::Error.
 template <class T>
 void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
           const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
+
+/// The largest m, n or k one BLAS call of gemm takes. Tests lower it (the previous value is returned)
+/// to exercise the blocks at small sizes.
+std::size_t gemm_block_limit();
+std::size_t set_gemm_block_limit(std::size_t limit);
 
 /// Largest eigenvalue of a symmetric n x n matrix (n small): exact, via LAPACK's syev.
 double sym_max_eig(const double* S, std::size_t n);
