@@ -45,25 +45,27 @@ int cmd_info(const std::vector<std::string>& args, const Comm& world) {
     } else if (world.rank() != 0) {
       count = Shape{};
     }
-    std::vector<double> buf;
-    collective_try(world, [&] {
-      if (d.dims.empty()) {
-        // Scalars: rank 0 reads it (collectively, others select nothing).
-        buf = f.read_all(d.name);
-        if (world.rank() != 0) buf.clear();
-      } else {
-        f.read_slab(d.name, start, count, buf);
-      }
-    });
     double mn = std::numeric_limits<double>::infinity(), mx = -mn, sum = 0, nan = 0;
-    for (double v : buf) {
-      if (std::isnan(v)) {
-        nan += 1;
-        continue;
+    auto take = [&](const std::vector<double>& values) {
+      for (double v : values) {
+        if (std::isnan(v)) {
+          nan += 1;
+          continue;
+        }
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+        sum += v;
       }
-      mn = std::min(mn, v);
-      mx = std::max(mx, v);
-      sum += v;
+    };
+    if (d.dims.empty()) {
+      // Scalars: rank 0 reads it (collectively, others select nothing).
+      std::vector<double> buf;
+      collective_try(world, [&] { buf = f.read_all(d.name); });
+      if (world.rank() == 0) take(buf);
+    } else {
+      // Each process its share of axis 0, in pieces: any size of dataset fits in memory.
+      h5::read_in_pieces(f, d.name, start, count,
+                         [&](const Shape&, const Shape&, const std::vector<double>& v) { take(v); });
     }
     mn = world.allreduce(mn, Op::min);
     mx = world.allreduce(mx, Op::max);

@@ -398,6 +398,58 @@ std::vector<std::vector<double>> File::read_table(const std::string& dataset, st
   return rows;
 }
 
+namespace {
+std::size_t piece_bytes = std::size_t{64} << 20;
+}
+
+std::size_t read_piece_bytes() { return piece_bytes; }
+
+std::size_t set_read_piece_bytes(std::size_t bytes) {
+  return std::exchange(piece_bytes, std::max<std::size_t>(bytes, 1));
+}
+
+void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
+                    const PieceFn& take) {
+  // A piece is a run of C-order rows: one index on each axis before `split`, a range on `split`, everything
+  // after it, at most read_piece_bytes() of doubles.
+  const std::size_t N = count.size();
+  if (N == 0) throw Error("read_in_pieces: a scalar has no box");
+  const std::size_t per_piece = std::max<std::size_t>(1, read_piece_bytes() / sizeof(double));
+  auto elements_after = [&](std::size_t axis) {
+    std::size_t n = 1;
+    for (std::size_t a = axis + 1; a < N; ++a) n *= count[a];
+    return n;
+  };
+  std::size_t split = 0; // the first axis after which the rest fits in a piece
+  while (elements_after(split) > per_piece) ++split;
+  const std::size_t run = std::clamp<std::size_t>(per_piece / std::max<std::size_t>(elements_after(split), 1), 1,
+                                                  std::max<std::size_t>(count[split], 1));
+  std::size_t outer = 1; // index tuples on the axes before `split`
+  for (std::size_t a = 0; a < split; ++a) outer *= count[a];
+  const std::size_t runs = count[split] ? (count[split] + run - 1) / run : 0;
+  const std::size_t pieces = shape_size(count) ? outer * runs : 0;
+  // Collective reads: every process makes as many as the process with the most pieces (then empty ones).
+  const std::size_t all_pieces = f.comm().allreduce(pieces, Op::max);
+  std::vector<double> buf;
+  for (std::size_t p = 0; p < all_pieces; ++p) {
+    Shape ps(N, 0), pc(N, 0), at(N, 0); // piece start (file), count, position in the box
+    if (p < pieces) {
+      std::size_t o = p / runs;
+      for (std::size_t a = split; a-- > 0;) {
+        at[a] = o % count[a];
+        o /= count[a];
+        pc[a] = 1;
+      }
+      at[split] = (p % runs) * run;
+      pc[split] = std::min(run, count[split] - at[split]);
+      for (std::size_t a = split + 1; a < N; ++a) pc[a] = count[a];
+      for (std::size_t a = 0; a < N; ++a) ps[a] = start[a] + at[a];
+    }
+    collective_try(f.comm(), [&] { f.read_slab(dataset, ps, pc, buf); });
+    if (p < pieces) take(at, pc, buf);
+  }
+}
+
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
                                const std::optional<std::string>& grid) {
@@ -431,17 +483,29 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
     start[file_axis_of_mode[m]] = off[m];
     count[file_axis_of_mode[m]] = box[m];
   }
-  AlignedVector<double> buf; // read into a tensor's storage: moved, not copied
-  collective_try(comm, [&] { f.read_slab(dataset, start, count, buf); });
-  // buf is C order over file axes = column-major over the reversed file axes.
-  Shape rev(N);
-  for (std::size_t a = 0; a < N; ++a) rev[a] = count[N - 1 - a];
-  Tensor<double> tmp(rev, std::move(buf));
-  std::vector<std::size_t> perm(N);
-  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - file_axis_of_mode[m];
-  Tensor<double> mine = permute(tmp, perm);
+  // Each piece goes into the local block at once, so reading needs the block plus one piece (reading it
+  // whole and reordering it took three times the block). Where a step along each file axis lands in the
+  // local block (column-major over our modes):
   auto& loc = out.local();
-  for (std::size_t i = 0; i < mine.size(); ++i) loc[i] = static_cast<T>(mine[i]);
+  std::vector<std::size_t> dest_stride(N);
+  for (std::size_t m = 0, st = 1; m < N; st *= box[m], ++m) dest_stride[file_axis_of_mode[m]] = st;
+  read_in_pieces(f, dataset, start, count, [&](const Shape& at, const Shape& pc, const std::vector<double>& buf) {
+    // buf is C order over the piece: walk it with an odometer over the file axes, last axis fastest.
+    std::size_t base = 0;
+    for (std::size_t a = 0; a < N; ++a) base += at[a] * dest_stride[a];
+    const std::size_t inner = pc[N - 1], inner_stride = dest_stride[N - 1];
+    Shape idx(N, 0);
+    for (std::size_t q = 0; q < buf.size(); q += inner) {
+      std::size_t d = base;
+      for (std::size_t a = 0; a + 1 < N; ++a) d += idx[a] * dest_stride[a];
+      const double* src = buf.data() + q;
+      for (std::size_t i = 0; i < inner; ++i) loc[d + i * inner_stride] = static_cast<T>(src[i]);
+      for (std::size_t a = N - 1; a-- > 0;) {
+        if (++idx[a] < pc[a]) break;
+        idx[a] = 0;
+      }
+    }
+  });
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "unmix/core/resources.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
@@ -94,7 +95,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
   if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
   DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid);
-  sum.read_seconds = since(t0);
+  sum.read_seconds = comm.allreduce(since(t0), Op::max);
   sum.grid = Y.grid().to_string();
   const Shape& shape = Y.global_shape();
   if (shape.size() < 2)
@@ -218,6 +219,8 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     }
   }
   sum.seconds = comm.allreduce(since(ts), Op::max);
+  sum.peak_bytes = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
+  sum.y_bytes = comm.allreduce(static_cast<double>(Y.local().size() * sizeof(T)), Op::max);
   if (sum.result.zero_step_warnings > 0)
     sum.warnings.push_back(std::to_string(sum.result.zero_step_warnings) +
                            " step(s) had a zero Lipschitz constant (an all-zero row of B or column of A) and were left "
@@ -245,6 +248,9 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     fo.attr("iterations", static_cast<long long>(sum.result.iterations));
     fo.attr("rel_error", sum.result.stats.back().rel_error);
     fo.attr("seconds", sum.seconds);
+    fo.attr("read_seconds", sum.read_seconds);
+    fo.attr("peak_memory_bytes", sum.peak_bytes);
+    fo.attr("y_block_bytes", sum.y_bytes);
     for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
   }
   out.commit();

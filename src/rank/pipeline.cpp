@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "unmix/core/resources.hpp"
 #include "unmix/dist/svd.hpp"
 #include "unmix/io/hdf5.hpp"
 
@@ -136,6 +137,7 @@ void common_attrs(const h5::File& fo, const FactorizeConfig& cfg, const RankSwee
   fo.attr("constraint_B", o.consB.spec.empty() ? std::string("none") : o.consB.spec);
   fo.attr("curvature_method", curvature_method_name(o.method));
   fo.attr("chosen_rank", static_cast<long long>(res.chosen_rank));
+  fo.attr("peak_memory_bytes", comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max));
   for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
 }
 

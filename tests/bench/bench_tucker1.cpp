@@ -23,7 +23,6 @@
 //   speed-up over it; the peak resident memory per process and its ratio to (local Y + factors).
 // With --targets, also the time and iterations to reach each relative error on the planted noise-free
 // problem from the same seeded start, for each number of inner steps in --inner.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +38,7 @@
 extern "C" char* openblas_get_corename(void);
 
 #include "unmix/core/mpi.hpp"
+#include "unmix/core/resources.hpp"
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/fused.hpp"
 #include "unmix/kernels/tile_products.hpp"
@@ -371,9 +371,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   const double chosen_lo = comm.allreduce(chosen, Op::min), chosen_hi = comm.allreduce(chosen, Op::max);
   const double t_solver = shipped.seconds;
   // Peak memory of the solve (before the floor measurements allocate their own buffers).
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  const double peak = comm.allreduce(static_cast<double>(ru.ru_maxrss) * 1024.0, Op::max);
+  const double peak = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
   const double t_two = two_gemm ? two_gemm_iteration(m, f0, std::min(iters, 10) + 1) : 0.0;
   // Floors, measured now.
   const double bw = floors ? triad_bandwidth(comm, Ip * Mp) : 0.0;

@@ -5,8 +5,10 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -181,4 +183,72 @@ TEST_CASE("--block-solver bpp: the same factors at 1 to 4 processes, fewer itera
       run_unmix(1, {"factorize", in, "--dataset", "Y", "--rank", "4", "--block-solver", "nnls", "--out", out + "x"});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("use pg, hals or bpp") != std::string::npos);
+}
+
+// Memory: each process holds its block of Y and little else. The process's fixed part (MPI, the BLAS's
+// buffers) is tens of MB whatever the data, so the test compares two sizes: the peak must grow by about the
+// block's growth (reading the file whole and reordering it grew by three times as much). Both blocks are
+// larger than read_distributed's 64 MiB piece, so the piece is the same in both runs.
+TEST_CASE("peak memory grows like the local block of Y: no copy of Y, also when reading", "[factorize]") {
+  struct Size {
+    std::string shape;
+    double y_bytes;
+  };
+  // 128 MB and 384 MB in double: at 2 processes in float the blocks hold 8 and 24 million values, at least
+  // a piece's 8 million.
+  const std::vector<Size> sizes{{"160x100x1000", 160e5 * 8}, {"480x100x1000", 480e5 * 8}};
+  for (int np : {1, 2}) {
+    for (const char* precision : {"double", "float"}) {
+      std::vector<double> peak, block;
+      for (const Size& s : sizes) {
+        const std::string in = dir() + "/mem_" + s.shape + ".h5", out = dir() + "/mem_out.h5";
+        if (!fs::exists(in)) {
+          const auto w = run_unmix(1, {"synth", "--shape", s.shape, "--rank", "3", "--out", in, "--quiet"}, 120);
+          REQUIRE(w.exit_code == 0);
+        }
+        const auto r = run_unmix(np,
+                                 {"factorize", in, "--dataset", "Y", "--rank", "3", "--maxiter", "2", "--precision",
+                                  precision, "--out", out, "--overwrite", "--quiet"},
+                                 120);
+        INFO("np " << np << " " << precision << " " << s.shape << "\n" << r.err << r.out);
+        REQUIRE(r.exit_code == 0);
+        peak.push_back(std::stod(read_attribute(out, "peak_memory_bytes")));
+        block.push_back(std::stod(read_attribute(out, "y_block_bytes")));
+        // The block is what the precision and the process count say.
+        CHECK(block.back() == Approx(s.y_bytes / (precision[0] == 'f' ? 2 : 1) / np).epsilon(0.01));
+      }
+      const double growth = (peak[1] - peak[0]) / (block[1] - block[0]);
+      INFO("np " << np << " " << precision << ": peaks " << peak[0] / 1e6 << " and " << peak[1] / 1e6
+                 << " MB for blocks of " << block[0] / 1e6 << " and " << block[1] / 1e6 << " MB: growth " << growth);
+      CHECK(growth <= 1.1);
+      CHECK(growth >= 0.9); // the block itself is resident
+    }
+  }
+  // `unmix info` reads in the same pieces (six of them at one process here): its statistics are those of
+  // the whole dataset.
+  const std::string big = dir() + "/mem_" + sizes[1].shape + ".h5";
+  const std::vector<double> y = read_dataset(big, "Y");
+  double mn = y[0], mx = y[0], sum = 0;
+  for (double v : y) {
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+    sum += v;
+  }
+  for (int np : {1, 3}) {
+    const auto r = run_unmix(np, {"info", big}, 120);
+    INFO("np " << np << "\n" << r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    const auto at = r.out.find("/Y ");
+    REQUIRE(at != std::string::npos);
+    std::istringstream line(r.out.substr(at));
+    std::string name, shape, x1, x2, type;
+    double pmin = 0, pmax = 0, psum = 0, pnan = -1;
+    line >> name >> shape >> x1 >> x2 >> x1 >> x2 >> type >> pmin >> pmax >> psum >> pnan;
+    CHECK(shape == "480");
+    CHECK(pmin == Approx(mn).epsilon(1e-5));
+    CHECK(pmax == Approx(mx).epsilon(1e-5));
+    CHECK(psum == Approx(sum).epsilon(1e-7));
+    CHECK(pnan == 0);
+  }
+  for (const Size& s : sizes) fs::remove(dir() + "/mem_" + s.shape + ".h5");
 }

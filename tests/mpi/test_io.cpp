@@ -11,7 +11,37 @@
 
 using namespace unmix;
 
-namespace {} // namespace
+namespace {
+
+// Entries of a distributed tensor that differ from the same entries of the whole tensor (read on one process).
+template <class T> std::size_t mismatches(const DistTensor<T>& part, const DistTensor<T>& whole) {
+  const Shape& gs = whole.global_shape();
+  const Shape off = part.offset(), box = part.local().shape();
+  const std::size_t N = gs.size();
+  std::size_t wrong = 0;
+  Shape idx(N, 0);
+  for (std::size_t li = 0; li < part.local().size(); ++li) {
+    std::size_t gi = 0;
+    for (std::size_t d = 0, stride = 1; d < N; stride *= gs[d], ++d) gi += (off[d] + idx[d]) * stride;
+    if (part.local()[li] != whole.local()[gi]) ++wrong;
+    for (std::size_t d = 0; d < N; ++d) {
+      if (++idx[d] < box[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return wrong;
+}
+
+// Sets read_distributed's piece size for one scope.
+struct PieceBytes {
+  std::size_t previous;
+  explicit PieceBytes(std::size_t bytes) : previous(h5::set_read_piece_bytes(bytes)) {}
+  ~PieceBytes() { h5::set_read_piece_bytes(previous); }
+  PieceBytes(const PieceBytes&) = delete;
+  PieceBytes& operator=(const PieceBytes&) = delete;
+};
+
+} // namespace
 
 TEST_CASE("reading a dataset at any process count and grid yields the same tensor", "[io]") {
   const Comm& comm = test::comm();
@@ -27,16 +57,7 @@ TEST_CASE("reading a dataset at any process count and grid yields the same tenso
       INFO("mixture axis " << axis << ", grid " << g.to_string());
       auto part = h5::read_distributed<double>(comm, path, "Y_257_points", axis, g.to_string());
       CHECK(part.global_shape() == gs);
-      const Shape off = part.offset(), box = part.local().shape();
-      std::size_t mismatches = 0;
-      for (std::size_t c = 0; c < box[2]; ++c)
-        for (std::size_t b = 0; b < box[1]; ++b)
-          for (std::size_t a = 0; a < box[0]; ++a) {
-            const std::size_t li = a + box[0] * (b + box[1] * c);
-            const std::size_t gi = (off[0] + a) + gs[0] * ((off[1] + b) + gs[1] * (off[2] + c));
-            if (part.local()[li] != whole.local()[gi]) ++mismatches;
-          }
-      CHECK(mismatches == 0);
+      CHECK(mismatches(part, whole) == 0);
       // Nothing lost or counted twice: the global sums agree.
       CHECK(part.sum() == Approx(whole.sum()).epsilon(1e-13));
     }
@@ -76,4 +97,47 @@ TEST_CASE("distributed writes read back exactly, in the tensor's own axis order"
     CHECK(box.vec() == pl.Y.local().vec());
     CHECK(back.sum() == Approx(truth.Y.sum()).epsilon(1e-14));
   }
+}
+
+TEST_CASE("reading in pieces of any size gives the same tensor, in double and in float", "[io]") {
+  const Comm& comm = test::comm();
+  Comm self = Comm::self();
+  // A 4-axis file written here, and a 3-axis one written by another program (Julia: axes reversed).
+  const std::string mine = test::scratch_dir() + "/pieces.h5";
+  const Shape shape{3, 5, 4, 6};
+  {
+    auto pl = make_planted<double>(self, shape, 2, 0.3, 7);
+    h5::File f = h5::File::create(self, mine);
+    h5::write_distributed(f, "Y", shape, pl.Y.offset(), pl.Y.local(), true);
+  }
+  comm.barrier();
+  struct Case {
+    std::string path, dataset;
+    std::size_t axes;
+    std::vector<std::size_t> piece_bytes; // one element per piece, parts of the last axis, rows, slabs
+  };
+  for (const Case& c :
+       {Case{mine, "Y", 4, {8, 40, 8 * 6 * 2, 8 * 6 * 4 * 3}},
+        Case{test::shared_data("sediment/geodata.h5"), "Y_257_points", 3, {8 * 257 * 3, 8 * 257 * 7 * 3}}})
+    for (int axis = 0; axis < static_cast<int>(c.axes); ++axis) {
+      const auto whole = h5::read_distributed<double>(self, c.path, c.dataset, axis, std::nullopt);
+      const auto whole_f = h5::read_distributed<float>(self, c.path, c.dataset, axis, std::nullopt);
+      for (std::size_t bytes : c.piece_bytes) {
+        PieceBytes limit(bytes);
+        for (const auto& dims : test::all_grids(comm.size(), c.axes)) {
+          INFO(c.dataset << ", mixture axis " << axis << ", piece " << bytes << " bytes, grid "
+                         << ProcessGrid(dims).to_string());
+          const std::string grid = ProcessGrid(dims).to_string();
+          CHECK(mismatches(h5::read_distributed<double>(comm, c.path, c.dataset, axis, grid), whole) == 0);
+          CHECK(mismatches(h5::read_distributed<float>(comm, c.path, c.dataset, axis, grid), whole_f) == 0);
+        }
+      }
+    }
+  // float is the double value rounded once.
+  const auto d = h5::read_distributed<double>(self, mine, "Y", 1, std::nullopt);
+  const auto f = h5::read_distributed<float>(self, mine, "Y", 1, std::nullopt);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < d.local().size(); ++i)
+    if (f.local()[i] != static_cast<float>(d.local()[i])) ++wrong;
+  CHECK(wrong == 0);
 }

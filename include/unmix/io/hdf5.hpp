@@ -4,6 +4,7 @@
 // process moving only its own hyperslab.
 #include <hdf5.h>
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -117,9 +118,22 @@ private:
   Handle file_;
 };
 
+/// Reads the box [start, start + count) of a dataset (C-order file axes, at least one) in pieces of at
+/// most read_piece_bytes() of doubles, calling take(at, piece, values) for each: `at` the piece's position
+/// in the box, `piece` its counts, `values` C order over it. Collective: every process calls it with its
+/// own box (possibly empty), and all make the same number of reads.
+using PieceFn = std::function<void(const Shape& at, const Shape& piece, const std::vector<double>& values)>;
+void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
+                    const PieceFn& take);
+/// The piece size of read_in_pieces (64 MiB unless changed; the same on every process).
+std::size_t read_piece_bytes();
+/// Sets it and returns the previous one. Tests set a few bytes to exercise many pieces.
+std::size_t set_read_piece_bytes(std::size_t bytes);
+
 /// Reads `dataset` of `path` into a tensor distributed over `grid` (nullopt: the default grid).
 /// The tensor's mode 0 is file axis `mixture_axis`; the other modes are the remaining file axes in
-/// the order h5py shows them. Each process reads only its box.
+/// the order h5py shows them. Each process reads only its box, in pieces (read_in_pieces), so that
+/// reading needs little more memory than the local block itself.
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
                                const std::optional<std::string>& grid);
