@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "unmix/core/error.hpp"
@@ -55,25 +56,23 @@ std::size_t set_gemm_block_limit(std::size_t limit) {
   return std::exchange(block_limit, std::clamp<std::size_t>(limit, 1, static_cast<std::size_t>(INT32_MAX)));
 }
 
-template <>
-void gemm<double>(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* A,
-                  std::size_t lda, const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc) {
+template <class T>
+void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
+          const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
   const int la = leading(lda, "lda"), lb = leading(ldb, "ldb"), lc = leading(ldc, "ldc");
   blocked(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc,
-          [&](int mi, int nj, int kk, const double* a, const double* b, double be, double* c) {
-            cblas_dgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
+          [&](int mi, int nj, int kk, const T* a, const T* b, T be, T* c) {
+            if constexpr (std::is_same_v<T, double>)
+              cblas_dgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
+            else
+              cblas_sgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
           });
 }
 
-template <>
-void gemm<float>(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* A,
-                 std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
-  const int la = leading(lda, "lda"), lb = leading(ldb, "ldb"), lc = leading(ldc, "ldc");
-  blocked(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc,
-          [&](int mi, int nj, int kk, const float* a, const float* b, float be, float* c) {
-            cblas_sgemm(CblasColMajor, tr(ta), tr(tb), mi, nj, kk, alpha, a, la, b, lb, be, c, lc);
-          });
-}
+template void gemm(Trans, Trans, std::size_t, std::size_t, std::size_t, double, const double*, std::size_t,
+                   const double*, std::size_t, double, double*, std::size_t);
+template void gemm(Trans, Trans, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t, const float*,
+                   std::size_t, float, float*, std::size_t);
 
 std::vector<double> sym_eig(const double* S, std::size_t n, std::vector<double>* vectors) {
   std::vector<double> a(S, S + n * n), w(n);
