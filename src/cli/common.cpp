@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <cctype>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -81,6 +83,23 @@ Parsed parse(const std::string& command, const std::string& usage, po::options_d
   return out;
 }
 
+double parse_bytes(const std::string& text, const char* option) {
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  const std::string units = "KMGT";
+  const auto k = unit.size() == 1 ? units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0]))))
+                                  : std::string::npos;
+  if (used == 0 || !(v > 0) || k == std::string::npos)
+    throw ConfigError(std::string(option) + " '" + text + "': give a positive size with a unit, e.g. 64G or 500M");
+  return v * std::pow(1024.0, static_cast<double>(k + 1));
+}
+
 void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg) {
   cfg.input = vm["input"].as<std::string>();
   if (vm.count("dataset")) {
@@ -116,6 +135,7 @@ void read_common_factorize_options(const po::variables_map& vm, const Comm& worl
   cfg.precision = vm["precision"].as<std::string>();
   if (cfg.precision != "float" && cfg.precision != "double")
     throw ConfigError("--precision '" + cfg.precision + "': use float or double");
+  if (vm.count("memory-limit")) cfg.memory_limit = parse_bytes(vm["memory-limit"].as<std::string>(), "--memory-limit");
   cfg.out = vm["out"].as<std::string>();
   cfg.overwrite = vm["overwrite"].as<bool>();
   SolverOptions& o = cfg.solver;

@@ -32,6 +32,9 @@ Parsed parse(const std::string& command, const std::string& usage, po::options_d
 /// --mixture-axis, --constraint, --precision, --out, --overwrite, and the solver options that the
 /// command defines (--maxiter, --tol, --max-time, --momentum, --delta, --subblock, --seed, and where
 /// present --order, --inner, --inner-tol, --block-solver). Throws ConfigError for bad values.
+/// "64G", "500M", "2T", "1048576K" (powers of 1024, as SLURM's --mem); ConfigError naming `option` otherwise.
+double parse_bytes(const std::string& text, const char* option);
+
 void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg);
 
 /// Every option of a parsed command line as text (lists joined by ';'), for the output's attributes.

@@ -85,6 +85,10 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
                                          "output HDF5 file: A (I x R), B (R x the other axes), stats, options")(
       "overwrite", po::bool_switch(), "replace an existing output file")(
       "precision", po::value<std::string>()->default_value("double"), "store Y as float or double")(
+      "memory-limit", po::value<std::string>(),
+      "memory the processes of one node may use together, e.g. 64G (K, M, G, T: powers of 1024, as SLURM's "
+      "--mem). Default: the job's limit (cgroup), else the node's memory. A dataset that cannot fit is refused "
+      "before it is read")(
       "grid", po::value<std::string>(),
       "process grid over the axes, mixture axis first, e.g. 1x2x2 (default: chosen to keep communication small)");
   po::options_description model("Model");

@@ -19,7 +19,11 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
       "of the curve is written next to it")("overwrite", po::bool_switch(), "replace an existing output file")(
       "no-plot", po::bool_switch(), "do not write the SVG plot")(
       "no-spectrum", po::bool_switch(), "do not compute the singular values of Y(1) (ScaLAPACK) first")(
-      "precision", po::value<std::string>()->default_value("double"), "store Y as float or double");
+      "precision", po::value<std::string>()->default_value("double"), "store Y as float or double")(
+      "memory-limit", po::value<std::string>(),
+      "memory the processes of one node may use together, e.g. 64G (K, M, G, T: powers of 1024, as SLURM's "
+      "--mem). Default: the job's limit (cgroup), else the node's memory. A dataset that cannot fit is refused "
+      "before it is read");
   po::options_description sweep("Rank sweep");
   sweep.add_options()("ranks", po::value<std::string>()->default_value(""),
                       "candidate ranks: FIRST:LAST[:STEP] or a list 2,3,5 (default 1 to min(I, M, 12))")(

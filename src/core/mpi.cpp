@@ -83,6 +83,14 @@ Comm Comm::split(int color, int key) const {
   return c;
 }
 
+Comm Comm::split_node() const {
+  MPI_Comm out = MPI_COMM_NULL;
+  mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &out), "MPI_Comm_split_type");
+  Comm c(out);
+  MPI_Comm_free(&out);
+  return c;
+}
+
 std::string Comm::bcast(const std::string& s, int root) const {
   unsigned long n = s.size();
   bcast(std::span<unsigned long>(&n, 1), root);

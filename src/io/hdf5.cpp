@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "unmix/core/resources.hpp"
+
 namespace unmix::h5 {
 namespace {
 
@@ -408,6 +410,28 @@ std::size_t set_read_piece_bytes(std::size_t bytes) {
   return std::exchange(piece_bytes, std::max<std::size_t>(bytes, 1));
 }
 
+namespace {
+// The check read_distributed makes before allocating (see hdf5.hpp).
+void require_memory(const Comm& comm, double bytes_here, double limit, const std::string& what) {
+  const Comm node = comm.split_node();
+  const double need = node.allreduce(bytes_here), largest = node.allreduce(bytes_here, Op::max);
+  std::string source = "--memory-limit";
+  if (limit <= 0) {
+    const NodeMemory m = node_memory();
+    limit = m.ceiling();
+    source = m.job_limit > 0 && m.job_limit <= m.total ? "the job's memory limit (cgroup)" : "the node's memory";
+  }
+  collective_try(comm, [&] {
+    if (limit > 0 && need > limit)
+      throw DataError(what + " does not fit in memory: the " + std::to_string(node.size()) +
+                      " process(es) on this node need at least " + format_bytes(need) + " together (up to " +
+                      format_bytes(largest) + " each for their block and read buffer) and " + source + " is " +
+                      format_bytes(limit) + ". Spread the processes over more nodes, use --precision float (half " +
+                      "the bytes), or set --memory-limit if the limit seen here is wrong");
+  });
+}
+} // namespace
+
 void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
                     const PieceFn& take) {
   // A piece is a run of C-order rows: one index on each axis before `split`, a range on `split`, everything
@@ -452,7 +476,7 @@ void read_in_pieces(const File& f, const std::string& dataset, const Shape& star
 
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
-                               const std::optional<std::string>& grid) {
+                               const std::optional<std::string>& grid, double memory_limit) {
   File f = File::open_read(comm, path);
   DatasetInfo inf;
   collective_try(comm, [&] {
@@ -475,7 +499,15 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   Shape shape(N);
   for (std::size_t m = 0; m < N; ++m) shape[m] = inf.dims[file_axis_of_mode[m]];
   ProcessGrid g = grid ? ProcessGrid::parse(*grid, N, comm.size()) : ProcessGrid::default_for(shape, comm.size());
-  DistTensor<T> out(comm, BlockLayout(shape, g));
+  BlockLayout layout(shape, g);
+  {
+    const double block = static_cast<double>(shape_size(layout.box_shape(comm.rank()))),
+                 piece = std::min(block, static_cast<double>(read_piece_bytes() / sizeof(double)));
+    require_memory(comm, block * sizeof(T) + piece * sizeof(double), memory_limit,
+                   "dataset '" + dataset + "' of '" + path + "' (" + shape_string(inf.dims) + ", as " +
+                       (sizeof(T) == 4 ? "float32" : "float64") + ")");
+  }
+  DistTensor<T> out(comm, std::move(layout));
   const Shape& off = out.offset();
   const Shape& box = out.local().shape();
   Shape start(N), count(N);
@@ -510,9 +542,9 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
 }
 
 template DistTensor<double> read_distributed(const Comm&, const std::string&, const std::string&, int,
-                                             const std::optional<std::string>&);
+                                             const std::optional<std::string>&, double);
 template DistTensor<float> read_distributed(const Comm&, const std::string&, const std::string&, int,
-                                            const std::optional<std::string>&);
+                                            const std::optional<std::string>&, double);
 
 template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,

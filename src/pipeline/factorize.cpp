@@ -94,7 +94,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
   ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
   if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
-  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid);
+  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit);
   sum.read_seconds = comm.allreduce(since(t0), Op::max);
   sum.grid = Y.grid().to_string();
   const Shape& shape = Y.global_shape();

@@ -79,7 +79,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
 
 template <class T> RankSweepResult sweep(const FactorizeConfig& cfg, const RankSweepOptions& o, const Comm& comm) {
   GroupLoader<T> load = [&](const Comm& g) {
-    return h5::read_distributed<T>(g, cfg.input, cfg.dataset, cfg.mixture_axis, std::nullopt);
+    return h5::read_distributed<T>(g, cfg.input, cfg.dataset, cfg.mixture_axis, std::nullopt, cfg.memory_limit);
   };
   return rank_sweep<T>(comm, o, load);
 }
@@ -232,13 +232,15 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
     // The singular values of Y(1): a rank prior before any factorization (Y read once over all processes).
     const auto ts = Clock::now();
     if (cfg.base.precision == "float")
-      sum.sigma = unfolding_spectrum(h5::read_distributed<float>(comm, cfg.base.input, cfg.base.dataset,
-                                                                 cfg.base.mixture_axis, std::nullopt))
-                      .sigma;
+      sum.sigma =
+          unfolding_spectrum(h5::read_distributed<float>(comm, cfg.base.input, cfg.base.dataset, cfg.base.mixture_axis,
+                                                         std::nullopt, cfg.base.memory_limit))
+              .sigma;
     else
-      sum.sigma = unfolding_spectrum(h5::read_distributed<double>(comm, cfg.base.input, cfg.base.dataset,
-                                                                  cfg.base.mixture_axis, std::nullopt))
-                      .sigma;
+      sum.sigma =
+          unfolding_spectrum(h5::read_distributed<double>(comm, cfg.base.input, cfg.base.dataset, cfg.base.mixture_axis,
+                                                          std::nullopt, cfg.base.memory_limit))
+              .sigma;
     sum.spectrum_seconds = comm.allreduce(std::chrono::duration<double>(Clock::now() - ts).count(), Op::max);
   }
   const auto t0 = Clock::now();

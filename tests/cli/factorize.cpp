@@ -252,3 +252,51 @@ TEST_CASE("peak memory grows like the local block of Y: no copy of Y, also when 
   }
   for (const Size& s : sizes) fs::remove(dir() + "/mem_" + s.shape + ".h5");
 }
+
+// --memory-limit (and, without it, the job's or the node's memory): a dataset whose blocks cannot fit on a
+// node is refused before anything is allocated, with the sizes, and no output is written. At 160 x 100 x
+// 1000 float64 (128 MB), one process needs its 128 MB block plus a 64 MiB read buffer (186 MiB); two on
+// one node 2 x (61 + 61) = 244 MiB together, so 220M lets one process run and refuses two.
+TEST_CASE("a dataset too large for the node's memory is refused before reading, with the sizes", "[factorize]") {
+  const std::string in = dir() + "/limit.h5", out = dir() + "/limit_out.h5";
+  REQUIRE(run_unmix(1, {"synth", "--shape", "160x100x1000", "--rank", "3", "--out", in, "--overwrite", "--quiet"}, 120)
+              .exit_code == 0);
+  struct Case {
+    int np;
+    std::string limit;
+    bool fits;
+  };
+  for (const Case& c : {Case{1, "150M", false}, Case{2, "150M", false}, Case{1, "220M", true}, Case{2, "220M", false},
+                        Case{2, "1G", true}, Case{3, "1G", true}}) {
+    fs::remove(out);
+    const auto r = run_unmix(c.np,
+                             {"factorize", in, "--dataset", "Y", "--rank", "3", "--maxiter", "2", "--memory-limit",
+                              c.limit, "--out", out, "--quiet"},
+                             120);
+    INFO("np " << c.np << ", --memory-limit " << c.limit << "\n" << r.err << r.out);
+    if (c.fits) {
+      CHECK(r.exit_code == 0);
+      CHECK(fs::exists(out));
+    } else {
+      CHECK(r.exit_code == 3);
+      CHECK(!fs::exists(out));
+      CHECK(r.err.find("does not fit in memory") != std::string::npos);
+      CHECK(r.err.find("the " + std::to_string(c.np) + " process(es) on this node need at least") != std::string::npos);
+      CHECK(r.err.find("--memory-limit is " + c.limit.substr(0, 3) + " MiB") != std::string::npos);
+    }
+  }
+  // The same check guards `unmix rank`; a size without a unit is an option error.
+  const auto rank = run_unmix(2,
+                              {"rank", in, "--dataset", "Y", "--ranks", "2:3", "--memory-limit", "150M", "--out",
+                               dir() + "/limit_rank.h5", "--quiet"},
+                              120);
+  INFO(rank.err);
+  CHECK(rank.exit_code == 3);
+  CHECK(rank.err.find("does not fit in memory") != std::string::npos);
+  const auto bad =
+      run_unmix(1, {"factorize", in, "--dataset", "Y", "--rank", "3", "--memory-limit", "12", "--out", out}, 60);
+  INFO(bad.err);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--memory-limit '12': give a positive size with a unit") != std::string::npos);
+  fs::remove(in);
+}

@@ -5,6 +5,7 @@
 #include <set>
 #include <vector>
 
+#include "unmix/core/resources.hpp"
 #include "unmix/core/rng.hpp"
 #include "unmix/core/tensor.hpp"
 #include "unmix/dist/layout.hpp"
@@ -148,4 +149,27 @@ TEST_CASE("process grid parsing and defaults", "[core]") {
 TEST_CASE("a process grid too large to count is refused, not overflowed", "[core]") {
   CHECK_THROWS_AS(ProcessGrid({1, 6662, 666662}), ConfigError);
   CHECK_THROWS_AS(ProcessGrid::parse("1x6662x666662", 3, 4), ConfigError);
+}
+
+TEST_CASE("node memory: /proc/meminfo parsed, the job's limit preferred, sizes printed", "[core]") {
+  const NodeMemory m = parse_meminfo("MemTotal:       24684084 kB\nMemFree:        21000000 kB\n"
+                                     "MemAvailable:   24107672 kB\nBuffers:          123456 kB\n");
+  CHECK(m.total == 24684084.0 * 1024);
+  CHECK(m.available == 24107672.0 * 1024);
+  CHECK(m.job_limit == 0);
+  CHECK(m.ceiling() == m.total);
+  NodeMemory limited = m;
+  limited.job_limit = 8.0 * 1024 * 1024 * 1024;
+  CHECK(limited.ceiling() == limited.job_limit);
+  limited.job_limit = 2 * m.total; // a limit above the node's memory does not raise it
+  CHECK(limited.ceiling() == m.total);
+  // This machine: something sensible.
+  const NodeMemory here = node_memory();
+  CHECK(here.total > 64e6);
+  CHECK(here.available > 0);
+  CHECK(here.available <= here.total);
+  CHECK(format_bytes(500.0 * 1024 * 1024) == "500 MiB");
+  CHECK(format_bytes(64.0 * 1024 * 1024 * 1024) == "64 GiB");
+  CHECK(format_bytes(1.5 * 1024 * 1024 * 1024) == "1.5 GiB");
+  CHECK(peak_resident_bytes() > std::size_t{1000000});
 }

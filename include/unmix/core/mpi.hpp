@@ -72,6 +72,8 @@ public:
   void barrier() const;
   /// Processes with the same color form a new communicator, ordered by key then rank.
   Comm split(int color, int key) const;
+  /// The processes of this communicator that share this node's memory.
+  Comm split_node() const;
 
   // Collectives take any number of elements: MPI counts are int, so data larger than one message
   // (mpi_message_bytes(), 1 GiB unless changed) goes in several calls, never through a count that wraps.

@@ -134,9 +134,12 @@ std::size_t set_read_piece_bytes(std::size_t bytes);
 /// The tensor's mode 0 is file axis `mixture_axis`; the other modes are the remaining file axes in
 /// the order h5py shows them. Each process reads only its box, in pieces (read_in_pieces), so that
 /// reading needs little more memory than the local block itself.
+/// Before allocating, the processes of each node check that their blocks (and reading pieces) fit in
+/// `memory_limit` bytes per node (0: the job's cgroup limit, else the node's memory) and throw DataError,
+/// on every process, where they do not: a clear message instead of the system killing the job.
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
-                               const std::optional<std::string>& grid);
+                               const std::optional<std::string>& grid, double memory_limit = 0);
 
 /// Writes the local boxes of a distributed array (column-major local blocks, global `dims` in the
 /// tensor's own mode order) as a C-order dataset with the same axis order. Only processes with

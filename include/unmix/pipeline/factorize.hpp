@@ -20,6 +20,7 @@ struct FactorizeConfig {
   std::string constraint_A = "nonnegative", constraint_B = "nonnegative";
   SolverOptions solver;
   std::string precision = "double"; // or "float": Y stored in float32
+  double memory_limit = 0;          // bytes per node the processes there may use (0: the job's or node's)
   std::string init = "random";      // "random" or an HDF5 file with A and B
   std::optional<std::string> grid;
   std::string out;
