@@ -521,21 +521,48 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   auto& loc = out.local();
   std::vector<std::size_t> dest_stride(N);
   for (std::size_t m = 0, st = 1; m < N; st *= box[m], ++m) dest_stride[file_axis_of_mode[m]] = st;
+  // The file's last axis is contiguous in a piece, the mixture axis `c` in the block. Unless they are the
+  // same axis, each plane of the two is copied in tiles (rows of the block written whole, the piece's rows
+  // read a tile at a time), not value by value one block column apart.
+  const std::size_t c = file_axis_of_mode[0], l = N - 1;
+  constexpr std::size_t kTileC = 16, kTileL = 64;
   read_in_pieces(f, dataset, start, count, [&](const Shape& at, const Shape& pc, const std::vector<double>& buf) {
-    // buf is C order over the piece: walk it with an odometer over the file axes, last axis fastest.
     std::size_t base = 0;
     for (std::size_t a = 0; a < N; ++a) base += at[a] * dest_stride[a];
-    const std::size_t inner = pc[N - 1], inner_stride = dest_stride[N - 1];
+    std::vector<std::size_t> src_stride(N, 1); // C order over the piece
+    for (std::size_t a = N - 1; a-- > 0;) src_stride[a] = src_stride[a + 1] * pc[a + 1];
+    const bool tiles = c != l && pc[c] > 1;
+    // An odometer over the axes that are walked one index at a time: all but l, and but c when tiling.
     Shape idx(N, 0);
-    for (std::size_t q = 0; q < buf.size(); q += inner) {
-      std::size_t d = base;
-      for (std::size_t a = 0; a + 1 < N; ++a) d += idx[a] * dest_stride[a];
-      const double* src = buf.data() + q;
-      for (std::size_t i = 0; i < inner; ++i) loc[d + i * inner_stride] = static_cast<T>(src[i]);
-      for (std::size_t a = N - 1; a-- > 0;) {
+    while (true) {
+      std::size_t s0 = 0, d0 = base;
+      for (std::size_t a = 0; a < N; ++a) {
+        s0 += idx[a] * src_stride[a];
+        d0 += idx[a] * dest_stride[a];
+      }
+      const double* src = buf.data() + s0;
+      const std::size_t nl = pc[l], dl = dest_stride[l];
+      if (!tiles) {
+        for (std::size_t i = 0; i < nl; ++i) loc[d0 + i * dl] = static_cast<T>(src[i]);
+      } else {
+        const std::size_t nc = pc[c], sc = src_stride[c];
+        for (std::size_t l0 = 0; l0 < nl; l0 += kTileL)
+          for (std::size_t c0 = 0; c0 < nc; c0 += kTileC) {
+            const std::size_t l1 = std::min(nl, l0 + kTileL), cn = std::min(nc - c0, kTileC);
+            for (std::size_t i = l0; i < l1; ++i) {
+              T* dst = &loc[d0 + i * dl + c0];
+              const double* from = src + i + c0 * sc;
+              for (std::size_t j = 0; j < cn; ++j) dst[j] = static_cast<T>(from[j * sc]);
+            }
+          }
+      }
+      std::size_t a = l;
+      while (a-- > 0) {
+        if (tiles && a == c) continue;
         if (++idx[a] < pc[a]) break;
         idx[a] = 0;
       }
+      if (a == static_cast<std::size_t>(-1)) break;
     }
   });
   return out;
