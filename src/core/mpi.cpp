@@ -75,20 +75,25 @@ Comm& Comm::operator=(Comm&& o) noexcept {
 
 void Comm::barrier() const { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
+namespace {
+// Wraps a communicator MPI just created (the wrapper keeps a duplicate) and frees the original.
+Comm adopt(MPI_Comm created) {
+  Comm c(created);
+  MPI_Comm_free(&created);
+  return c;
+}
+} // namespace
+
 Comm Comm::split(int color, int key) const {
   MPI_Comm out = MPI_COMM_NULL;
   mpi_check(MPI_Comm_split(comm_, color, key, &out), "MPI_Comm_split");
-  Comm c(out);
-  MPI_Comm_free(&out);
-  return c;
+  return adopt(out);
 }
 
 Comm Comm::split_node() const {
   MPI_Comm out = MPI_COMM_NULL;
   mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &out), "MPI_Comm_split_type");
-  Comm c(out);
-  MPI_Comm_free(&out);
-  return c;
+  return adopt(out);
 }
 
 std::string Comm::bcast(const std::string& s, int root) const {

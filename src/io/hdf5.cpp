@@ -189,9 +189,8 @@ DatasetInfo File::info(const std::string& dataset) const {
   return out;
 }
 
-template <class Alloc>
 void File::read_slab(const std::string& dataset, const Shape& start, const Shape& count,
-                     std::vector<double, Alloc>& out) const {
+                     std::vector<double>& out) const {
   const std::string ctx = path_ + ":" + dataset;
   const DatasetInfo inf = info(dataset);
   if (!inf.numeric)
@@ -231,9 +230,6 @@ void File::read_slab(const std::string& dataset, const Shape& start, const Shape
                   (stack.empty() ? "" : " (" + stack + ")"));
   }
 }
-
-template void File::read_slab(const std::string&, const Shape&, const Shape&, std::vector<double>&) const;
-template void File::read_slab(const std::string&, const Shape&, const Shape&, AlignedVector<double>&) const;
 
 std::vector<double> File::read_all(const std::string& dataset, Shape* dims) const {
   const DatasetInfo inf = info(dataset);
@@ -474,6 +470,63 @@ void read_in_pieces(const File& f, const std::string& dataset, const Shape& star
   }
 }
 
+namespace {
+// Reads the box [start, start + count) of a dataset (file axes, C order) into `dest`, whose mode m is file
+// axis file_axis_of_mode[m] (column-major), in pieces (read_in_pieces), converting each value to T.
+template <class T>
+void read_box_into(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
+                   const std::vector<std::size_t>& file_axis_of_mode, Tensor<T>& dest) {
+  const std::size_t N = count.size();
+  // Where a step along each file axis lands in `dest`.
+  std::vector<std::size_t> dest_stride(N);
+  for (std::size_t m = 0, st = 1; m < N; st *= count[file_axis_of_mode[m]], ++m) dest_stride[file_axis_of_mode[m]] = st;
+  // The file's last axis is contiguous in a piece, `dest`'s mode 0 (file axis c) in `dest`. Unless they are
+  // the same axis, each plane of the two is copied in tiles (rows of `dest` written whole, the piece's rows
+  // read a tile at a time), not value by value one column of `dest` apart.
+  const std::size_t c = file_axis_of_mode[0], l = N - 1;
+  constexpr std::size_t kTileC = 16, kTileL = 64;
+  read_in_pieces(f, dataset, start, count, [&](const Shape& at, const Shape& pc, const std::vector<double>& buf) {
+    std::size_t base = 0;
+    for (std::size_t a = 0; a < N; ++a) base += at[a] * dest_stride[a];
+    std::vector<std::size_t> src_stride(N, 1); // C order over the piece
+    for (std::size_t a = N - 1; a-- > 0;) src_stride[a] = src_stride[a + 1] * pc[a + 1];
+    const bool tiles = c != l && pc[c] > 1;
+    // An odometer over the axes that are walked one index at a time: all but l, and but c when tiling.
+    Shape idx(N, 0);
+    while (true) {
+      std::size_t s0 = 0, d0 = base;
+      for (std::size_t a = 0; a < N; ++a) {
+        s0 += idx[a] * src_stride[a];
+        d0 += idx[a] * dest_stride[a];
+      }
+      const double* src = buf.data() + s0;
+      const std::size_t nl = pc[l], dl = dest_stride[l];
+      if (!tiles) {
+        for (std::size_t i = 0; i < nl; ++i) dest[d0 + i * dl] = static_cast<T>(src[i]);
+      } else {
+        const std::size_t nc = pc[c], sc = src_stride[c];
+        for (std::size_t l0 = 0; l0 < nl; l0 += kTileL)
+          for (std::size_t c0 = 0; c0 < nc; c0 += kTileC) {
+            const std::size_t l1 = std::min(nl, l0 + kTileL), cn = std::min(nc - c0, kTileC);
+            for (std::size_t i = l0; i < l1; ++i) {
+              T* to = &dest[d0 + i * dl + c0];
+              const double* from = src + i + c0 * sc;
+              for (std::size_t j = 0; j < cn; ++j) to[j] = static_cast<T>(from[j * sc]);
+            }
+          }
+      }
+      std::size_t a = l;
+      while (a-- > 0) {
+        if (tiles && a == c) continue;
+        if (++idx[a] < pc[a]) break;
+        idx[a] = 0;
+      }
+      if (a == static_cast<std::size_t>(-1)) break;
+    }
+  });
+}
+} // namespace
+
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
                                const std::optional<std::string>& grid, double memory_limit) {
@@ -516,55 +569,8 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
     count[file_axis_of_mode[m]] = box[m];
   }
   // Each piece goes into the local block at once, so reading needs the block plus one piece (reading it
-  // whole and reordering it took three times the block). Where a step along each file axis lands in the
-  // local block (column-major over our modes):
-  auto& loc = out.local();
-  std::vector<std::size_t> dest_stride(N);
-  for (std::size_t m = 0, st = 1; m < N; st *= box[m], ++m) dest_stride[file_axis_of_mode[m]] = st;
-  // The file's last axis is contiguous in a piece, the mixture axis `c` in the block. Unless they are the
-  // same axis, each plane of the two is copied in tiles (rows of the block written whole, the piece's rows
-  // read a tile at a time), not value by value one block column apart.
-  const std::size_t c = file_axis_of_mode[0], l = N - 1;
-  constexpr std::size_t kTileC = 16, kTileL = 64;
-  read_in_pieces(f, dataset, start, count, [&](const Shape& at, const Shape& pc, const std::vector<double>& buf) {
-    std::size_t base = 0;
-    for (std::size_t a = 0; a < N; ++a) base += at[a] * dest_stride[a];
-    std::vector<std::size_t> src_stride(N, 1); // C order over the piece
-    for (std::size_t a = N - 1; a-- > 0;) src_stride[a] = src_stride[a + 1] * pc[a + 1];
-    const bool tiles = c != l && pc[c] > 1;
-    // An odometer over the axes that are walked one index at a time: all but l, and but c when tiling.
-    Shape idx(N, 0);
-    while (true) {
-      std::size_t s0 = 0, d0 = base;
-      for (std::size_t a = 0; a < N; ++a) {
-        s0 += idx[a] * src_stride[a];
-        d0 += idx[a] * dest_stride[a];
-      }
-      const double* src = buf.data() + s0;
-      const std::size_t nl = pc[l], dl = dest_stride[l];
-      if (!tiles) {
-        for (std::size_t i = 0; i < nl; ++i) loc[d0 + i * dl] = static_cast<T>(src[i]);
-      } else {
-        const std::size_t nc = pc[c], sc = src_stride[c];
-        for (std::size_t l0 = 0; l0 < nl; l0 += kTileL)
-          for (std::size_t c0 = 0; c0 < nc; c0 += kTileC) {
-            const std::size_t l1 = std::min(nl, l0 + kTileL), cn = std::min(nc - c0, kTileC);
-            for (std::size_t i = l0; i < l1; ++i) {
-              T* dst = &loc[d0 + i * dl + c0];
-              const double* from = src + i + c0 * sc;
-              for (std::size_t j = 0; j < cn; ++j) dst[j] = static_cast<T>(from[j * sc]);
-            }
-          }
-      }
-      std::size_t a = l;
-      while (a-- > 0) {
-        if (tiles && a == c) continue;
-        if (++idx[a] < pc[a]) break;
-        idx[a] = 0;
-      }
-      if (a == static_cast<std::size_t>(-1)) break;
-    }
-  });
+  // whole and reordering it took three times the block).
+  read_box_into(f, dataset, start, count, file_axis_of_mode, out.local());
   return out;
 }
 
@@ -593,15 +599,11 @@ template void write_distributed(const File&, const std::string&, const Shape&, c
                                 bool);
 
 Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape) {
-  const std::size_t N = shape.size();
-  AlignedVector<double> buf;
-  file.read_slab(dataset, offset, shape, buf);
-  Shape rev(N);
-  for (std::size_t a = 0; a < N; ++a) rev[a] = shape[N - 1 - a];
-  Tensor<double> tmp(rev, std::move(buf));
-  std::vector<std::size_t> perm(N);
-  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
-  return permute(tmp, perm);
+  Tensor<double> out(shape);
+  std::vector<std::size_t> same(shape.size());
+  for (std::size_t m = 0; m < same.size(); ++m) same[m] = m;
+  read_box_into(file, dataset, offset, shape, same, out);
+  return out;
 }
 
 void check_output_path(const std::string& final_path, bool overwrite, const std::string& kind,

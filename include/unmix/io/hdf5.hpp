@@ -72,11 +72,8 @@ public:
   bool has(const std::string& dataset) const;
 
   /// Reads the hyperslab [start, start+count) (C order dims) as doubles into `out` (C order).
-  /// Collective: every process calls it, possibly with an empty count. `out` is a std::vector or an
-  /// AlignedVector (a tensor's storage, so that it can be moved into one).
-  template <class Alloc>
-  void read_slab(const std::string& dataset, const Shape& start, const Shape& count,
-                 std::vector<double, Alloc>& out) const;
+  /// Collective: every process calls it, possibly with an empty count.
+  void read_slab(const std::string& dataset, const Shape& start, const Shape& count, std::vector<double>& out) const;
   /// Reads a whole (small) dataset on every process, C order.
   std::vector<double> read_all(const std::string& dataset, Shape* dims = nullptr) const;
 
