@@ -362,9 +362,11 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   const auto nn = parse_constraints("nonnegative");
   Factors f0;
   init_random(m, f0, 1, true, nn, bench_consB);
-  // The pass picks its read-ahead by timing its first passes (fused.hpp): one solve of 12 iterations
-  // first, so that the timed ones run as a long solve would after them (its median: tuning_ms).
-  const SolverTiming tuning = solver_iteration(m, f0, 12);
+  // The pass picks its read-ahead by timing its first passes (fused.hpp: one pass, then two rounds over
+  // the candidates): one solve long enough for that first (at least 12 iterations), so that the timed
+  // ones run as a long solve would after them (its median: tuning_ms).
+  const std::size_t candidates = tile_read_ahead_modes(Ip, fused_tile_columns(Ip, sizeof(T)), Ip, R, sizeof(T)).size();
+  const SolverTiming tuning = solver_iteration(m, f0, static_cast<int>(std::max<std::size_t>(12, 2 * candidates + 4)));
   const SolverTiming shipped = solver_iteration(m, f0, iters, repeat);
   // The read-ahead the pass chose by measurement on each process (-1: none measured; see fused.hpp).
   const double chosen = fused_read_ahead_choice(Ip, R, sizeof(T));

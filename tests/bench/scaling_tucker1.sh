@@ -12,6 +12,8 @@
 # COMPARE_LIST names the settings (the bench's --compare-list, no spaces).
 # KERNELS_AT="1 16" first runs, at those counts, a small problem (2000 x 400 x 50) for the cached-tile
 # rate of each tile product per block of R beside the GEMM rate (--kernels; seconds each).
+# MEMORY_BENCH=PATH (bench_memory's binary) first runs, at each count, how fast each core reads memory by
+# access pattern (about 10 s a count).
 # VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
 # the tile products' other settings (read-ahead modes, tile sizes) and the default again, without the
 # two-GEMM baseline and the floors (compare iter_ms with the default's), each labelled by a "variant:"
@@ -29,6 +31,9 @@ run() {
   mpirun -np "$p" --bind-to core "$bench" --shape "${SHAPE:-2000x400x800}" --rank 10 --iters "${ITERS:-5}" \
     ${BENCH_ARGS:-} "$@"
 }
+if [ -n "${MEMORY_BENCH:-}" ]; then
+  for p in $counts; do mpirun -np "$p" --bind-to core "$MEMORY_BENCH" --mb 1024; done
+fi
 for p in ${KERNELS_AT:-}; do
   mpirun -np "$p" --bind-to core "$bench" --shape 2000x400x50 --rank 10 --iters 3 --two-gemm 0 --kernels 1 \
     ${BENCH_ARGS:-} | grep kernels
