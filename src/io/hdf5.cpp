@@ -240,9 +240,7 @@ std::vector<double> File::read_all(const std::string& dataset, Shape* dims) cons
   return out;
 }
 
-template <class T>
-void File::write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
-                      std::span<const T> data) const {
+template <class T> void File::create_dataset(const std::string& dataset, const Shape& dims) const {
   const std::string ctx = path_ + ":" + dataset;
   auto hd = to_h(dims);
   Handle fspace(static_cast<hid_t>(
@@ -252,9 +250,14 @@ void File::write_slab(const std::string& dataset, const Shape& dims, const Shape
                 H5Dcreate2(file_, dataset.c_str(), native_type<T>(), fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                 "H5Dcreate", ctx)),
             H5Dclose);
-  // A dataset with no elements (an empty state vector, say) has nothing to write; every process sees the
-  // same dims, so all skip the collective write together.
-  if (shape_size(dims) == 0) return;
+}
+
+template <class T>
+void File::write_into(const std::string& dataset, const Shape& start, const Shape& count,
+                      std::span<const T> data) const {
+  const std::string ctx = path_ + ":" + dataset;
+  Handle ds(static_cast<hid_t>(check(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), "H5Dopen", ctx)), H5Dclose);
+  Handle fspace(static_cast<hid_t>(check(H5Dget_space(ds), "H5Dget_space", ctx)), H5Sclose);
   const std::size_t n = shape_size(count);
   Handle mspace;
   if (n == 0) {
@@ -276,11 +279,25 @@ void File::write_slab(const std::string& dataset, const Shape& dims, const Shape
 }
 
 template <class T>
+void File::write_slab(const std::string& dataset, const Shape& dims, const Shape& start, const Shape& count,
+                      std::span<const T> data) const {
+  create_dataset<T>(dataset, dims);
+  // A dataset with no elements (an empty state vector, say) has nothing to write; every process sees the
+  // same dims, so all skip the collective write together.
+  if (shape_size(dims) == 0) return;
+  write_into<T>(dataset, start, count, data);
+}
+
+template <class T>
 void File::write_replicated(const std::string& dataset, const Shape& dims, std::span<const T> data) const {
   const bool mine = comm_->rank() == 0;
   write_slab(dataset, dims, Shape(dims.size(), 0), mine ? dims : Shape(dims.size(), 0), data);
 }
 
+template void File::create_dataset<double>(const std::string&, const Shape&) const;
+template void File::create_dataset<float>(const std::string&, const Shape&) const;
+template void File::write_into(const std::string&, const Shape&, const Shape&, std::span<const double>) const;
+template void File::write_into(const std::string&, const Shape&, const Shape&, std::span<const float>) const;
 template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
                                std::span<const double>) const;
 template void File::write_slab(const std::string&, const Shape&, const Shape&, const Shape&,
@@ -400,15 +417,14 @@ namespace {
 std::size_t piece_bytes = std::size_t{64} << 20;
 }
 
-std::size_t read_piece_bytes() { return piece_bytes; }
+std::size_t io_piece_bytes() { return piece_bytes; }
 
-std::size_t set_read_piece_bytes(std::size_t bytes) {
+std::size_t set_io_piece_bytes(std::size_t bytes) {
   return std::exchange(piece_bytes, std::max<std::size_t>(bytes, 1));
 }
 
-namespace {
-// The check read_distributed makes before allocating (see hdf5.hpp).
-void require_memory(const Comm& comm, double bytes_here, double limit, const std::string& what) {
+void require_memory(const Comm& comm, double bytes_here, double limit, const std::string& what,
+                    const std::string& advice) {
   const Comm node = comm.split_node();
   const double need = node.allreduce(bytes_here), largest = node.allreduce(bytes_here, Op::max);
   std::string source = "--memory-limit";
@@ -422,19 +438,21 @@ void require_memory(const Comm& comm, double bytes_here, double limit, const std
       throw DataError(what + " does not fit in memory: the " + std::to_string(node.size()) +
                       " process(es) on this node need at least " + format_bytes(need) + " together (up to " +
                       format_bytes(largest) + " each for their block and read buffer) and " + source + " is " +
-                      format_bytes(limit) + ". Spread the processes over more nodes, use --precision float (half " +
-                      "the bytes), or set --memory-limit if the limit seen here is wrong");
+                      format_bytes(limit) + ". Spread the processes over more nodes, " + advice +
+                      "use --precision float (half the bytes), or set --memory-limit if the limit seen here is wrong");
   });
 }
-} // namespace
 
-void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
-                    const PieceFn& take) {
-  // A piece is a run of C-order rows: one index on each axis before `split`, a range on `split`, everything
-  // after it, at most read_piece_bytes() of doubles.
+namespace {
+// Calls f(mine, at, piece) for each piece of a box of `count` (C-order file axes): a run of C-order rows,
+// one index on each axis before `split`, a range on `split`, everything after it, at most
+// io_piece_bytes() of doubles; `at` is its position in the box. Every process makes as many calls as the
+// process with the most pieces (then with mine false and empty counts), so that each call can make one
+// collective read or write.
+template <class F> void for_each_piece(const Comm& comm, const Shape& count, F&& f) {
   const std::size_t N = count.size();
-  if (N == 0) throw Error("read_in_pieces: a scalar has no box");
-  const std::size_t per_piece = std::max<std::size_t>(1, read_piece_bytes() / sizeof(double));
+  if (N == 0) throw Error("internal error: a scalar has no box to read or write in pieces");
+  const std::size_t per_piece = std::max<std::size_t>(1, io_piece_bytes() / sizeof(double));
   auto elements_after = [&](std::size_t axis) {
     std::size_t n = 1;
     for (std::size_t a = axis + 1; a < N; ++a) n *= count[a];
@@ -448,11 +466,9 @@ void read_in_pieces(const File& f, const std::string& dataset, const Shape& star
   for (std::size_t a = 0; a < split; ++a) outer *= count[a];
   const std::size_t runs = count[split] ? (count[split] + run - 1) / run : 0;
   const std::size_t pieces = shape_size(count) ? outer * runs : 0;
-  // Collective reads: every process makes as many as the process with the most pieces (then empty ones).
-  const std::size_t all_pieces = f.comm().allreduce(pieces, Op::max);
-  std::vector<double> buf;
+  const std::size_t all_pieces = comm.allreduce(pieces, Op::max);
   for (std::size_t p = 0; p < all_pieces; ++p) {
-    Shape ps(N, 0), pc(N, 0), at(N, 0); // piece start (file), count, position in the box
+    Shape at(N, 0), pc(N, 0);
     if (p < pieces) {
       std::size_t o = p / runs;
       for (std::size_t a = split; a-- > 0;) {
@@ -463,11 +479,77 @@ void read_in_pieces(const File& f, const std::string& dataset, const Shape& star
       at[split] = (p % runs) * run;
       pc[split] = std::min(run, count[split] - at[split]);
       for (std::size_t a = split + 1; a < N; ++a) pc[a] = count[a];
-      for (std::size_t a = 0; a < N; ++a) ps[a] = start[a] + at[a];
     }
-    collective_try(f.comm(), [&] { f.read_slab(dataset, ps, pc, buf); });
-    if (p < pieces) take(at, pc, buf);
+    f(p < pieces, at, pc);
   }
+}
+
+// Copies one piece (C order over its counts pc, at position `at` of the box) into a column-major tensor
+// (ToTensor) or out of it. stride[a]: the tensor's step along file axis a; c: the file axis that is the
+// tensor's mode 0 (contiguous there), while the file's last axis l is contiguous in the piece. Unless they
+// are the same axis, each plane of the two is copied in tiles (the tensor's rows whole, the piece's a tile
+// at a time), not value by value one tensor column apart. Values are converted by static_cast.
+template <bool ToTensor, class TP, class TT>
+void transfer_piece(TP* piece, TT* tensor, const std::vector<std::size_t>& stride, std::size_t c, const Shape& at,
+                    const Shape& pc) {
+  const std::size_t N = pc.size(), l = N - 1;
+  constexpr std::size_t kTileC = 16, kTileL = 64;
+  std::size_t base = 0;
+  for (std::size_t a = 0; a < N; ++a) base += at[a] * stride[a];
+  std::vector<std::size_t> src_stride(N, 1); // C order over the piece
+  for (std::size_t a = N - 1; a-- > 0;) src_stride[a] = src_stride[a + 1] * pc[a + 1];
+  const bool tiles = c != l && pc[c] > 1;
+  auto move = [](TP& p, TT& t) {
+    if constexpr (ToTensor)
+      t = static_cast<TT>(p);
+    else
+      p = static_cast<TP>(t);
+  };
+  // An odometer over the axes that are walked one index at a time: all but l, and but c when tiling.
+  Shape idx(N, 0);
+  while (true) {
+    std::size_t s0 = 0, d0 = base;
+    for (std::size_t a = 0; a < N; ++a) {
+      s0 += idx[a] * src_stride[a];
+      d0 += idx[a] * stride[a];
+    }
+    TP* src = piece + s0;
+    const std::size_t nl = pc[l], dl = stride[l];
+    if (!tiles) {
+      for (std::size_t i = 0; i < nl; ++i) move(src[i], tensor[d0 + i * dl]);
+    } else {
+      const std::size_t nc = pc[c], sc = src_stride[c];
+      for (std::size_t l0 = 0; l0 < nl; l0 += kTileL)
+        for (std::size_t c0 = 0; c0 < nc; c0 += kTileC) {
+          const std::size_t l1 = std::min(nl, l0 + kTileL), cn = std::min(nc - c0, kTileC);
+          for (std::size_t i = l0; i < l1; ++i) {
+            TT* row = tensor + d0 + i * dl + c0;
+            TP* col = src + i + c0 * sc;
+            for (std::size_t j = 0; j < cn; ++j) move(col[j * sc], row[j]);
+          }
+        }
+    }
+    std::size_t a = l;
+    while (a-- > 0) {
+      if (tiles && a == c) continue;
+      if (++idx[a] < pc[a]) break;
+      idx[a] = 0;
+    }
+    if (a == static_cast<std::size_t>(-1)) break;
+  }
+}
+} // namespace
+
+void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
+                    const PieceFn& take) {
+  std::vector<double> buf;
+  for_each_piece(f.comm(), count, [&](bool mine, const Shape& at, const Shape& pc) {
+    Shape ps(count.size(), 0); // the piece's start in the file
+    if (mine)
+      for (std::size_t a = 0; a < count.size(); ++a) ps[a] = start[a] + at[a];
+    collective_try(f.comm(), [&] { f.read_slab(dataset, ps, pc, buf); });
+    if (mine) take(at, pc, buf);
+  });
 }
 
 namespace {
@@ -477,52 +559,10 @@ template <class T>
 void read_box_into(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
                    const std::vector<std::size_t>& file_axis_of_mode, Tensor<T>& dest) {
   const std::size_t N = count.size();
-  // Where a step along each file axis lands in `dest`.
-  std::vector<std::size_t> dest_stride(N);
+  std::vector<std::size_t> dest_stride(N); // where a step along each file axis lands in `dest`
   for (std::size_t m = 0, st = 1; m < N; st *= count[file_axis_of_mode[m]], ++m) dest_stride[file_axis_of_mode[m]] = st;
-  // The file's last axis is contiguous in a piece, `dest`'s mode 0 (file axis c) in `dest`. Unless they are
-  // the same axis, each plane of the two is copied in tiles (rows of `dest` written whole, the piece's rows
-  // read a tile at a time), not value by value one column of `dest` apart.
-  const std::size_t c = file_axis_of_mode[0], l = N - 1;
-  constexpr std::size_t kTileC = 16, kTileL = 64;
   read_in_pieces(f, dataset, start, count, [&](const Shape& at, const Shape& pc, const std::vector<double>& buf) {
-    std::size_t base = 0;
-    for (std::size_t a = 0; a < N; ++a) base += at[a] * dest_stride[a];
-    std::vector<std::size_t> src_stride(N, 1); // C order over the piece
-    for (std::size_t a = N - 1; a-- > 0;) src_stride[a] = src_stride[a + 1] * pc[a + 1];
-    const bool tiles = c != l && pc[c] > 1;
-    // An odometer over the axes that are walked one index at a time: all but l, and but c when tiling.
-    Shape idx(N, 0);
-    while (true) {
-      std::size_t s0 = 0, d0 = base;
-      for (std::size_t a = 0; a < N; ++a) {
-        s0 += idx[a] * src_stride[a];
-        d0 += idx[a] * dest_stride[a];
-      }
-      const double* src = buf.data() + s0;
-      const std::size_t nl = pc[l], dl = dest_stride[l];
-      if (!tiles) {
-        for (std::size_t i = 0; i < nl; ++i) dest[d0 + i * dl] = static_cast<T>(src[i]);
-      } else {
-        const std::size_t nc = pc[c], sc = src_stride[c];
-        for (std::size_t l0 = 0; l0 < nl; l0 += kTileL)
-          for (std::size_t c0 = 0; c0 < nc; c0 += kTileC) {
-            const std::size_t l1 = std::min(nl, l0 + kTileL), cn = std::min(nc - c0, kTileC);
-            for (std::size_t i = l0; i < l1; ++i) {
-              T* to = &dest[d0 + i * dl + c0];
-              const double* from = src + i + c0 * sc;
-              for (std::size_t j = 0; j < cn; ++j) to[j] = static_cast<T>(from[j * sc]);
-            }
-          }
-      }
-      std::size_t a = l;
-      while (a-- > 0) {
-        if (tiles && a == c) continue;
-        if (++idx[a] < pc[a]) break;
-        idx[a] = 0;
-      }
-      if (a == static_cast<std::size_t>(-1)) break;
-    }
+    transfer_piece<true>(buf.data(), dest.data(), dest_stride, file_axis_of_mode[0], at, pc);
   });
 }
 } // namespace
@@ -555,7 +595,7 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   BlockLayout layout(shape, g);
   {
     const double block = static_cast<double>(shape_size(layout.box_shape(comm.rank()))),
-                 piece = std::min(block, static_cast<double>(read_piece_bytes() / sizeof(double)));
+                 piece = std::min(block, static_cast<double>(io_piece_bytes() / sizeof(double)));
     require_memory(comm, block * sizeof(T) + piece * sizeof(double), memory_limit,
                    "dataset '" + dataset + "' of '" + path + "' (" + shape_string(inf.dims) + ", as " +
                        (sizeof(T) == 4 ? "float32" : "float64") + ")");
@@ -583,14 +623,26 @@ template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
                        const Tensor<T>& local, bool owner) {
   const std::size_t N = dims.size();
-  if (!owner || local.empty()) {
-    file.write_slab<T>(dataset, dims, Shape(N, 0), Shape(N, 0), std::span<const T>{});
-    return;
-  }
-  std::vector<std::size_t> perm(N);
-  for (std::size_t m = 0; m < N; ++m) perm[m] = N - 1 - m;
-  Tensor<T> c_order = permute(local, perm);
-  file.write_slab<T>(dataset, dims, offset, local.shape(), c_order.vec());
+  file.create_dataset<T>(dataset, dims);
+  if (shape_size(dims) == 0) return; // nothing to write, on every process alike
+  const bool mine = owner && !local.empty();
+  const Shape count = mine ? local.shape() : Shape(N, 0);
+  // File axis a is the tensor's mode a: column-major strides, mode 0 contiguous.
+  std::vector<std::size_t> stride(N);
+  for (std::size_t a = 0, st = 1; a < N; st *= count[a], ++a) stride[a] = st;
+  // In pieces, each gathered into a C-order buffer and written at once: writing needs one piece beside the
+  // block (a reordered copy of the whole block doubled the memory at the end of a run).
+  std::vector<T> buf;
+  for_each_piece(file.comm(), count, [&](bool has, const Shape& at, const Shape& pc) {
+    Shape ps(N, 0);
+    if (has) {
+      for (std::size_t a = 0; a < N; ++a) ps[a] = offset[a] + at[a];
+      buf.resize(shape_size(pc));
+      transfer_piece<false>(buf.data(), local.data(), stride, 0, at, pc);
+    }
+    collective_try(file.comm(),
+                   [&] { file.write_into<T>(dataset, ps, pc, std::span<const T>(buf.data(), has ? buf.size() : 0)); });
+  });
 }
 
 template void write_distributed(const File&, const std::string&, const Shape&, const Shape&, const Tensor<double>&,

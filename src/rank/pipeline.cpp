@@ -1,7 +1,5 @@
 #include "unmix/rank/pipeline.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "unmix/core/resources.hpp"
+#include "unmix/dist/layout.hpp"
 #include "unmix/dist/svd.hpp"
 #include "unmix/io/hdf5.hpp"
 
@@ -66,14 +65,33 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   if (groups > comm.size())
     throw ConfigError("--groups " + std::to_string(groups) + " is more than the " + std::to_string(comm.size()) +
                       " process(es) of the job: every group needs at least one process");
+  const double elem = cfg.precision == "float" ? 4.0 : 8.0;
   if (groups == 0) {
-    const double bytes = static_cast<double>(shape_size(d)) * (cfg.precision == "float" ? 4.0 : 8.0);
-    const double mem = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-    // Assume every process of the job shares this node's memory, and leave half of it for the rest.
+    const double bytes = static_cast<double>(shape_size(d)) * elem;
+    const double mem = cfg.memory_limit > 0 ? cfg.memory_limit : node_memory().ceiling();
+    // Assume every process of the job shares this node's memory (or the job's limit on it), and leave half
+    // of it for the rest.
     const double per_proc = mem > 0 ? 0.5 * mem / comm.size() : 1e9;
     groups = comm.allreduce(default_group_count(comm.size(), o.ranks.size(), bytes, per_proc), Op::min);
   }
   o.groups = groups;
+  // Every group reads a whole copy of the data, so the check before reading counts the blocks of all the
+  // groups on a node together (each group's read checks only its own processes).
+  const SweepPlan plan = SweepPlan::make(comm.size(), groups, o.ranks);
+  const int g = plan.group_of(comm.rank());
+  const std::size_t k = static_cast<std::size_t>(cfg.mixture_axis);
+  Shape shape{d[k]}; // mode order, as read_distributed makes it
+  for (std::size_t a = 0; a < d.size(); ++a)
+    if (a != k) shape.push_back(d[a]);
+  const BlockLayout layout(shape, ProcessGrid::default_for(shape, plan.group_size[static_cast<std::size_t>(g)]));
+  const double block =
+      static_cast<double>(shape_size(layout.box_shape(comm.rank() - plan.group_first[static_cast<std::size_t>(g)])));
+  const double piece = std::min(block, static_cast<double>(h5::io_piece_bytes() / sizeof(double)));
+  h5::require_memory(comm, block * elem + piece * sizeof(double), cfg.memory_limit,
+                     "dataset '" + cfg.dataset + "' of '" + cfg.input + "' (" + shape_string(d) + ", as " +
+                         (elem == 4.0 ? "float32" : "float64") + ", one copy for each of " + std::to_string(groups) +
+                         " group(s))",
+                     groups > 1 ? "use fewer --groups (each holds a whole copy of the data), " : "");
   return p;
 }
 

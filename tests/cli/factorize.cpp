@@ -293,6 +293,25 @@ TEST_CASE("a dataset too large for the node's memory is refused before reading, 
   INFO(rank.err);
   CHECK(rank.exit_code == 3);
   CHECK(rank.err.find("does not fit in memory") != std::string::npos);
+  // Each group of `unmix rank` holds a whole copy, and the check counts all of them on the node: at 2
+  // processes one group needs 2 x (61 + 61) MiB (blocks and read buffers), two groups of one process
+  // 2 x (122 + 64) MiB, so 300 MiB takes one group and refuses two.
+  for (const auto& [groups, fits] : {std::pair{"1", true}, std::pair{"2", false}}) {
+    const std::string rank_out = dir() + "/limit_groups.h5";
+    fs::remove(rank_out);
+    const auto r = run_unmix(2,
+                             {"rank", in, "--dataset", "Y", "--ranks", "2:3", "--groups", groups, "--maxiter", "2",
+                              "--memory-limit", "300M", "--out", rank_out, "--quiet"},
+                             120);
+    INFO("--groups " << groups << "\n" << r.err << r.out);
+    CHECK(r.exit_code == (fits ? 0 : 3));
+    CHECK(fs::exists(rank_out) == fits);
+    if (!fits) {
+      CHECK(r.err.find("one copy for each of 2 group(s)") != std::string::npos);
+      CHECK(r.err.find("need at least 372 MiB together") != std::string::npos);
+      CHECK(r.err.find("use fewer --groups") != std::string::npos);
+    }
+  }
   const auto bad =
       run_unmix(1, {"factorize", in, "--dataset", "Y", "--rank", "3", "--memory-limit", "12", "--out", out}, 60);
   INFO(bad.err);

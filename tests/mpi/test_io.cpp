@@ -32,11 +32,11 @@ template <class T> std::size_t mismatches(const DistTensor<T>& part, const DistT
   return wrong;
 }
 
-// Sets read_distributed's piece size for one scope.
+// Sets the piece size of reading and writing for one scope.
 struct PieceBytes {
   std::size_t previous;
-  explicit PieceBytes(std::size_t bytes) : previous(h5::set_read_piece_bytes(bytes)) {}
-  ~PieceBytes() { h5::set_read_piece_bytes(previous); }
+  explicit PieceBytes(std::size_t bytes) : previous(h5::set_io_piece_bytes(bytes)) {}
+  ~PieceBytes() { h5::set_io_piece_bytes(previous); }
   PieceBytes(const PieceBytes&) = delete;
   PieceBytes& operator=(const PieceBytes&) = delete;
 };
@@ -140,4 +140,45 @@ TEST_CASE("reading in pieces of any size gives the same tensor, in double and in
   for (std::size_t i = 0; i < d.local().size(); ++i)
     if (f.local()[i] != static_cast<float>(d.local()[i])) ++wrong;
   CHECK(wrong == 0);
+}
+
+TEST_CASE("writing in pieces of any size gives the same file, in double and in float, replicas included", "[io]") {
+  const Comm& comm = test::comm();
+  Comm self = Comm::self();
+  const std::string path = test::scratch_dir() + "/written_pieces.h5";
+  for (const Shape& shape : {Shape{4, 6, 5}, Shape{3, 5, 4, 6}}) {
+    const auto truth = make_planted<double>(self, shape, 2, 0.0, 5);
+    const auto truth_f = make_planted<float>(self, shape, 2, 0.0, 5);
+    // One value per piece, parts of the last axis, rows of it, slabs, the whole box at once.
+    for (std::size_t bytes : {std::size_t{8}, std::size_t{24}, 8 * shape.back() * 2,
+                              8 * shape.back() * shape[shape.size() - 2] * 2, std::size_t{64} << 20}) {
+      PieceBytes limit(bytes);
+      for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
+        ProcessGrid g(dims);
+        INFO("shape " << shape_string(shape) << ", piece " << bytes << " bytes, grid " << g.to_string());
+        const auto pl = make_planted<double>(comm, shape, 2, 0.0, 5, g);
+        const auto pl_f = make_planted<float>(comm, shape, 2, 0.0, 5, g);
+        {
+          h5::File f = h5::File::create(comm, path);
+          h5::write_distributed(f, "Y", shape, pl.Y.offset(), pl.Y.local(), true);
+          h5::write_distributed(f, "Yf", shape, pl_f.Y.offset(), pl_f.Y.local(), true);
+          // A replicated tensor (every process holds all of it): only rank 0 writes.
+          h5::write_distributed(f, "R", shape, Shape(shape.size(), 0), truth.Y.local(), comm.rank() == 0);
+        }
+        comm.barrier();
+        {
+          h5::File f = h5::File::open_read(self, path);
+          CHECK(f.info("Yf").type == "float32");
+          CHECK(f.info("Y").dims == shape);
+        }
+        const auto back = h5::read_distributed<double>(self, path, "Y", 0, std::nullopt);
+        const auto back_f = h5::read_distributed<float>(self, path, "Yf", 0, std::nullopt);
+        const auto back_r = h5::read_distributed<double>(self, path, "R", 0, std::nullopt);
+        CHECK(back.local().vec() == truth.Y.local().vec());
+        CHECK(back_f.local().vec() == truth_f.Y.local().vec());
+        CHECK(back_r.local().vec() == truth.Y.local().vec());
+        comm.barrier(); // all have closed the file before the next grid's writes
+      }
+    }
+  }
 }

@@ -77,6 +77,12 @@ public:
   /// Reads a whole (small) dataset on every process, C order.
   std::vector<double> read_all(const std::string& dataset, Shape* dims = nullptr) const;
 
+  /// Creates a float64/float32 dataset of C-order `dims` (collective), to be filled by write_into.
+  template <class T> void create_dataset(const std::string& dataset, const Shape& dims) const;
+  /// Writes each process's hyperslab [start, start+count) (C-order data) of an existing dataset.
+  /// Collective: every process calls it, possibly with an empty count.
+  template <class T>
+  void write_into(const std::string& dataset, const Shape& start, const Shape& count, std::span<const T> data) const;
   /// Creates a float64/float32 dataset of C-order `dims` and writes each process's hyperslab
   /// (`start`, `count`, C-order data); processes that contribute nothing pass an empty count.
   template <class T>
@@ -116,16 +122,25 @@ private:
 };
 
 /// Reads the box [start, start + count) of a dataset (C-order file axes, at least one) in pieces of at
-/// most read_piece_bytes() of doubles, calling take(at, piece, values) for each: `at` the piece's position
+/// most io_piece_bytes() of doubles, calling take(at, piece, values) for each: `at` the piece's position
 /// in the box, `piece` its counts, `values` C order over it. Collective: every process calls it with its
 /// own box (possibly empty), and all make the same number of reads.
 using PieceFn = std::function<void(const Shape& at, const Shape& piece, const std::vector<double>& values)>;
 void read_in_pieces(const File& f, const std::string& dataset, const Shape& start, const Shape& count,
                     const PieceFn& take);
-/// The piece size of read_in_pieces (64 MiB unless changed; the same on every process).
-std::size_t read_piece_bytes();
+/// The piece size of reading (read_in_pieces) and of write_distributed: 64 MiB unless changed; the same
+/// on every process.
+std::size_t io_piece_bytes();
 /// Sets it and returns the previous one. Tests set a few bytes to exercise many pieces.
-std::size_t set_read_piece_bytes(std::size_t bytes);
+std::size_t set_io_piece_bytes(std::size_t bytes);
+
+/// The memory check before reading, for `bytes_here` on each process of `comm` (collective): the processes
+/// of each node sum them and compare with `memory_limit` (0: the job's cgroup limit, else the node's
+/// memory); DataError on every process where they do not fit, naming `what`, the sizes and the remedies
+/// (`advice`, if not empty, is one more, such as "use fewer --groups, "). read_distributed makes it for
+/// its own block; callers that hold more than one read (`unmix rank`'s groups) make it for all.
+void require_memory(const Comm& comm, double bytes_here, double memory_limit, const std::string& what,
+                    const std::string& advice = "");
 
 /// Reads `dataset` of `path` into a tensor distributed over `grid` (nullopt: the default grid).
 /// The tensor's mode 0 is file axis `mixture_axis`; the other modes are the remaining file axes in
@@ -140,7 +155,8 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
 
 /// Writes the local boxes of a distributed array (column-major local blocks, global `dims` in the
 /// tensor's own mode order) as a C-order dataset with the same axis order. Only processes with
-/// `owner` true contribute (replicas pass false).
+/// `owner` true contribute (replicas pass false). In pieces of io_piece_bytes(), so that writing needs
+/// one piece of memory beside the block. Collective.
 template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
                        const Tensor<T>& local, bool owner);
