@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "unmix/dist/dist_tensor.hpp"
+#include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/tucker1.hpp"
 
@@ -173,7 +174,8 @@ void write_tensor_datasets(const h5::File& f, const GrainTable& g, const KdeTens
   f.attr("axes", std::string("Y: sinks x features x grid; grid: features x grid"));
 }
 
-std::string gp_quote(const std::string& s) {
+// A string column of a gnuplot data file (double quotes; a quote or backslash inside escaped).
+std::string data_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') out += '\\';
@@ -205,18 +207,14 @@ std::string make_plots(const std::string& dir, const std::string& format, const 
     std::ostringstream d;
     d.precision(10);
     for (std::size_t i = 0; i < I; ++i) {
-      d << i + 1 << ' ' << gp_quote(g.sinks[i]);
+      d << i + 1 << ' ' << data_string(g.sinks[i]);
       for (std::size_t r = 0; r < R; ++r) d << ' ' << proportions[i + I * r];
       d << '\n';
     }
     write_text(dir + "/proportions.dat", d.str());
   }
   const std::string ext = format == "svg" ? "svg" : "png";
-  auto terminal = [&](int w, int h) {
-    return format == "svg"
-               ? "set terminal svg noenhanced size " + std::to_string(w) + "," + std::to_string(h) + "\n"
-               : "set terminal pngcairo noenhanced size " + std::to_string(w) + "," + std::to_string(h) + "\n";
-  };
+  auto terminal = [&](int w, int h) { return gnuplot::terminal(ext, w, h); };
   const std::size_t cols = J > 1 ? 2 : 1, rows = (J + cols - 1) / cols;
   {
     std::ostringstream s;
@@ -225,7 +223,7 @@ std::string make_plots(const std::string& dir, const std::string& format, const 
     s << "set multiplot layout " << rows << "," << cols << " title 'Learned source densities (" << R << " sources)'\n";
     s << "set key top right\nset ylabel 'density per grid cell'\nset grid\n";
     for (std::size_t j = 0; j < J; ++j) {
-      s << "set title " << gp_quote(g.features[j]) << "\nset xlabel " << gp_quote(g.features[j]) << "\n";
+      s << "set title " << gnuplot::quote(g.features[j]) << "\nset xlabel " << gnuplot::quote(g.features[j]) << "\n";
       s << "plot for [r=1:" << R << "] 'sources.dat' index " << j
         << " using 1:(column(r+1)) with lines linewidth 2 title sprintf('source %d', r)\n";
     }
@@ -244,22 +242,10 @@ std::string make_plots(const std::string& dir, const std::string& format, const 
   }
   std::string warning;
   for (const char* name : {"sources", "proportions"}) {
-    const std::string cmd = "cd '" + dir + "' && gnuplot " + name + ".gp > " + name + ".gnuplot.log 2>&1";
-    const int rc = std::system(cmd.c_str());
-    const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    if (code == 0) {
-      std::error_code ec;
-      fs::remove(dir + "/" + name + ".gnuplot.log", ec);
-      continue;
-    }
-    std::string first;
-    std::ifstream log(dir + "/" + name + ".gnuplot.log");
-    std::string line;
-    while (std::getline(log, line))
-      if (!line.empty()) first = line;
-    warning += std::string(warning.empty() ? "" : "; ") + "plot '" + name + "." + ext + "' not made (" +
-               (code == 127 ? "gnuplot not found" : "gnuplot: " + first) + "); its data and script '" + name +
-               ".gp' are in the output folder";
+    const std::string why = gnuplot::run(dir + "/" + name + ".gp", dir);
+    if (why.empty()) continue;
+    warning += std::string(warning.empty() ? "" : "; ") + "plot '" + name + "." + ext + "' not made (" + why +
+               "); its data and script '" + name + ".gp' are in the output folder";
   }
   return warning;
 }

@@ -6,9 +6,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "common.hpp"
+#include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/pipeline/factorize.hpp"
 
@@ -84,6 +86,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "reversed, e.g. 2 for geodata.h5")("out,o", po::value<std::string>()->required(),
                                          "output HDF5 file: A (I x R), B (R x the other axes), stats, options")(
       "overwrite", po::bool_switch(), "replace an existing output file")(
+      "no-plot", po::bool_switch(),
+      "do not write the convergence plot beside the output (its name with .svg): relative error per iteration, and the "
+      "stationarity where it was computed; drawn by gnuplot")(
       "precision", po::value<std::string>()->default_value("double"), "store Y as float or double")(
       "memory-limit", po::value<std::string>(),
       "memory the processes of one node may use together, e.g. 64G (K, M, G, T: powers of 1024, as SLURM's "
@@ -265,6 +270,17 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       std::printf("memory: peak %.3g GB per process, of which Y's block %.3g GB; read in %.3f s\n", s.peak_bytes / 1e9,
                   s.y_bytes / 1e9, s.read_seconds);
     std::printf("wrote %s\n", cfg.out.c_str());
+    if (!vm["no-plot"].as<bool>()) {
+      std::filesystem::path svg(cfg.out);
+      svg.replace_extension(".svg");
+      const std::string title = std::filesystem::path(cfg.input).filename().string() + " " + cfg.dataset + ": rank " +
+                                std::to_string(cfg.rank_auto ? s.chosen_rank : cfg.rank) + ", " + s.result.stop_reason;
+      const std::string why = gnuplot::make_image(svg, 700, 450, convergence_plot(s.result.stats, title));
+      if (why.empty())
+        std::printf("plot %s\n", svg.string().c_str());
+      else
+        std::fprintf(stderr, "warning: plot '%s' not made (%s)\n", svg.string().c_str(), why.c_str());
+    }
     std::fflush(stdout);
   }
   return 0;

@@ -12,6 +12,7 @@
 
 #include "common.hpp"
 #include "unmix/core/error.hpp"
+#include "unmix/io/gnuplot.hpp"
 #include "unmix/io/signal.hpp"
 #include "unmix/srmd/comm_reduction.hpp"
 #include "unmix/srmd/srmd.hpp"
@@ -63,26 +64,6 @@ std::string g17(double v) {
   char b[40];
   std::snprintf(b, sizeof b, "%.17g", v);
   return b;
-}
-
-std::string gp_quote(const std::string& s) {
-  std::string o = "'";
-  for (char c : s) o += c == '\'' ? std::string("''") : std::string(1, c);
-  return o + "'";
-}
-
-/// Runs gnuplot on `script`; false (with the reason) if it is missing or fails.
-bool run_gnuplot(const fs::path& script, std::string& why) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    why = "gnuplot is not installed";
-    return false;
-  }
-  const std::string cmd = "gnuplot " + gp_quote(script.string()) + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    why = "gnuplot failed on " + script.string();
-    return false;
-  }
-  return true;
 }
 
 } // namespace
@@ -227,28 +208,26 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
     std::vector<std::string> plot_notes;
     if (plots != "none") {
       const std::string ext = plots;
-      const std::string term = plots == "png" ? "pngcairo size 1000,700" : "svg size 1000,700";
       const fs::path tf_path = stem.string() + "_tf." + ext, mp_path = stem.string() + "_modes." + ext;
       AtomicFile tf_f(tf_path), mp_f(mp_path), script(stem.string() + "_plot.gp");
       // Data for the mode plot: t, y, modes (read by gnuplot before the CSVs are renamed).
       std::ostringstream gp;
       gp << "set datafile separator ','\n"
-         << "set terminal " << term << "\n"
-         << "set output " << gp_quote(tf_f.tmp().string()) << "\n"
+         << gnuplot::terminal(plots, 1000, 700) << "set output " << gnuplot::quote(tf_f.tmp().string()) << "\n"
          << "set title 'Kept features (size: |weight|, colour: mode; grey: noise)'\n"
          << "set xlabel 'time tau'\nset ylabel 'frequency f'\nset key off\nset grid\n"
          << "set palette defined (0 'grey', 1 '#1f77b4', 2 '#d62728', 3 '#2ca02c', 4 '#9467bd', 5 '#ff7f0e', 6 "
             "'#8c564b')\n"
          << "set cbrange [0:6]\nunset colorbox\n"
-         << "maxw = 1e-300\nstats " << gp_quote(feat_f.tmp().string())
+         << "maxw = 1e-300\nstats " << gnuplot::quote(feat_f.tmp().string())
          << " using (abs($3)) nooutput\nmaxw = STATS_max\n"
-         << "plot " << gp_quote(feat_f.tmp().string())
+         << "plot " << gnuplot::quote(feat_f.tmp().string())
          << " skip 1 using 1:2:(0.5 + 2.5 * abs($3) / maxw):($4 < 0 ? 0 : 1 + int($4 - 1) % 6) with points pt 7 ps "
             "variable lc palette\n"
-         << "set output " << gp_quote(mp_f.tmp().string()) << "\n";
+         << "set output " << gnuplot::quote(mp_f.tmp().string()) << "\n";
       const std::size_t rows = res.n_modes + 1;
-      gp << "set terminal " << (plots == "png" ? "pngcairo" : "svg") << " size 1000," << 180 * rows + 80 << "\n"
-         << "set output " << gp_quote(mp_f.tmp().string()) << "\n"
+      gp << gnuplot::terminal(plots, 1000, static_cast<int>(180 * rows + 80)) << "set output "
+         << gnuplot::quote(mp_f.tmp().string()) << "\n"
          << "set multiplot layout " << rows << ",1\nset xlabel ''\nset ylabel ''\nunset title\n"
          << "set lmargin 10\n";
       // First panel: the input signal (written to a small data file next to the others).
@@ -258,14 +237,15 @@ int cmd_srmd(const std::vector<std::string>& args, const Comm& world) {
         for (std::size_t i = 0; i < sig.y.size(); ++i) s += g17(sig.t[i]) + "," + g17(sig.y[i]) + "\n";
         write_text(ydata, s);
       }
-      gp << "set title 'signal'\nplot " << gp_quote(ydata.tmp().string()) << " using 1:2 with lines lc 'black'\n";
+      gp << "set title 'signal'\nplot " << gnuplot::quote(ydata.tmp().string()) << " using 1:2 with lines lc 'black'\n";
       for (std::size_t k = 0; k < res.n_modes; ++k)
-        gp << "set title 'mode " << k + 1 << "'\nplot " << gp_quote(modes_f.tmp().string())
+        gp << "set title 'mode " << k + 1 << "'\nplot " << gnuplot::quote(modes_f.tmp().string())
            << " skip 1 using 1:" << k + 2 << " with lines lc '#1f77b4'\n";
       gp << "unset multiplot\n";
       write_text(script, gp.str());
-      std::string why;
-      if (run_gnuplot(script.tmp(), why) && fs::exists(tf_f.tmp()) && fs::exists(mp_f.tmp())) {
+      std::string why = gnuplot::run(script.tmp());
+      if (why.empty() && !(fs::exists(tf_f.tmp()) && fs::exists(mp_f.tmp()))) why = "gnuplot wrote no image";
+      if (why.empty()) {
         tf_f.commit();
         mp_f.commit();
         plot_notes.push_back("plots: " + tf_path.string() + ", " + mp_path.string());

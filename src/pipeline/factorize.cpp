@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "unmix/core/resources.hpp"
+#include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
@@ -258,6 +259,32 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
 }
 
 } // namespace
+
+std::string convergence_plot(const std::vector<IterationStats>& stats, const std::string& title) {
+  const std::size_t n = stats.size(), step = n > 2000 ? (n + 1999) / 2000 : 1;
+  std::vector<std::vector<double>> rows;
+  bool any_stationarity = false;
+  auto add = [&](const IterationStats& s) {
+    const bool st = std::isfinite(s.rel_stationarity) && s.rel_stationarity > 0;
+    any_stationarity = any_stationarity || st;
+    rows.push_back({s.iteration, s.rel_error > 0 ? s.rel_error : NAN, st ? s.rel_stationarity : NAN});
+  };
+  for (std::size_t k = 0; k < n; k += step) add(stats[k]);
+  if (n > 0 && (n - 1) % step != 0) add(stats[n - 1]); // the last row too
+  std::ostringstream g;
+  g << gnuplot::datablock("stats", rows);
+  g << "set title " << gnuplot::quote(title) << "\n"
+    << "set xlabel 'iteration'\nset ylabel 'relative error'\nset logscale y\nset grid\nset key top right\n"
+    << "set format y '%g'\n";
+  if (any_stationarity)
+    g << "set ytics nomirror\nset logscale y2\nset y2tics textcolor rgb '#cc3333'\nset format y2 '%g'\n"
+      << "set y2label 'stationarity / its start' textcolor rgb '#cc3333'\n";
+  g << "plot $stats using 1:2 with lines linewidth 2 lc rgb '#1f4e9c' title 'relative error'";
+  if (any_stationarity)
+    g << ", \\\n     $stats using 1:3 axes x1y2 with lines dashtype 2 lc rgb '#cc3333' title 'stationarity'";
+  g << "\n";
+  return g.str();
+}
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
   if (cfg.rank_auto) return run_factorize_auto(cfg, comm, progress);

@@ -11,6 +11,7 @@
 #include "unmix/core/resources.hpp"
 #include "unmix/dist/layout.hpp"
 #include "unmix/dist/svd.hpp"
+#include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
 
 namespace unmix {
@@ -159,86 +160,27 @@ void common_attrs(const h5::File& fo, const FactorizeConfig& cfg, const RankSwee
   for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
 }
 
-std::string svg_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else
-      o += c;
-  }
-  return o;
-}
-
 } // namespace
 
-std::string curve_svg(const RankSweepResult& res, const std::string& title, const std::string& method) {
-  const double W = 640, H = 420, L = 70, R = 70, T = 40, B = 50;
-  const std::size_t K = res.candidates.size();
-  double xmin = static_cast<double>(res.candidates.front().rank),
-         xmax = static_cast<double>(res.candidates.back().rank);
-  if (xmax <= xmin) xmax = xmin + 1;
-  double emax = 0;
-  for (const auto& c : res.candidates) emax = std::max(emax, c.rel_error);
-  if (!(emax > 0)) emax = 1;
-  double kmin = 0, kmax = 0;
-  for (double k : res.curvature)
-    if (std::isfinite(k)) {
-      kmin = std::min(kmin, k);
-      kmax = std::max(kmax, k);
-    }
-  if (kmax <= kmin) kmax = kmin + 1;
-  auto X = [&](double r) { return L + (r - xmin) / (xmax - xmin) * (W - L - R); };
-  auto Ye = [&](double e) { return T + (1 - e / emax) * (H - T - B); };
-  auto Yk = [&](double k) { return T + (kmax - std::clamp(k, kmin, kmax)) / (kmax - kmin) * (H - T - B); };
+std::string curve_plot(const RankSweepResult& res, const std::string& title, const std::string& method) {
+  std::vector<std::vector<double>> rows;
+  for (std::size_t k = 0; k < res.candidates.size(); ++k)
+    rows.push_back({static_cast<double>(res.candidates[k].rank), res.candidates[k].rel_error,
+                    k < res.curvature.size() ? res.curvature[k] : NAN});
+  const std::string chosen = std::to_string(res.chosen_rank);
   std::ostringstream s;
-  s.precision(6);
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-    << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << svg_escape(title)
-    << "</text>\n";
-  s << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
-    << "\" stroke=\"black\"/>\n";
-  s << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
-  s << "<line x1=\"" << W - R << "\" y1=\"" << T << "\" x2=\"" << W - R << "\" y2=\"" << H - B
-    << "\" stroke=\"#c33\"/>\n";
-  for (const auto& c : res.candidates) {
-    const double x = X(static_cast<double>(c.rank));
-    s << "<text x=\"" << x << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << c.rank << "</text>\n";
-  }
-  for (int t = 0; t <= 4; ++t) {
-    const double e = emax * t / 4.0, k = kmin + (kmax - kmin) * t / 4.0;
-    s << "<text x=\"" << L - 6 << "\" y=\"" << Ye(e) + 4 << "\" text-anchor=\"end\">" << e << "</text>\n";
-    s << "<text x=\"" << W - R + 6 << "\" y=\"" << Yk(k) + 4 << "\" fill=\"#c33\">" << k << "</text>\n";
-  }
-  s << "<text x=\"" << W / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">rank</text>\n";
-  s << "<text x=\"16\" y=\"" << H / 2 << "\" transform=\"rotate(-90 16 " << H / 2
-    << ")\" text-anchor=\"middle\">final relative error</text>\n";
-  s << "<text x=\"" << W - 12 << "\" y=\"" << H / 2 << "\" transform=\"rotate(90 " << W - 12 << " " << H / 2
-    << ")\" text-anchor=\"middle\" fill=\"#c33\">" << svg_escape(method) << " curvature</text>\n";
-  std::ostringstream pe, pk;
-  for (std::size_t k = 0; k < K; ++k) {
-    const double x = X(static_cast<double>(res.candidates[k].rank));
-    pe << x << "," << Ye(res.candidates[k].rel_error) << " ";
-    pk << x << "," << Yk(res.curvature[k]) << " ";
-  }
-  s << "<polyline fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"2\" points=\"" << pe.str() << "\"/>\n";
-  s << "<polyline fill=\"none\" stroke=\"#c33\" stroke-dasharray=\"5,3\" points=\"" << pk.str() << "\"/>\n";
-  for (std::size_t k = 0; k < K; ++k) {
-    const double x = X(static_cast<double>(res.candidates[k].rank));
-    s << "<circle cx=\"" << x << "\" cy=\"" << Ye(res.candidates[k].rel_error) << "\" r=\"3.5\" fill=\"#1f4e9c\"/>\n";
-  }
-  const double xc = X(static_cast<double>(res.chosen_rank));
-  s << "<line x1=\"" << xc << "\" y1=\"" << T << "\" x2=\"" << xc << "\" y2=\"" << H - B
-    << "\" stroke=\"#2a2\" stroke-dasharray=\"2,2\"/>\n";
-  s << "<text x=\"" << xc + 4 << "\" y=\"" << T + 12 << "\" fill=\"#2a2\">chosen rank " << res.chosen_rank
-    << "</text>\n";
-  s << "</svg>\n";
+  s << gnuplot::datablock("sweep", rows);
+  s << "set title " << gnuplot::quote(title) << "\n"
+    << "set xlabel 'rank'\nset ylabel 'final relative error'\n"
+    << "set y2label " << gnuplot::quote(method + " curvature") << " textcolor rgb '#cc3333'\n"
+    << "set ytics nomirror\nset y2tics textcolor rgb '#cc3333'\nset grid\nset key below horizontal\n"
+    << "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n"
+    << "set arrow from " << chosen << ", graph 0 to " << chosen << ", graph 1 nohead dashtype 3 lc rgb '#22aa22'\n"
+    << "set label " << gnuplot::quote("chosen rank " + chosen) << " at " << chosen
+    << ", graph 0.5 offset 0.6, 0 textcolor rgb '#22aa22'\n"
+    << "plot $sweep using 1:2:xtic(1) with linespoints linewidth 2 pointtype 7 lc rgb '#1f4e9c' title 'relative "
+       "error', \\\n"
+    << "     $sweep using 1:3 axes x1y2 with linespoints dashtype 2 pointtype 6 lc rgb '#cc3333' title 'curvature'\n";
   return s.str();
 }
 
@@ -296,14 +238,17 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
   if (cfg.plot) {
     std::filesystem::path svg(cfg.base.out);
     svg.replace_extension(".svg");
-    sum.plot_path = svg.string();
-    collective_try(comm, [&] {
-      if (comm.rank() != 0) return;
-      std::ofstream os(sum.plot_path);
-      os << curve_svg(res, std::filesystem::path(cfg.base.input).filename().string() + " " + cfg.base.dataset,
-                      curvature_method_name(p.opts.method));
-      if (!os) throw IoError("cannot write the plot '" + sum.plot_path + "'");
-    });
+    std::string why;
+    if (comm.rank() == 0)
+      why = gnuplot::make_image(
+          svg, 700, 450,
+          curve_plot(res, std::filesystem::path(cfg.base.input).filename().string() + " " + cfg.base.dataset,
+                     curvature_method_name(p.opts.method)));
+    why = comm.bcast(why, 0);
+    if (why.empty())
+      sum.plot_path = svg.string();
+    else
+      sum.warnings.push_back("plot '" + svg.string() + "' not made (" + why + ")");
   }
   return sum;
 }

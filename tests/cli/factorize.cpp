@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -68,9 +70,29 @@ TEST_CASE("geodata: the same factors at 1 and 4 processes, and a complete output
     CHECK(read_attribute(out, "constraint_B") == "l1scale_average12slices+nonnegative");
     CHECK(read_attribute(out, "input") == geo);
     CHECK(std::stod(read_attribute(out, "rel_error")) <= 0.12);
-    // No temporary left beside the output.
-    for (const auto& e : fs::directory_iterator(dir())) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+    // No temporary left beside the output; the convergence plot beside it, drawn from this run.
+    for (const auto& e : fs::directory_iterator(dir())) {
+      CHECK(e.path().string().find(".tmp.") == std::string::npos);
+      CHECK(e.path().string().find(".part") == std::string::npos);
+    }
+    const std::string svg = dir() + "/geo" + std::to_string(np) + ".svg";
+    CHECK(r.out.find("plot " + svg) != std::string::npos);
+    REQUIRE(fs::exists(svg));
+    std::ifstream in(svg);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("<svg") != std::string::npos);
+    CHECK(text.find("geodata.h5 Y_1025_points: rank 3, converged: rel_error") != std::string::npos);
   }
+  // --no-plot: none.
+  const std::string quiet_out = dir() + "/geo_noplot.h5";
+  const auto r = run_unmix(1,
+                           {"factorize", geo, "--dataset", "Y_1025_points", "--mixture-axis", "2", "--rank", "3",
+                            "--maxiter", "5", "--no-plot", "--out", quiet_out, "--quiet"},
+                           120);
+  CHECK(r.exit_code == 0);
+  CHECK(fs::exists(quiet_out));
+  CHECK(!fs::exists(dir() + "/geo_noplot.svg"));
+  CHECK(r.out.find("plot ") == std::string::npos);
   for (std::size_t k = 1; k < As.size(); ++k) {
     CHECK(rel(As[k], As[0]) < 1e-10);
     CHECK(rel(Bs[k], Bs[0]) < 1e-10);

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "../support/test_support.hpp"
 
@@ -56,7 +59,11 @@ TEST_CASE("unmix rank finds the planted rank and writes the curve, every candida
     CHECK(db == std::vector<hsize_t>{5, 10, 10});
     const std::string svg = dir() + "/sweep" + std::to_string(np) + ".svg";
     REQUIRE(fs::exists(svg));
-    CHECK(fs::file_size(svg) > 500);
+    CHECK(r.out.find("plot " + svg) != std::string::npos);
+    std::ifstream plot(svg);
+    const std::string text((std::istreambuf_iterator<char>(plot)), std::istreambuf_iterator<char>());
+    CHECK(text.find("<svg") != std::string::npos);
+    CHECK(text.find("chosen rank 3") != std::string::npos); // gnuplot's label at the chosen rank
   }
 }
 

@@ -70,4 +70,10 @@ ConstraintList parse_factor_constraints(const std::string& spec, const char* fac
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress = {});
 
+/// The gnuplot commands of the convergence plot of a solve: the relative error per iteration and, on a
+/// second axis, the stationarity relative to its start where it was computed (both logarithmic), the data
+/// inline (datablock $stats: iteration, rel_error, rel_stationarity; at most about 2000 rows, evenly
+/// spaced, the last one kept). Pure, for tests.
+std::string convergence_plot(const std::vector<IterationStats>& stats, const std::string& title);
+
 } // namespace unmix

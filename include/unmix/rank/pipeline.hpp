@@ -16,7 +16,7 @@ struct RankConfig {
   std::string ranks = ""; // "" = 1 to min(I, M, 12)
   int groups = 0;         // 0 = chosen from the data size
   std::string curvature = "finite-differences";
-  bool plot = true;     // an SVG of the curve next to the output
+  bool plot = true;     // an SVG of the curve next to the output (gnuplot)
   bool spectrum = true; // the singular values of Y(1) (ScaLAPACK) in the output and the table
 };
 
@@ -38,7 +38,8 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm);
 /// run_factorize writes them (plus the curve as datasets sweep_ranks, sweep_rel_error, sweep_curvature).
 FactorizeSummary run_factorize_auto(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress);
 
-/// An SVG plot of e(r) with the curvature and the chosen rank marked (pure function, for tests).
-std::string curve_svg(const RankSweepResult& res, const std::string& title, const std::string& method);
+/// The gnuplot commands of the rank plot: e(r) and the curvature (second axis) with the chosen rank marked,
+/// the data inline (datablock $sweep: rank, rel_error, curvature). Pure, for tests.
+std::string curve_plot(const RankSweepResult& res, const std::string& title, const std::string& method);
 
 } // namespace unmix
