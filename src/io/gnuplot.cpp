@@ -52,7 +52,7 @@ std::string run(const std::filesystem::path& script, const std::filesystem::path
 std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands) {
   namespace fs = std::filesystem;
   const std::string format = image.extension() == ".png" ? "png" : "svg";
-  const fs::path part = image.string() + ".part", script = fs::path(image).replace_extension(".gp");
+  const fs::path part = image.string() + ".part", script = image.string() + ".gp";
   auto write_script = [&](const fs::path& output) {
     std::ofstream os(script);
     os << terminal(format, width, height) << "set output " << quote(output.string()) << "\n" << commands;

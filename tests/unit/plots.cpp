@@ -141,10 +141,10 @@ TEST_CASE("images are made whole or not at all, and a failure says why and keeps
   const std::string why = gnuplot::make_image(bad, 640, 400, "plot $nosuchblock using 1:2\n");
   INFO(why);
   CHECK(why.find("gnuplot: ") == 0);
-  CHECK(why.find("its script is '" + (dir / "bad.gp").string() + "'") != std::string::npos);
+  CHECK(why.find("its script is '" + (dir / "bad.svg.gp").string() + "'") != std::string::npos);
   CHECK(!fs::exists(bad));
   CHECK(!fs::exists(dir / "bad.svg.part"));
-  const std::string script = slurp(dir / "bad.gp");
+  const std::string script = slurp(dir / "bad.svg.gp");
   CHECK(script.find("set output " + gnuplot::quote(bad.string())) != std::string::npos);
   // No gnuplot on the PATH: said so, nothing made.
   {

@@ -22,8 +22,8 @@ std::string run(const std::filesystem::path& script, const std::filesystem::path
 
 /// Makes `image` (PNG for a .png name, else SVG; `width` x `height` pixels) from the gnuplot commands
 /// `commands` (everything after the terminal and output lines), atomically: the image appears complete or
-/// not at all. Returns "" when made; else why not, and the script stays beside the image's name
-/// (STEM.gp, writing `image` when run) for a later `gnuplot STEM.gp`.
+/// not at all. Returns "" when made; else why not, and the script stays beside it as IMAGE.gp (its data
+/// inline, writing `image` when run) for a later `gnuplot IMAGE.gp`; nothing else is touched.
 std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands);
 
 /// A datablock named `name` ("$name << EOD" ... "EOD") of rows of numbers, %.10g each; non-finite values
