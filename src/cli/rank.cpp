@@ -1,6 +1,8 @@
 // unmix rank: estimate the number of sources by sweeping candidate ranks over process groups.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 
 #include "common.hpp"
@@ -58,6 +60,23 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
   rc.spectrum = !vm["no-spectrum"].as<bool>();
   cfg.options_text = options_text(vm);
 
+  // Progress, from the first process of each group (groups run concurrently, so lines, not a bar): a line
+  // when a candidate finishes, and one every 10 s of a long solve.
+  if (!p.quiet) {
+    auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    rc.on_iteration = [last](std::size_t r, const IterationStats& st) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - *last < std::chrono::seconds(10)) return;
+      *last = now;
+      std::fprintf(stderr, "rank %zu: iteration %.0f, rel_error %.6g\n", r, st.iteration, st.rel_error);
+      std::fflush(stderr);
+    };
+    rc.on_finished = [](const RankCandidate& c) {
+      std::fprintf(stderr, "rank %zu done (group %d): rel_error %.6g, %.0f iterations, %.3f s; %s\n", c.rank, c.group,
+                   c.rel_error, c.iterations, c.seconds, c.stop_reason.c_str());
+      std::fflush(stderr);
+    };
+  }
   note(world, p.quiet, "rank sweep on " + std::to_string(world.size()) + " process(es)");
   RankSummary s = run_rank(rc, world);
   for (const auto& w : s.warnings) warn(world, w);

@@ -187,6 +187,8 @@ std::string curve_plot(const RankSweepResult& res, const std::string& title, con
 RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
   RankSummary sum;
   Prepared p = prepare(cfg.base, cfg.ranks, cfg.groups, cfg.curvature, comm);
+  p.opts.on_iteration = cfg.on_iteration;
+  p.opts.on_finished = cfg.on_finished;
   h5::AtomicOutput out(comm, cfg.base.out, cfg.base.overwrite);
   if (cfg.spectrum) {
     // The singular values of Y(1): a rank prior before any factorization (Y read once over all processes).

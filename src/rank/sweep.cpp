@@ -168,7 +168,12 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
       Factors f;
       init_random(model, f, opts.solver.seed, y_nonneg, opts.consA, opts.consB);
       IterationCallback cb;
-      if (opts.progress) cb = [&](const IterationStats& s) { return opts.progress(r, s); };
+      const bool report = group.rank() == 0 && opts.on_iteration;
+      if (opts.progress || report)
+        cb = [&](const IterationStats& s) {
+          if (report) opts.on_iteration(r, s);
+          return opts.progress ? opts.progress(r, s) : true;
+        };
       const auto t0 = Clock::now();
       SolveResult sr = solve(model, f, opts.consA, opts.consB, opts.solver, cb);
       const double secs = group.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
@@ -177,6 +182,17 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
         vals[k * NV + 1] = static_cast<double>(sr.iterations);
         vals[k * NV + 2] = secs;
         vals[k * NV + 3] = sr.converged ? 1.0 : 0.0;
+        if (opts.on_finished) {
+          RankCandidate done;
+          done.rank = r;
+          done.rel_error = vals[k * NV + 0];
+          done.iterations = vals[k * NV + 1];
+          done.seconds = secs;
+          done.converged = vals[k * NV + 3];
+          done.group = g;
+          done.stop_reason = sr.stop_reason;
+          opts.on_finished(done);
+        }
       }
       stats[k] = std::move(sr.stats);
       reasons[k] = sr.stop_reason;

@@ -5,9 +5,12 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 
 #include "../support/test_support.hpp"
@@ -50,6 +53,23 @@ TEST_CASE("unmix rank finds the planted rank and writes the curve, every candida
     CHECK(r.out.find("<- chosen") != std::string::npos);
     const auto ranks = read_dataset(out, "ranks");
     CHECK(ranks == std::vector<double>{1, 2, 3, 4, 5, 6});
+    // Progress on stderr: one line per candidate as it finishes, from its group, with its result.
+    const auto errors = read_dataset(out, "rel_error"), groups = read_dataset(out, "group");
+    std::size_t done = 0;
+    std::istringstream lines(r.err);
+    for (std::string line; std::getline(lines, line);) {
+      std::size_t rank = 0;
+      int group = -1;
+      double e = 0;
+      if (std::sscanf(line.c_str(), "rank %zu done (group %d): rel_error %lf,", &rank, &group, &e) != 3) continue;
+      ++done;
+      INFO(line);
+      REQUIRE(rank >= 1);
+      REQUIRE(rank <= 6);
+      CHECK(group == static_cast<int>(groups[rank - 1]));
+      CHECK(std::abs(e - errors[rank - 1]) <= 5e-6 * errors[rank - 1]); // printed to 6 significant digits
+    }
+    CHECK(done == 6);
     CHECK(read_dataset(out, "rel_error").size() == 6);
     CHECK(read_dataset(out, "curvature").size() == 6);
     std::vector<hsize_t> da, db;
@@ -133,6 +153,12 @@ TEST_CASE("factorize --multiscale and --init nndsvd through the binary; bad mult
     INFO(s.out << s.err);
     CHECK(s.exit_code == 0);
     CHECK(read_dataset(out, "singular_values").size() == 4);
+    CHECK(s.err.find("rank 3 done (group 0)") != std::string::npos);
+    // --quiet: no progress lines.
+    auto q = run_unmix(
+        np, {"rank", in, "-d", "Y", "--ranks", "1:3", "--maxiter", "50", "-o", out, "--overwrite", "--quiet"}, 120);
+    CHECK(q.exit_code == 0);
+    CHECK(q.err.find(" done (group") == std::string::npos);
   }
   const std::string bad = dir() + "/ms_bad.h5";
   struct Case {

@@ -18,6 +18,10 @@ struct RankConfig {
   std::string curvature = "finite-differences";
   bool plot = true;     // an SVG of the curve next to the output (gnuplot)
   bool spectrum = true; // the singular values of Y(1) (ScaLAPACK) in the output and the table
+  /// Progress for a person watching (RankSweepOptions::on_iteration, on_finished): called on the first
+  /// process of the solving group only.
+  std::function<void(std::size_t, const IterationStats&)> on_iteration;
+  std::function<void(const RankCandidate&)> on_finished;
 };
 
 struct RankSummary {

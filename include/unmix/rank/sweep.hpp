@@ -36,6 +36,8 @@ struct SweepPlan {
 /// "1:12", "3", "2,4,6", "1:12:2" -> the candidate ranks (ascending, no duplicates). Throws ConfigError.
 std::vector<std::size_t> parse_rank_list(const std::string& text);
 
+struct RankCandidate;
+
 struct RankSweepOptions {
   std::vector<std::size_t> ranks;
   int groups = 1;
@@ -45,6 +47,12 @@ struct RankSweepOptions {
   /// Per-iteration callback of every solve, called on the processes of the solving group (rank r,
   /// stats); return false to stop that solve.
   std::function<bool(std::size_t, const IterationStats&)> progress;
+  /// Reports for a person watching a long sweep, called on the first process of the solving group only
+  /// (nothing collective may happen in them): each iteration of the candidate of rank r, and once when a
+  /// candidate's solve ends (its rank, rel_error, iterations, seconds, converged, group and stop_reason;
+  /// no stats).
+  std::function<void(std::size_t, const IterationStats&)> on_iteration;
+  std::function<void(const RankCandidate&)> on_finished;
 };
 
 /// One candidate's result, the same on every process after the sweep.
