@@ -1,6 +1,8 @@
 #include "unmix/model/planted.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <span>
 
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
@@ -55,13 +57,23 @@ Planted<T> make_planted(const Comm& comm, const Shape& shape, std::size_t rank, 
                          0.0, Yd.data(), Ip);
   };
   if (noise > 0) {
-    double s2 = 0;
+    // The sum of squares of the noise-free Y, the same bits at any process count and grid (so that a seed
+    // gives the same file however many processes write it): every entry is below R (A and B in [0, 1)), so
+    // each square is rounded to a multiple of 2^e with R^2 / 2^e < 2^53 and the integers are added exactly.
+    const int e = std::ilogb(static_cast<double>(R) * static_cast<double>(R)) + 1 - 53;
+    unsigned __int128 local = 0;
     for (std::size_t j0 = 0; j0 < Mloc; j0 += tile) {
       const std::size_t nj = std::min(tile, Mloc - j0);
       product_tile(j0, nj);
-      for (std::size_t i = 0; i < Ip * nj; ++i) s2 += Yd[i] * Yd[i];
+      for (std::size_t i = 0; i < Ip * nj; ++i)
+        local += static_cast<std::uint64_t>(std::llround(std::ldexp(Yd[i] * Yd[i], -e)));
     }
-    s2 = comm.allreduce(s2);
+    const std::uint64_t halves[2] = {static_cast<std::uint64_t>(local), static_cast<std::uint64_t>(local >> 64)};
+    const auto all = comm.allgatherv<std::uint64_t>(std::span<const std::uint64_t>(halves, 2));
+    unsigned __int128 total = 0;
+    for (std::size_t p = 0; p + 1 < all.size(); p += 2)
+      total += (static_cast<unsigned __int128>(all[p + 1]) << 64) | all[p];
+    const double s2 = std::ldexp(static_cast<double>(static_cast<long double>(total)), e);
     scale = noise * std::sqrt(s2 / static_cast<double>(shape_size(shape)));
   }
   auto& loc = Y.local();

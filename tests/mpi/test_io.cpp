@@ -147,8 +147,8 @@ TEST_CASE("writing in pieces of any size gives the same file, in double and in f
   Comm self = Comm::self();
   const std::string path = test::scratch_dir() + "/written_pieces.h5";
   for (const Shape& shape : {Shape{4, 6, 5}, Shape{3, 5, 4, 6}}) {
-    const auto truth = make_planted<double>(self, shape, 2, 0.0, 5);
-    const auto truth_f = make_planted<float>(self, shape, 2, 0.0, 5);
+    const auto truth = make_planted<double>(self, shape, 2, 0.3, 5);
+    const auto truth_f = make_planted<float>(self, shape, 2, 0.3, 5);
     // One value per piece, parts of the last axis, rows of it, slabs, the whole box at once.
     for (std::size_t bytes : {std::size_t{8}, std::size_t{24}, 8 * shape.back() * 2,
                               8 * shape.back() * shape[shape.size() - 2] * 2, std::size_t{64} << 20}) {
@@ -156,8 +156,8 @@ TEST_CASE("writing in pieces of any size gives the same file, in double and in f
       for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
         ProcessGrid g(dims);
         INFO("shape " << shape_string(shape) << ", piece " << bytes << " bytes, grid " << g.to_string());
-        const auto pl = make_planted<double>(comm, shape, 2, 0.0, 5, g);
-        const auto pl_f = make_planted<float>(comm, shape, 2, 0.0, 5, g);
+        const auto pl = make_planted<double>(comm, shape, 2, 0.3, 5, g);
+        const auto pl_f = make_planted<float>(comm, shape, 2, 0.3, 5, g);
         {
           h5::File f = h5::File::create(comm, path);
           h5::write_distributed(f, "Y", shape, pl.Y.offset(), pl.Y.local(), true);
