@@ -76,6 +76,12 @@ std::string make_image(const std::filesystem::path& image, int width, int height
   return why + "; its script is '" + script.string() + "'";
 }
 
+std::filesystem::path image_beside(const std::filesystem::path& output) {
+  std::filesystem::path svg = output;
+  svg.replace_extension(".svg");
+  return svg == output ? std::filesystem::path(output.string() + ".svg") : svg;
+}
+
 std::string datablock(const std::string& name, const std::vector<std::vector<double>>& rows) {
   std::string s = "$" + name + " << EOD\n";
   char b[32];

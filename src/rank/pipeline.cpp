@@ -238,10 +238,11 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
   }
   out.commit();
   if (cfg.plot) {
-    std::filesystem::path svg(cfg.base.out);
-    svg.replace_extension(".svg");
+    const std::filesystem::path svg = gnuplot::image_beside(cfg.base.out);
     std::string why;
-    if (comm.rank() == 0)
+    if (comm.rank() == 0 && std::filesystem::exists(svg) && !cfg.base.overwrite)
+      why = "a file of that name exists; --overwrite replaces it"; // as the output itself
+    else if (comm.rank() == 0)
       why = gnuplot::make_image(
           svg, 700, 450,
           curve_plot(res, std::filesystem::path(cfg.base.input).filename().string() + " " + cfg.base.dataset,

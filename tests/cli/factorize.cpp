@@ -93,6 +93,32 @@ TEST_CASE("geodata: the same factors at 1 and 4 processes, and a complete output
   CHECK(fs::exists(quiet_out));
   CHECK(!fs::exists(dir() + "/geo_noplot.svg"));
   CHECK(r.out.find("plot ") == std::string::npos);
+  // A file where the plot would go is kept unless --overwrite.
+  const std::string other = dir() + "/geo_other.h5", other_svg = dir() + "/geo_other.svg";
+  {
+    std::ofstream keep(other_svg);
+    keep << "keep me\n";
+  }
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::vector<std::string> args{"factorize", geo,      "--dataset", "Y_1025_points", "--mixture-axis",
+                                      "2",         "--rank", "3",         "--maxiter",     "5",
+                                      "--out",     other,    "--quiet"};
+  const auto kept = run_unmix(1, args, 120);
+  INFO(kept.err);
+  CHECK(kept.exit_code == 0);
+  CHECK(fs::exists(other));
+  CHECK(slurp(other_svg) == "keep me\n");
+  CHECK(kept.err.find("warning: plot '" + other_svg +
+                      "' not made (a file of that name exists; --overwrite replaces "
+                      "it)") != std::string::npos);
+  auto again = args;
+  again.push_back("--overwrite");
+  const auto replaced = run_unmix(1, again, 120);
+  CHECK(replaced.exit_code == 0);
+  CHECK(slurp(other_svg).find("<svg") != std::string::npos);
   for (std::size_t k = 1; k < As.size(); ++k) {
     CHECK(rel(As[k], As[0]) < 1e-10);
     CHECK(rel(Bs[k], Bs[0]) < 1e-10);

@@ -72,6 +72,10 @@ TEST_CASE("gnuplot strings and inline data are written exactly", "[plots]") {
         "$d << EOD\n1 0.5 NaN\n2 0.25 NaN\n3 1e-12 -2\nEOD\n");
   CHECK(gnuplot::terminal("svg", 700, 450).find("set terminal svg noenhanced size 700,450") == 0);
   CHECK(gnuplot::terminal("png", 10, 20).find("set terminal pngcairo noenhanced size 10,20") == 0);
+  // The plot beside an output never takes the output's own name.
+  CHECK(gnuplot::image_beside("out/result.h5") == "out/result.svg");
+  CHECK(gnuplot::image_beside("result") == "result.svg");
+  CHECK(gnuplot::image_beside("a.b/result.svg") == "a.b/result.svg.svg");
 }
 
 TEST_CASE("the convergence plot carries every iteration up to 2000 rows, the last one always", "[plots]") {

@@ -26,6 +26,11 @@ std::string run(const std::filesystem::path& script, const std::filesystem::path
 /// inline, writing `image` when run) for a later `gnuplot IMAGE.gp`; nothing else is touched.
 std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands);
 
+/// The name of the plot beside an output file: the output's name with .svg instead of its extension
+/// (result.h5 -> result.svg), or with .svg added where that would be the output itself (result.svg ->
+/// result.svg.svg).
+std::filesystem::path image_beside(const std::filesystem::path& output);
+
 /// A datablock named `name` ("$name << EOD" ... "EOD") of rows of numbers, %.10g each; non-finite values
 /// are written as NaN (gnuplot leaves those points out).
 std::string datablock(const std::string& name, const std::vector<std::vector<double>>& rows);
