@@ -274,10 +274,8 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       const std::filesystem::path svg = gnuplot::image_beside(cfg.out);
       const std::string title = std::filesystem::path(cfg.input).filename().string() + " " + cfg.dataset + ": rank " +
                                 std::to_string(cfg.rank_auto ? s.chosen_rank : cfg.rank) + ", " + s.result.stop_reason;
-      // A file of that name is replaced only with --overwrite, as the output itself.
-      const std::string why = std::filesystem::exists(svg) && !cfg.overwrite
-                                  ? "a file of that name exists; --overwrite replaces it"
-                                  : gnuplot::make_image(svg, 700, 450, convergence_plot(s.result.stats, title));
+      const std::string why =
+          gnuplot::make_image(svg, 700, 450, convergence_plot(s.result.stats, title), cfg.overwrite);
       if (why.empty())
         std::printf("plot %s\n", svg.string().c_str());
       else

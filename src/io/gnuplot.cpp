@@ -49,8 +49,10 @@ std::string run(const std::filesystem::path& script, const std::filesystem::path
   return "gnuplot: " + (last.empty() ? "exit status " + std::to_string(code) : last);
 }
 
-std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands) {
+std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands,
+                       bool replace) {
   namespace fs = std::filesystem;
+  if (!replace && fs::exists(image)) return "a file of that name exists; --overwrite replaces it";
   const std::string format = image.extension() == ".png" ? "png" : "svg";
   const fs::path part = image.string() + ".part", script = image.string() + ".gp";
   auto write_script = [&](const fs::path& output) {

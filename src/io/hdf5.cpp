@@ -423,6 +423,11 @@ std::size_t set_io_piece_bytes(std::size_t bytes) {
   return std::exchange(piece_bytes, std::max<std::size_t>(bytes, 1));
 }
 
+double read_footprint_bytes(double block_values, std::size_t value_bytes) {
+  const double piece = std::min(block_values, static_cast<double>(io_piece_bytes() / sizeof(double)));
+  return block_values * static_cast<double>(value_bytes) + piece * sizeof(double);
+}
+
 void require_memory(const Comm& comm, double bytes_here, double limit, const std::string& what,
                     const std::string& advice) {
   const Comm node = comm.split_node();
@@ -594,9 +599,8 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   ProcessGrid g = grid ? ProcessGrid::parse(*grid, N, comm.size()) : ProcessGrid::default_for(shape, comm.size());
   BlockLayout layout(shape, g);
   {
-    const double block = static_cast<double>(shape_size(layout.box_shape(comm.rank()))),
-                 piece = std::min(block, static_cast<double>(io_piece_bytes() / sizeof(double)));
-    require_memory(comm, block * sizeof(T) + piece * sizeof(double), memory_limit,
+    const double block = static_cast<double>(shape_size(layout.box_shape(comm.rank())));
+    require_memory(comm, read_footprint_bytes(block, sizeof(T)), memory_limit,
                    "dataset '" + dataset + "' of '" + path + "' (" + shape_string(inf.dims) + ", as " +
                        (sizeof(T) == 4 ? "float32" : "float64") + ")");
   }

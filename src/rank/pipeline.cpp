@@ -87,8 +87,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   const BlockLayout layout(shape, ProcessGrid::default_for(shape, plan.group_size[static_cast<std::size_t>(g)]));
   const double block =
       static_cast<double>(shape_size(layout.box_shape(comm.rank() - plan.group_first[static_cast<std::size_t>(g)])));
-  const double piece = std::min(block, static_cast<double>(h5::io_piece_bytes() / sizeof(double)));
-  h5::require_memory(comm, block * elem + piece * sizeof(double), cfg.memory_limit,
+  h5::require_memory(comm, h5::read_footprint_bytes(block, static_cast<std::size_t>(elem)), cfg.memory_limit,
                      "dataset '" + cfg.dataset + "' of '" + cfg.input + "' (" + shape_string(d) + ", as " +
                          (elem == 4.0 ? "float32" : "float64") + ", one copy for each of " + std::to_string(groups) +
                          " group(s))",
@@ -240,13 +239,12 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
   if (cfg.plot) {
     const std::filesystem::path svg = gnuplot::image_beside(cfg.base.out);
     std::string why;
-    if (comm.rank() == 0 && std::filesystem::exists(svg) && !cfg.base.overwrite)
-      why = "a file of that name exists; --overwrite replaces it"; // as the output itself
-    else if (comm.rank() == 0)
+    if (comm.rank() == 0)
       why = gnuplot::make_image(
           svg, 700, 450,
           curve_plot(res, std::filesystem::path(cfg.base.input).filename().string() + " " + cfg.base.dataset,
-                     curvature_method_name(p.opts.method)));
+                     curvature_method_name(p.opts.method)),
+          cfg.base.overwrite);
     why = comm.bcast(why, 0);
     if (why.empty())
       sum.plot_path = svg.string();

@@ -22,9 +22,11 @@ std::string run(const std::filesystem::path& script, const std::filesystem::path
 
 /// Makes `image` (PNG for a .png name, else SVG; `width` x `height` pixels) from the gnuplot commands
 /// `commands` (everything after the terminal and output lines), atomically: the image appears complete or
-/// not at all. Returns "" when made; else why not, and the script stays beside it as IMAGE.gp (its data
+/// not at all. A file already at `image` is kept unless `replace` (callers pass their --overwrite). Returns
+/// "" when made; else why not, and when gnuplot failed the script stays beside it as IMAGE.gp (its data
 /// inline, writing `image` when run) for a later `gnuplot IMAGE.gp`; nothing else is touched.
-std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands);
+std::string make_image(const std::filesystem::path& image, int width, int height, const std::string& commands,
+                       bool replace = false);
 
 /// The name of the plot beside an output file: the output's name with .svg instead of its extension
 /// (result.h5 -> result.svg), or with .svg added where that would be the output itself (result.svg ->

@@ -134,6 +134,10 @@ std::size_t io_piece_bytes();
 /// Sets it and returns the previous one. Tests set a few bytes to exercise many pieces.
 std::size_t set_io_piece_bytes(std::size_t bytes);
 
+/// The memory a process needs to read a block of `block_values` values of `value_bytes` each with
+/// read_distributed: the block and one read piece (of doubles).
+double read_footprint_bytes(double block_values, std::size_t value_bytes);
+
 /// The memory check before reading, for `bytes_here` on each process of `comm` (collective): the processes
 /// of each node sum them and compare with `memory_limit` (0: the job's cgroup limit, else the node's
 /// memory); DataError on every process where they do not fit, naming `what`, the sizes and the remedies
