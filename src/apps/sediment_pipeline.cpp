@@ -1,7 +1,5 @@
 #include "unmix/apps/sediment_pipeline.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,151 +9,20 @@
 #include <limits>
 #include <sstream>
 
-#include "unmix/dist/dist_tensor.hpp"
+#include "unmix/apps/replicated.hpp"
 #include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
-#include "unmix/model/tucker1.hpp"
 
 namespace unmix::sediment {
 
-namespace fs = std::filesystem;
+using apps::write_strings;
+using apps::write_text;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-/// A fixed-length string dataset (C strings, null padded) of the names, written by rank 0. Collective.
-void write_strings(const h5::File& f, const std::string& name, const std::vector<std::string>& v) {
-  const std::string ctx = f.path() + ":" + name;
-  std::size_t len = 1;
-  for (const auto& s : v) len = std::max(len, s.size());
-  h5::Handle type(static_cast<hid_t>(h5::check(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx)), H5Tclose);
-  h5::check(H5Tset_size(type, len), "H5Tset_size", ctx);
-  h5::check(H5Tset_strpad(type, H5T_STR_NULLPAD), "H5Tset_strpad", ctx);
-  const hsize_t n = v.size();
-  h5::Handle space(static_cast<hid_t>(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple", ctx)), H5Sclose);
-  h5::Handle ds(
-      static_cast<hid_t>(h5::check(H5Dcreate2(f.id(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                   "H5Dcreate", ctx)),
-      H5Dclose);
-  std::vector<char> buf(std::max<std::size_t>(n, 1) * len, '\0');
-  for (std::size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + long(i * len));
-  h5::Handle mspace(static_cast<hid_t>(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple", ctx)), H5Sclose);
-  if (f.comm().rank() != 0) {
-    h5::check(H5Sselect_none(space), "H5Sselect_none", ctx);
-    h5::check(H5Sselect_none(mspace), "H5Sselect_none", ctx);
-  }
-  h5::check(H5Dwrite(ds, type, mspace, space, H5P_DEFAULT, buf.data()), "H5Dwrite", ctx);
-}
-
-/// The whole of a distributed array, column-major, on every process: each owner sends its box.
-std::vector<double> gather_box(const Comm& comm, const Shape& global, const Shape& offset, const Tensor<double>& local,
-                               bool owner) {
-  const std::size_t N = global.size();
-  std::vector<double> pack;
-  if (owner) {
-    for (std::size_t n = 0; n < N; ++n) pack.push_back(static_cast<double>(offset[n]));
-    for (std::size_t n = 0; n < N; ++n) pack.push_back(static_cast<double>(local.extent(n)));
-    pack.insert(pack.end(), local.span().begin(), local.span().end());
-  }
-  const auto all = comm.allgatherv<double>(pack);
-  std::vector<double> out(shape_size(global), 0.0);
-  std::size_t pos = 0;
-  Shape off(N), ext(N);
-  std::vector<std::size_t> idx(N);
-  while (pos < all.size()) {
-    for (std::size_t n = 0; n < N; ++n) off[n] = static_cast<std::size_t>(all[pos + n]);
-    for (std::size_t n = 0; n < N; ++n) ext[n] = static_cast<std::size_t>(all[pos + N + n]);
-    pos += 2 * N;
-    const std::size_t cnt = shape_size(ext);
-    std::fill(idx.begin(), idx.end(), std::size_t{0});
-    for (std::size_t l = 0; l < cnt; ++l) {
-      std::size_t g = 0, stride = 1;
-      for (std::size_t n = 0; n < N; ++n) {
-        g += (off[n] + idx[n]) * stride;
-        stride *= global[n];
-      }
-      out[g] = all[pos + l];
-      for (std::size_t n = 0; n < N; ++n) {
-        if (++idx[n] < ext[n]) break;
-        idx[n] = 0;
-      }
-    }
-    pos += cnt;
-  }
-  return out;
-}
-
-/// A folder written under a temporary name and renamed when complete (an existing one is replaced
-/// only with `overwrite`, and only at the end).
-class AtomicDir {
-public:
-  AtomicDir(const Comm& comm, std::string final_path, bool overwrite) : comm_(&comm), final_(std::move(final_path)) {
-    while (final_.size() > 1 && final_.back() == '/') final_.pop_back();
-    std::string tmp;
-    collective_try(comm, [&] {
-      if (comm.rank() != 0) return;
-      h5::check_output_path(final_, overwrite, "folder", "--out DIR");
-      std::error_code ec;
-      tmp = final_ + ".tmp." + std::to_string(getpid());
-      fs::remove_all(tmp, ec);
-      if (!fs::create_directory(tmp, ec) || ec)
-        throw IoError("cannot create folder '" + tmp + "': " + (ec ? ec.message() : std::string("unknown error")));
-    });
-    tmp_ = comm.bcast(tmp, 0);
-  }
-  ~AtomicDir() {
-    if (!done_ && comm_->rank() == 0 && !tmp_.empty()) {
-      std::error_code ec;
-      fs::remove_all(tmp_, ec);
-    }
-  }
-  AtomicDir(const AtomicDir&) = delete;
-  AtomicDir& operator=(const AtomicDir&) = delete;
-  const std::string& tmp() const { return tmp_; }
-  std::string file(const std::string& name) const { return tmp_ + "/" + name; }
-  void commit() {
-    comm_->barrier();
-    collective_try(*comm_, [&] {
-      if (comm_->rank() != 0) return;
-      std::error_code ec;
-      std::string old;
-      if (fs::exists(final_, ec)) {
-        old = final_ + ".old." + std::to_string(getpid());
-        fs::rename(final_, old, ec);
-        if (ec) throw IoError("cannot move the old '" + final_ + "' aside: " + ec.message());
-      }
-      fs::rename(tmp_, final_, ec);
-      if (ec) {
-        std::error_code ec2;
-        if (!old.empty()) fs::rename(old, final_, ec2);
-        throw IoError("cannot rename '" + tmp_ + "' to '" + final_ + "': " + ec.message());
-      }
-      if (!old.empty()) fs::remove_all(old, ec);
-    });
-    done_ = true;
-  }
-
-private:
-  const Comm* comm_;
-  std::string final_, tmp_;
-  bool done_ = false;
-};
-
-/// Writes a text file on rank 0 (inside a collective_try by the caller).
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) throw IoError("cannot write '" + path + "'");
-}
+constexpr auto& since = apps::seconds_since;
+constexpr auto& fmt = apps::format_number;
 
 void write_tensor_datasets(const h5::File& f, const GrainTable& g, const KdeTensor& T) {
   f.write_replicated<double>("Y", {T.I, T.J, T.K}, T.c_order());
@@ -250,19 +117,6 @@ std::string make_plots(const std::string& dir, const std::string& format, const 
   return warning;
 }
 
-ConstraintList parse_for(const std::string& spec, const char* factor) {
-  try {
-    ConstraintList list = parse_constraints(spec);
-    list.spec = spec;
-    for (const auto& c : list.items)
-      if (c.kind == ConstraintKind::linear)
-        throw ConfigError("linear constraints need matrices; use unmix factorize for them");
-    return list;
-  } catch (const ConfigError& e) {
-    throw ConfigError(std::string("--constraint ") + factor + "=" + spec + ": " + e.what());
-  }
-}
-
 } // namespace
 
 GrainTable load_grains(const GrainInput& in, const Comm& comm) {
@@ -315,49 +169,7 @@ TensorSummary run_tensor(const TensorConfig& cfg, const Comm& comm) {
 }
 
 Factorization factorize_tensor(const KdeTensor& T, std::size_t R, const FactorSettings& s, const Comm& comm) {
-  const Shape shape{T.I, T.J, T.K};
-  const std::size_t M = T.J * T.K;
-  if (R < 1 || R > std::min(T.I, M))
-    throw ConfigError("--rank " + std::to_string(R) + ": with " + std::to_string(T.I) +
-                      " sinks the rank must be between 1 and " + std::to_string(std::min(T.I, M)));
-  const ConstraintList consA = parse_for(s.constraint_A, "A"), consB = parse_for(s.constraint_B, "B");
-  if (!scale_compensable(consB, 3, 0))
-    throw ConfigError("--constraint B=" + s.constraint_B +
-                      ": a scaled normalization of B must act on whole 1-slices so that A can absorb the scale");
-  if (!scale_compensable(consA, 2, 1))
-    throw ConfigError("--constraint A=" + s.constraint_A +
-                      ": a scaled normalization of A must act on its columns so that B can absorb the scale");
-  const ProcessGrid grid =
-      s.grid ? ProcessGrid::parse(*s.grid, 3, comm.size()) : ProcessGrid::default_for(shape, comm.size(), 0);
-  DistTensor<double> Y(comm, BlockLayout(shape, grid));
-  {
-    auto& loc = Y.local();
-    const Shape& off = Y.offset();
-    const std::size_t a = loc.extent(0), b = loc.extent(1), c = loc.extent(2);
-    for (std::size_t k = 0; k < c; ++k)
-      for (std::size_t j = 0; j < b; ++j)
-        for (std::size_t i = 0; i < a; ++i) loc[i + a * (j + b * k)] = T.at(off[0] + i, off[1] + j, off[2] + k);
-  }
-  Tucker1<double> model(Y, R);
-  Factorization best;
-  double best_obj = std::numeric_limits<double>::infinity();
-  for (std::size_t start = 0; start < std::max<std::size_t>(s.starts, 1); ++start) {
-    SolverOptions opts = s.solver;
-    opts.seed = s.solver.seed + start;
-    Factors f;
-    init_random(model, f, opts.seed, true, consA, consB);
-    SolveResult res = solve(model, f, consA, consB, opts);
-    const double obj = res.stats.back().objective;
-    if (obj < best_obj) {
-      best_obj = obj;
-      best.rank = R;
-      best.seed = opts.seed;
-      best.result = std::move(res);
-      best.A = gather_box(comm, {T.I, R}, {model.row_offset(), 0}, f.A, model.owns_A());
-      best.B = gather_box(comm, model.b_global_shape(), model.b_offset(), f.B, model.owns_B());
-    }
-  }
-  return best;
+  return apps::factorize_replicated({T.I, T.J, T.K}, T.Y, R, s, comm, "sinks");
 }
 
 RankSweep sweep_ranks(const KdeTensor& T, std::size_t max_rank, const FactorSettings& s, const Comm& comm,
@@ -387,9 +199,9 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   if (cfg.plot_format != "png" && cfg.plot_format != "svg" && cfg.plot_format != "none")
     throw ConfigError("--plots '" + cfg.plot_format + "': use png, svg or none");
   // Check the options that need no data before any work.
-  parse_for(cfg.factor.constraint_A, "A");
-  parse_for(cfg.factor.constraint_B, "B");
-  AtomicDir out(comm, cfg.out_dir, cfg.overwrite);
+  apps::parse_factor_spec(cfg.factor.constraint_A, "A");
+  apps::parse_factor_spec(cfg.factor.constraint_B, "B");
+  apps::AtomicDir out(comm, cfg.out_dir, cfg.overwrite);
 
   sum.grains = load_grains(cfg.input, comm);
   const GrainTable& g = sum.grains;

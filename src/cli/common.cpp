@@ -220,4 +220,28 @@ void warn(const Comm& comm, const std::string& line) {
   if (comm.rank() == 0) std::cerr << "warning: " << line << std::endl;
 }
 
+void read_fit_options(const po::variables_map& vm, apps::FitSettings& f) {
+  if (vm.count("constraint"))
+    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
+      if (c.rfind("A=", 0) == 0)
+        f.constraint_A = c.substr(2);
+      else if (c.rfind("B=", 0) == 0)
+        f.constraint_B = c.substr(2);
+      else
+        throw ConfigError("--constraint '" + c + "': write A=SPEC or B=SPEC");
+    }
+  f.solver.seed = vm["seed"].as<unsigned long long>();
+  const long starts = vm["starts"].as<long>();
+  if (starts < 1) throw ConfigError("--starts must be at least 1");
+  f.starts = static_cast<std::size_t>(starts);
+  if (vm.count("grid")) f.grid = vm["grid"].as<std::string>();
+  const long maxiter = vm["maxiter"].as<long>();
+  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
+  f.solver.maxiter = static_cast<std::size_t>(maxiter);
+  if (vm.count("tol")) {
+    f.solver.tol.clear();
+    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) f.solver.tol.push_back(parse_tolerance(t));
+  }
+}
+
 } // namespace unmix::cli

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "unmix/apps/replicated.hpp"
 #include "unmix/core/mpi.hpp"
 #include "unmix/pipeline/factorize.hpp"
 
@@ -37,6 +38,10 @@ double parse_bytes(const std::string& text, const char* option);
 
 void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg);
 
+/// The factorization options the applications share, into `f`: --constraint A=SPEC / B=SPEC (repeatable),
+/// --seed, --starts (>= 1), --grid (if given), --maxiter (>= 0) and --tol (if given, replacing f's rules).
+void read_fit_options(const po::variables_map& vm, apps::FitSettings& f);
+
 /// Every option of a parsed command line as text (lists joined by ';'), for the output's attributes.
 std::map<std::string, std::string> options_text(const po::variables_map& vm);
 
@@ -46,6 +51,7 @@ void warn(const Comm& comm, const std::string& line); // "warning: ..." on rank 
 
 using Command = int (*)(const std::vector<std::string>& args, const Comm& world);
 
+int cmd_audio(const std::vector<std::string>& args, const Comm& world);
 int cmd_info(const std::vector<std::string>& args, const Comm& world);
 int cmd_synth(const std::vector<std::string>& args, const Comm& world);
 int cmd_factorize(const std::vector<std::string>& args, const Comm& world);

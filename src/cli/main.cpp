@@ -18,6 +18,7 @@ struct Entry {
 
 const std::map<std::string, Entry>& commands() {
   static const std::map<std::string, Entry> table = {
+      {"audio", {unmix::cli::cmd_audio, "separate the instruments of one recording (STFT, factorization, grouping)"}},
       {"info", {unmix::cli::cmd_info, "list the datasets of an HDF5 file with shape, type and statistics"}},
       {"synth", {unmix::cli::cmd_synth, "write a planted low-rank nonnegative tensor and its true factors"}},
       {"factorize", {unmix::cli::cmd_factorize, "constrained Tucker-1 factorization Y = B x1 A of a dataset"}},

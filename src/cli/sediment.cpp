@@ -145,31 +145,11 @@ int cmd_run(const std::vector<std::string>& args, const Comm& world) {
   if (max_rank < 0) throw ConfigError("--max-rank must be positive");
   cfg.rank = static_cast<std::size_t>(rank);
   cfg.max_rank = static_cast<std::size_t>(max_rank);
-  if (vm.count("constraint"))
-    for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
-      if (c.rfind("A=", 0) == 0)
-        cfg.factor.constraint_A = c.substr(2);
-      else if (c.rfind("B=", 0) == 0)
-        cfg.factor.constraint_B = c.substr(2);
-      else
-        throw ConfigError("--constraint '" + c + "': write A=SPEC or B=SPEC");
-    }
-  cfg.factor.solver.seed = vm["seed"].as<unsigned long long>();
-  const long starts = vm["starts"].as<long>();
-  if (starts < 1) throw ConfigError("--starts must be at least 1");
-  cfg.factor.starts = static_cast<std::size_t>(starts);
-  if (vm.count("grid")) cfg.factor.grid = vm["grid"].as<std::string>();
-  const long maxiter = vm["maxiter"].as<long>();
-  if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");
-  cfg.factor.solver.maxiter = static_cast<std::size_t>(maxiter);
   cfg.factor.solver.tol = {{Stat::rel_change, 1e-5}};
+  read_fit_options(vm, cfg.factor);
   const long sweep_maxiter = vm["sweep-maxiter"].as<long>();
   if (sweep_maxiter < 1) throw ConfigError("--sweep-maxiter must be at least 1");
   cfg.sweep_maxiter = static_cast<std::size_t>(sweep_maxiter);
-  if (vm.count("tol")) {
-    cfg.factor.solver.tol.clear();
-    for (const auto& t : vm["tol"].as<std::vector<std::string>>()) cfg.factor.solver.tol.push_back(parse_tolerance(t));
-  }
   const std::string mom = vm["momentum"].as<std::string>();
   if (mom != "on" && mom != "off") throw ConfigError("--momentum '" + mom + "': use on or off");
   cfg.factor.solver.momentum = mom == "on";

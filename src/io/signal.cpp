@@ -126,6 +126,7 @@ Signal read_signal_wav(const std::string& path, std::optional<int> channel) {
   const sf_count_t got = sf_readf_double(f.get(), buf.data(), info.frames);
   if (got < 0) throw IoError("reading '" + path + "' failed: " + sf_strerror(f.get()));
   Signal s;
+  s.rate = info.samplerate;
   const auto n = static_cast<std::size_t>(got);
   s.t.resize(n);
   s.y.resize(n);
@@ -151,6 +152,28 @@ Signal read_signal_wav(const std::string& path, std::optional<int> channel) {
     s.column = "channel 1";
   }
   return s;
+}
+
+std::size_t write_wav(const std::string& path, const std::vector<double>& y, int rate) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = 1;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!f) throw IoError("cannot write '" + path + "': " + sf_strerror(nullptr));
+  std::unique_ptr<SNDFILE, int (*)(SNDFILE*)> guard(f, sf_close);
+  std::size_t clipped = 0;
+  std::vector<double> out(y);
+  for (double& v : out)
+    if (!(std::abs(v) <= 1.0)) {
+      v = std::isnan(v) ? 0.0 : std::copysign(1.0, v);
+      ++clipped;
+    }
+  // Without this, libsndfile scales doubles by 32767 and lets +1.0 wrap around.
+  sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  const sf_count_t n = static_cast<sf_count_t>(out.size());
+  if (sf_write_double(f, out.data(), n) != n) throw IoError("cannot write '" + path + "': " + sf_strerror(f));
+  return clipped;
 }
 
 Signal read_signal(const std::string& path, const std::string& column, std::optional<int> channel) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/cli_checks.hpp"
 #include "../support/test_support.hpp"
 
 using unmix::test::run_unmix;
@@ -22,12 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("unmix-cli-srmd-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh_dir(const std::string& name) { return unmix::test::fresh_cli_dir("srmd", name); }
 
 void write(const fs::path& p, const std::string& text) {
   std::ofstream out(p);
@@ -252,13 +248,7 @@ TEST_CASE("srmd rejects bad input with a clear message and leaves no output", "[
     args.insert(args.end(), c.args.begin(), c.args.end());
     args.insert(args.end(), {"--out", out});
     for (int np : {1, 2, 3, 4}) {
-      INFO(c.args[0] << (c.args.size() > 1 ? " " + c.args[1] : std::string()) << " at np " << np);
-      const auto r = run_unmix(np, args);
-      INFO(r.err);
-      CHECK(r.exit_code != 0);
-      CHECK(!r.timed_out);
-      CHECK(r.err.find("error: ") != std::string::npos);
-      CHECK(r.err.find(c.message) != std::string::npos);
+      unmix::test::check_refused(np, args, c.message);
       CHECK(files_in(out_dir) == 0);
     }
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "unmix/apps/replicated.hpp"
 #include "unmix/apps/sediment.hpp"
 #include "unmix/core/mpi.hpp"
 #include "unmix/solver/solver.hpp"
@@ -42,23 +43,17 @@ struct TensorSummary {
 /// names to an HDF5 file.
 TensorSummary run_tensor(const TensorConfig& cfg, const Comm& comm);
 
-/// The factorization settings shared by every rank tried.
-struct FactorSettings {
-  std::string constraint_A = "simplex_rows";
-  std::string constraint_B = "simplex_12slices";
-  SolverOptions solver;
-  std::size_t starts = 1; ///< random starts per rank; the lowest objective is kept
-  std::optional<std::string> grid;
+/// The factorization settings shared by every rank tried: proportions on the simplex, each source density of
+/// each feature summing to 1.
+struct FactorSettings : apps::FitSettings {
+  FactorSettings() {
+    constraint_A = "simplex_rows";
+    constraint_B = "simplex_12slices";
+  }
 };
 
 /// One factorization of the tensor, gathered on every process.
-struct Factorization {
-  std::size_t rank = 0;
-  std::vector<double> A; ///< I x R, column-major
-  std::vector<double> B; ///< R x J x K, column-major (r fastest)
-  SolveResult result;
-  std::uint64_t seed = 0; ///< the seed of the kept start
-};
+using Factorization = apps::Fit;
 
 /// Factorizes the replicated tensor at rank R, distributed over `comm`. Collective.
 Factorization factorize_tensor(const KdeTensor& T, std::size_t R, const FactorSettings& s, const Comm& comm);

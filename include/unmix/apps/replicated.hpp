@@ -1,0 +1,79 @@
+#pragma once
+// Pieces the applications share: a small tensor that every process holds whole (built from a few files
+// or one recording), factorized distributed over the processes like `unmix factorize`, the factors then
+// gathered on every process; and the output folder written under a temporary name.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "unmix/constraints/constraints.hpp"
+#include "unmix/core/mpi.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/io/hdf5.hpp"
+#include "unmix/solver/solver.hpp"
+
+namespace unmix::apps {
+
+/// The factorization settings of an application (every rank it tries uses them).
+struct FitSettings {
+  std::string constraint_A = "nonnegative", constraint_B = "nonnegative";
+  SolverOptions solver;
+  std::size_t starts = 1; ///< random starts; the lowest objective is kept
+  std::optional<std::string> grid;
+};
+
+/// One factorization, gathered on every process.
+struct Fit {
+  std::size_t rank = 0;
+  std::vector<double> A; ///< I x R, column-major
+  std::vector<double> B; ///< R x (the other axes), column-major (r fastest)
+  SolveResult result;
+  std::uint64_t seed = 0; ///< the seed of the kept start
+};
+
+/// A factor's constraint spec as --constraint gives it (`factor` "A" or "B"); linear constraints, which
+/// need matrices from a file, are refused (ConfigError naming the option).
+ConstraintList parse_factor_spec(const std::string& spec, const char* factor);
+
+/// Factorizes Y (column-major, `shape`, the mixtures along axis 0), which every process holds whole, at
+/// rank R, distributed over `comm` (the process grid `s.grid` or the default one). `mixtures` names axis 0
+/// in messages ("sinks", "frames"). Collective.
+Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
+                         const Comm& comm, const std::string& mixtures);
+
+/// Seconds since `t0` on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point t0);
+
+/// One number printf-formatted (`f` holds one conversion for a double), e.g. format_number("%.4f", x).
+std::string format_number(const char* f, double v);
+
+/// Writes a text file (call on one process, inside a collective_try).
+void write_text(const std::string& path, const std::string& text);
+
+/// A fixed-length string dataset (C strings, null padded) of the names, written by rank 0. Collective.
+void write_strings(const h5::File& f, const std::string& name, const std::vector<std::string>& v);
+
+/// A folder written under a temporary name (FINAL.tmp.PID) and renamed when complete: an existing one is
+/// replaced only with `overwrite`, and only at commit(); without commit() the temporary folder is removed.
+class AtomicDir {
+public:
+  AtomicDir(const Comm& comm, std::string final_path, bool overwrite);
+  ~AtomicDir();
+  AtomicDir(const AtomicDir&) = delete;
+  AtomicDir& operator=(const AtomicDir&) = delete;
+  const std::string& tmp() const { return tmp_; }
+  std::string file(const std::string& name) const { return tmp_ + "/" + name; }
+  void commit(); ///< collective
+  /// `text` with the temporary folder's name replaced by the final one (for messages about files inside).
+  std::string as_final(std::string text) const;
+
+private:
+  const Comm* comm_;
+  std::string final_, tmp_;
+  bool done_ = false;
+};
+
+} // namespace unmix::apps

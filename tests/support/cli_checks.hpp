@@ -1,0 +1,36 @@
+#pragma once
+// Checks shared by the command-line tests (Catch2 assertions, so for test sources only).
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace unmix::test {
+
+/// An empty folder unmix-cli-<command>-<pid>-<name> under the system's temporary folder (emptied if it exists).
+inline std::filesystem::path fresh_cli_dir(const std::string& command, const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path d =
+      fs::temp_directory_path() / ("unmix-cli-" + command + "-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+/// `unmix ARGS` at `np` processes is refused: a non-zero exit in time, and "error: " and `message` on stderr.
+inline void check_refused(int np, const std::vector<std::string>& args, const std::string& message) {
+  INFO(args[1] << (args.size() > 2 ? " " + args[2] : std::string()) << " at np " << np);
+  const RunResult r = run_unmix(np, args);
+  INFO(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(!r.timed_out);
+  CHECK(r.err.find("error: ") != std::string::npos);
+  CHECK(r.err.find(message) != std::string::npos);
+}
+
+} // namespace unmix::test
