@@ -36,3 +36,6 @@ pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
 add_library(unmix_signal_libs INTERFACE)
 add_library(unmix::signal ALIAS unmix_signal_libs)
 target_link_libraries(unmix_signal_libs INTERFACE PkgConfig::FFTW3 PkgConfig::SNDFILE)
+
+# zlib for gzip-compressed MatrixMarket counts (unmix spatial).
+find_package(ZLIB REQUIRED)

@@ -276,25 +276,13 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     f.write_replicated<double>("similarity", {R, R}, S);
     f.write_replicated<double>("source_of_note", {R}, group);
     f.write_replicated<double>("energy_share", {sum.grouping.groups}, sum.energy_share);
-    std::vector<std::vector<double>> st;
-    for (const auto& s : sum.fit.result.stats) st.push_back(s.row());
-    f.write_table("stats", IterationStats::columns(), st);
-    f.attr("unmix_version", std::string(UNMIX_VERSION));
+    apps::write_fit_record(f, sum.fit, cfg.factor, comm, cfg.options_text);
     f.attr("input", cfg.input);
     f.attr("sample_rate_hz", sum.rate);
     f.attr("working_rate_hz", sum.work_rate);
     f.attr("window", static_cast<long long>(cfg.window));
     f.attr("hop", static_cast<long long>(cfg.hop));
-    f.attr("rank", static_cast<long long>(R));
     f.attr("sources", static_cast<long long>(sum.grouping.groups));
-    f.attr("seed", static_cast<long long>(sum.fit.seed));
-    f.attr("processes", static_cast<long long>(comm.size()));
-    f.attr("constraint_A", cfg.factor.constraint_A);
-    f.attr("constraint_B", cfg.factor.constraint_B);
-    f.attr("stop_reason", sum.fit.result.stop_reason);
-    f.attr("iterations", static_cast<long long>(sum.fit.result.iterations));
-    f.attr("rel_error", last.rel_error);
-    for (const auto& [k, v] : cfg.options_text) f.attr("option." + k, v);
   }
   collective_try(comm, [&] {
     if (comm.rank() != 0 || cfg.plot_format == "none") return;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "unmix/apps/sediment.hpp"
 #include "unmix/dist/dist_tensor.hpp"
 #include "unmix/model/tucker1.hpp"
 
@@ -132,6 +133,7 @@ void write_strings(const h5::File& f, const std::string& name, const std::vector
   const std::string ctx = f.path() + ":" + name;
   std::size_t len = 1;
   for (const auto& s : v) len = std::max(len, s.size());
+  len = f.comm().allreduce(len, Op::max); // the type must agree on every process (only rank 0's names are written)
   h5::Handle type(static_cast<hid_t>(h5::check(H5Tcopy(H5T_C_S1), "H5Tcopy", ctx)), H5Tclose);
   h5::check(H5Tset_size(type, len), "H5Tset_size", ctx);
   h5::check(H5Tset_strpad(type, H5T_STR_NULLPAD), "H5Tset_strpad", ctx);
@@ -149,6 +151,38 @@ void write_strings(const h5::File& f, const std::string& name, const std::vector
     h5::check(H5Sselect_none(mspace), "H5Sselect_none", ctx);
   }
   h5::check(H5Dwrite(ds, type, mspace, space, H5P_DEFAULT, buf.data()), "H5Dwrite", ctx);
+}
+
+RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::size_t max_rank, const FitSettings& s,
+                      const Comm& comm, const std::string& mixtures,
+                      const std::function<void(std::size_t, double)>& progress) {
+  RankSweep sw;
+  for (std::size_t r = 1; r <= max_rank; ++r) {
+    sw.fits.push_back(factorize_replicated(shape, Y, r, s, comm, mixtures));
+    sw.errors.push_back(sw.fits.back().result.stats.back().rel_error);
+    if (progress) progress(r, sw.errors.back());
+  }
+  std::vector<double> curve = sw.errors;
+  for (std::size_t r = 1; r < curve.size(); ++r) curve[r] = std::min(curve[r], curve[r - 1]);
+  sw.chosen = sediment::pick_rank(curve);
+  return sw;
+}
+
+void write_fit_record(const h5::File& f, const Fit& fit, const FitSettings& s, const Comm& comm,
+                      const std::map<std::string, std::string>& options) {
+  std::vector<std::vector<double>> st;
+  for (const auto& row : fit.result.stats) st.push_back(row.row());
+  f.write_table("stats", IterationStats::columns(), st);
+  f.attr("unmix_version", std::string(UNMIX_VERSION));
+  f.attr("rank", static_cast<long long>(fit.rank));
+  f.attr("seed", static_cast<long long>(fit.seed));
+  f.attr("processes", static_cast<long long>(comm.size()));
+  f.attr("constraint_A", s.constraint_A);
+  f.attr("constraint_B", s.constraint_B);
+  f.attr("stop_reason", fit.result.stop_reason);
+  f.attr("iterations", static_cast<long long>(fit.result.iterations));
+  f.attr("rel_error", fit.result.stats.back().rel_error);
+  for (const auto& [k, v] : options) f.attr("option." + k, v);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

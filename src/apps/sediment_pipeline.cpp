@@ -174,18 +174,7 @@ Factorization factorize_tensor(const KdeTensor& T, std::size_t R, const FactorSe
 
 RankSweep sweep_ranks(const KdeTensor& T, std::size_t max_rank, const FactorSettings& s, const Comm& comm,
                       const std::function<void(std::size_t, double)>& progress) {
-  RankSweep sw;
-  for (std::size_t r = 1; r <= max_rank; ++r) {
-    sw.fits.push_back(factorize_tensor(T, r, s, comm));
-    sw.errors.push_back(sw.fits.back().result.stats.back().rel_error);
-    if (progress) progress(r, sw.errors.back());
-  }
-  // A rank-r fit can always do as well as the rank r-1 one (a zero proportion column and any extra source),
-  // so an error above the previous one is a fit that stopped early: the curve uses the running minimum.
-  std::vector<double> curve = sw.errors;
-  for (std::size_t r = 1; r < curve.size(); ++r) curve[r] = std::min(curve[r], curve[r - 1]);
-  sw.chosen = pick_rank(curve);
-  return sw;
+  return apps::sweep_ranks({T.I, T.J, T.K}, T.Y, max_rank, s, comm, "sinks", progress);
 }
 
 RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(const std::string&)>& note) {
@@ -268,9 +257,7 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     f.attr("proportions", cfg.proportions == "grains"
                               ? std::string("maximum-likelihood mixture weights of each sink's grains under B")
                               : std::string("the factorization's A"));
-    std::vector<std::vector<double>> st;
-    for (const auto& s : sum.fit.result.stats) st.push_back(s.row());
-    f.write_table("stats", IterationStats::columns(), st);
+    apps::write_fit_record(f, sum.fit, cfg.factor, comm, cfg.options_text);
     std::vector<std::vector<double>> lab;
     for (const auto& L : sum.labels)
       lab.push_back({static_cast<double>(L.sink + 1), static_cast<double>(L.source + 1), L.confidence});
@@ -279,16 +266,6 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
       f.write_replicated<double>("rank_errors", {sum.sweep->errors.size()}, sum.sweep->errors);
       f.attr("rank_chosen_by", std::string("maximum curvature (finite differences)"));
     }
-    f.attr("unmix_version", std::string(UNMIX_VERSION));
-    f.attr("rank", static_cast<long long>(R));
-    f.attr("seed", static_cast<long long>(sum.fit.seed));
-    f.attr("processes", static_cast<long long>(comm.size()));
-    f.attr("constraint_A", cfg.factor.constraint_A);
-    f.attr("constraint_B", cfg.factor.constraint_B);
-    f.attr("stop_reason", sum.fit.result.stop_reason);
-    f.attr("iterations", static_cast<long long>(sum.fit.result.iterations));
-    f.attr("rel_error", sum.fit.result.stats.back().rel_error);
-    for (const auto& [k, v] : cfg.options_text) f.attr("option." + k, v);
   }
   std::string plot_warning;
   collective_try(comm, [&] {

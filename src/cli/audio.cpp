@@ -38,7 +38,8 @@ int cmd_audio(const std::vector<std::string>& args, const Comm& world) {
                       "number of instruments: the notes are grouped by average linkage of their similarity (their "
                       "spectra on a logarithmic frequency axis, correlated at the best relative shift, i.e. change of "
                       "pitch) until this many groups remain; 0: until no two groups reach --threshold")(
-      "threshold", po::value<double>()->default_value(d.grouping.threshold),
+      "threshold",
+      po::value<double>()->default_value(d.grouping.threshold, apps::format_number("%g", d.grouping.threshold)),
       "with --sources 0: groups whose mean similarity reaches this merge")(
       "bins-per-octave", po::value<long>()->default_value(static_cast<long>(d.grouping.bins_per_octave)),
       "resolution of the logarithmic frequency axis")(

@@ -55,6 +55,7 @@ int cmd_audio(const std::vector<std::string>& args, const Comm& world);
 int cmd_info(const std::vector<std::string>& args, const Comm& world);
 int cmd_synth(const std::vector<std::string>& args, const Comm& world);
 int cmd_factorize(const std::vector<std::string>& args, const Comm& world);
+int cmd_spatial(const std::vector<std::string>& args, const Comm& world);
 int cmd_srmd(const std::vector<std::string>& args, const Comm& world);
 int cmd_sediment(const std::vector<std::string>& args, const Comm& world);
 int cmd_rank(const std::vector<std::string>& args, const Comm& world);

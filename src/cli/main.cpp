@@ -25,6 +25,8 @@ const std::map<std::string, Entry>& commands() {
       {"rank", {unmix::cli::cmd_rank, "estimate the number of sources: factorize at many ranks, pick by curvature"}},
       {"sediment",
        {unmix::cli::cmd_sediment, "sediment provenance: grain tables -> densities -> sources, proportions, labels"}},
+      {"spatial",
+       {unmix::cli::cmd_spatial, "spatial transcriptomics: spots x genes -> cell-type proportions and profiles"}},
       {"srmd", {unmix::cli::cmd_srmd, "split one signal into modes (sparse random mode decomposition)"}},
   };
   return table;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +45,24 @@ ConstraintList parse_factor_spec(const std::string& spec, const char* factor);
 /// in messages ("sinks", "frames"). Collective.
 Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
                          const Comm& comm, const std::string& mixtures);
+
+/// The rank sweep: factorizations at r = 1..max_rank and their final relative errors; `chosen` is picked by
+/// maximum curvature (pick_rank) of their running minimum (a rank-r fit can always do as well as a rank r-1
+/// one, so an error above the previous one is a fit that stopped early).
+struct RankSweep {
+  std::vector<double> errors;
+  std::size_t chosen = 0;
+  std::vector<Fit> fits; ///< fits[r - 1]
+};
+RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::size_t max_rank, const FitSettings& s,
+                      const Comm& comm, const std::string& mixtures,
+                      const std::function<void(std::size_t r, double err)>& progress = {});
+
+/// Writes what every application's results.h5 holds about its fit: the `stats` table (one row per iteration)
+/// and the attributes unmix_version, rank, seed, processes, constraint_A/B, stop_reason, iterations,
+/// rel_error and option.NAME for each option given. Collective.
+void write_fit_record(const h5::File& f, const Fit& fit, const FitSettings& s, const Comm& comm,
+                      const std::map<std::string, std::string>& options);
 
 /// Seconds since `t0` on the steady clock.
 double seconds_since(std::chrono::steady_clock::time_point t0);

@@ -58,13 +58,8 @@ using Factorization = apps::Fit;
 /// Factorizes the replicated tensor at rank R, distributed over `comm`. Collective.
 Factorization factorize_tensor(const KdeTensor& T, std::size_t R, const FactorSettings& s, const Comm& comm);
 
-/// The rank sweep: factorizations at r = 1..max_rank and the final relative errors; `chosen` is picked
-/// by maximum curvature (pick_rank) of their running minimum.
-struct RankSweep {
-  std::vector<double> errors;
-  std::size_t chosen = 0;
-  std::vector<Factorization> fits; ///< fits[r - 1]
-};
+/// The rank sweep (apps::sweep_ranks) of the density tensor.
+using RankSweep = apps::RankSweep;
 RankSweep sweep_ranks(const KdeTensor& T, std::size_t max_rank, const FactorSettings& s, const Comm& comm,
                       const std::function<void(std::size_t r, double err)>& progress = {});
 

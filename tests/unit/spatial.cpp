@@ -1,0 +1,166 @@
+// The pieces of `unmix spatial`: MatrixMarket reading (plain and gzip, every supported variant, bad
+// files), the spots' table, the preparation of the matrix against hand-computed values, and the adjusted
+// Rand index against scikit-learn's documented values.
+#include <catch2/catch.hpp>
+
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../support/test_support.hpp"
+#include "unmix/apps/spatial.hpp"
+#include "unmix/core/error.hpp"
+
+using namespace unmix;
+using namespace unmix::spatial;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string put(const std::string& name, const std::string& text, bool gz = false) {
+  const std::string path = test::temp_dir("spatial") + "/" + name;
+  if (gz) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path) << text;
+  }
+  return path;
+}
+
+} // namespace
+
+TEST_CASE("read_matrix_market: coordinate matrices, plain or gzip, general, symmetric or pattern", "[spatial]") {
+  const std::string general = "%%MatrixMarket matrix coordinate integer general\n% a comment\n3 2 4\n1 1 5\n3 1 2\n"
+                              "2 2 7\n3 2 1\n";
+  for (bool gz : {false, true}) {
+    const Coo m = read_matrix_market(put(gz ? "g.mtx.gz" : "g.mtx", general, gz));
+    CHECK(m.rows == 3);
+    CHECK(m.cols == 2);
+    CHECK(m.row == std::vector<std::size_t>{0, 2, 1, 2});
+    CHECK(m.col == std::vector<std::size_t>{0, 0, 1, 1});
+    CHECK(m.value == std::vector<double>{5, 2, 7, 1});
+  }
+  const Coo s =
+      read_matrix_market(put("s.mtx", "%%MatrixMarket matrix coordinate real symmetric\n2 2 2\n1 1 1.5\n2 1 -2\n"));
+  CHECK(s.row == std::vector<std::size_t>{0, 1, 0});
+  CHECK(s.col == std::vector<std::size_t>{0, 0, 1});
+  CHECK(s.value == std::vector<double>{1.5, -2, -2});
+  const Coo p = read_matrix_market(put("p.mtx", "%%MatrixMarket matrix coordinate pattern general\n2 3 2\n1 3\n2 1\n"));
+  CHECK(p.value == std::vector<double>{1, 1});
+  CHECK(p.col == std::vector<std::size_t>{2, 0});
+  struct Bad {
+    std::string text, message;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"", "is empty"},
+           {"hello\n", "not a MatrixMarket matrix"},
+           {"%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4\n", "only the sparse 'coordinate'"},
+           {"%%MatrixMarket matrix coordinate complex general\n1 1 1\n1 1 1 0\n", "not supported"},
+           {"%%MatrixMarket matrix coordinate real general\n2 2\n", "expected 'rows columns entries'"},
+           {"%%MatrixMarket matrix coordinate real general\n2 2 1\n3 1 1\n", "outside the 2 x 2 matrix"},
+           {"%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 nan\n", "expected 'row column value'"},
+           {"%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1\n2 2 1\n", "ends after 2 of its 3 entries"},
+       }) {
+    INFO(b.text);
+    try {
+      read_matrix_market(put("bad.mtx", b.text));
+      FAIL("no error");
+    } catch (const DataError& e) {
+      CHECK(std::string(e.what()).find(b.message) != std::string::npos);
+    }
+  }
+  CHECK_THROWS_AS(read_matrix_market(test::temp_dir("spatial") + "/missing.mtx"), IoError);
+}
+
+TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and names", "[spatial]") {
+  const std::string path = put("spots.csv", "\"col\",\"barcode\",\"x\",\"y\",\"layer\"\n1,\"AC\",1.5,2,\"L1\"\n"
+                                            "2,\"GT\",3,4.25,NA\n3,\"TT\",5,6,\"L2\"\n");
+  const Spots s = read_spots(path, "x", "y", "layer");
+  CHECK(s.x == std::vector<double>{1.5, 3, 5});
+  CHECK(s.y == std::vector<double>{2, 4.25, 6});
+  CHECK(s.label == std::vector<std::string>{"L1", "", "L2"});
+  CHECK(s.id == std::vector<std::string>{"1", "2", "3"}); // the first other column
+  CHECK(read_spots(path, "x", "y", "", "barcode").id == std::vector<std::string>{"AC", "GT", "TT"});
+  CHECK(read_spots(path, "x", "y", "").label.empty());
+  CHECK_THROWS_WITH(read_spots(path, "x", "z", ""), Catch::Contains("no column 'z'"));
+  CHECK_THROWS_WITH(read_spots(path, "x", "layer", ""), Catch::Contains("is not a number"));
+  std::vector<std::string> names;
+  CHECK(encode_labels(s.label, &names) == std::vector<int>{0, -1, 1});
+  CHECK(names == std::vector<std::string>{"L1", "L2"});
+}
+
+TEST_CASE("prepare: library-size scaling, the most variable genes, per-gene scale", "[spatial]") {
+  // 4 genes x 3 spots (library sizes 10, 20, 10; median 10).
+  Coo m;
+  m.rows = 4;
+  m.cols = 3;
+  auto add = [&](std::size_t g, std::size_t s, double v) {
+    m.row.push_back(g);
+    m.col.push_back(s);
+    m.value.push_back(v);
+  };
+  add(0, 0, 5), add(0, 1, 10), add(0, 2, 5); // gene 0: the same share everywhere -> variance 0
+  add(1, 0, 5), add(1, 2, 1);                // gene 1: 5, 0, 1
+  add(2, 1, 10), add(2, 2, 4);               // gene 2: 0, 5 (after scaling), 4
+  add(3, 2, 0);                              // gene 3: an explicit zero, never detected
+  PrepareOptions o;
+  o.top_genes = 2;
+  o.min_spots = 1;
+  o.scale = "none";
+  const Prepared p = prepare(m, o);
+  CHECK(p.library_size == std::vector<double>{10, 20, 10});
+  REQUIRE(p.genes == 2);
+  // Variances of log1p: gene 1 {log 6, 0, log 2}, gene 2 {0, log 6, log 5}.
+  auto var = [](std::vector<double> v) {
+    double mu = 0, s = 0;
+    for (double x : v) mu += x / 3;
+    for (double x : v) s += (x - mu) * (x - mu) / 3;
+    return s;
+  };
+  const double v1 = var({std::log(6.0), 0, std::log(2.0)}), v2 = var({0, std::log(6.0), std::log(5.0)});
+  REQUIRE(v1 != v2);
+  const std::vector<std::size_t> order = v1 > v2 ? std::vector<std::size_t>{1, 2} : std::vector<std::size_t>{2, 1};
+  CHECK(p.gene_index == order);
+  const std::vector<double> g1{5, 0, 1}, g2{0, 5, 4};
+  const auto& first = order[0] == 1 ? g1 : g2;
+  for (std::size_t s = 0; s < 3; ++s) CHECK(p.Y[s] == Approx(first[s]));
+  o.scale = "max";
+  const Prepared q = prepare(m, o);
+  for (std::size_t s = 0; s < 3; ++s) CHECK(q.Y[s] == Approx(first[s] / 5));
+  CHECK(q.gene_scale[0] == Approx(5));
+  o.scale = "std";
+  const Prepared r = prepare(m, o);
+  const double sd = std::sqrt(var(first));
+  for (std::size_t s = 0; s < 3; ++s) CHECK(r.Y[s] == Approx(first[s] / sd));
+  o.min_spots = 3; // only gene 0 is detected in all three spots
+  CHECK(prepare(m, o).gene_index == std::vector<std::size_t>{0});
+  o.min_spots = 4;
+  CHECK_THROWS_AS(prepare(m, o), DataError);
+  o.min_spots = 1;
+  o.scale = "log";
+  CHECK_THROWS_AS(prepare(m, o), ConfigError);
+  o.scale = "max";
+  m.cols = 4; // a spot without counts
+  CHECK_THROWS_WITH(prepare(m, o), Catch::Contains("spot 4 has no counts"));
+}
+
+TEST_CASE("adjusted_rand_index matches scikit-learn's documented values; row_argmax", "[spatial]") {
+  CHECK(adjusted_rand_index({0, 0, 1, 1}, {0, 0, 1, 1}) == Approx(1.0));
+  CHECK(adjusted_rand_index({0, 0, 1, 1}, {1, 1, 0, 0}) == Approx(1.0));
+  CHECK(adjusted_rand_index({0, 0, 1, 2}, {0, 0, 1, 1}) == Approx(0.5714285714285714));
+  CHECK(adjusted_rand_index({0, 0, 1, 1}, {0, 1, 2, 3}) == Approx(0.0).margin(1e-15));
+  CHECK(adjusted_rand_index({0, 0, 0, 0}, {0, 1, 2, 3}) == Approx(0.0).margin(1e-15));
+  // Hand-computed: pairs together in both 2, in a 6, in b 3, of 15 -> (2 - 1.2) / (4.5 - 1.2).
+  CHECK(adjusted_rand_index({0, 0, 0, 1, 1, 1}, {0, 0, 1, 1, 2, 2}) == Approx(0.8 / 3.3));
+  // Unlabelled items (negative in b) are left out.
+  CHECK(adjusted_rand_index({0, 0, 1, 1, 0}, {0, 0, 1, 1, -1}) == Approx(1.0));
+  CHECK(row_argmax({0.1, 0.5, 0.2, 0.9, 0.5, 0.2}, 2, 3) == std::vector<int>{2, 1});
+  CHECK(row_argmax({0.3, 0.3, 0.3, 0.1}, 2, 2) == std::vector<int>{0, 0}); // ties: the lowest index
+}
