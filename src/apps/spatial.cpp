@@ -135,7 +135,7 @@ Coo read_matrix_market(const std::string& path) {
 }
 
 Spots read_spots(const std::string& path, const std::string& x_col, const std::string& y_col,
-                 const std::string& label_col, const std::string& id_col) {
+                 const std::string& label_col, const std::string& id_col, const std::string& index_col) {
   const csv::Table t = csv::read(path);
   if (t.size() < 2) throw DataError("'" + path + "' has no spots: expected a header row and one row per spot");
   const std::size_t cx = column_of(t, x_col, "--x-column"), cy = column_of(t, y_col, "--y-column");
@@ -163,7 +163,30 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
       s.label.push_back(csv::parse_cell(t.cell(r, cl), v) == csv::CellKind::missing ? std::string() : t.cell(r, cl));
     }
   }
-  return s;
+  if (index_col.empty()) return s;
+  const std::size_t cx_index = column_of(t, index_col, "--index-column"), n = s.x.size();
+  std::vector<std::size_t> row_of(n, npos);
+  for (std::size_t r = 1; r < t.size(); ++r) {
+    double v = 0;
+    const bool number = csv::parse_cell(t.cell(r, cx_index), v) == csv::CellKind::number;
+    if (!number || v != std::floor(v) || v < 1 || v > static_cast<double>(n))
+      throw DataError(csv::where(path, r + 1, cx_index + 1, index_col) + ": '" + t.cell(r, cx_index) +
+                      "' is not a column of the counts (1 to " + std::to_string(n) + ")");
+    const auto k = static_cast<std::size_t>(v) - 1;
+    if (row_of[k] != npos)
+      throw DataError(csv::where(path, r + 1, cx_index + 1, index_col) + ": column " + std::to_string(k + 1) +
+                      " is already described by row " + std::to_string(row_of[k] + 2));
+    row_of[k] = r - 1;
+  }
+  Spots o;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = row_of[k];
+    o.id.push_back(s.id[i]);
+    o.x.push_back(s.x[i]);
+    o.y.push_back(s.y[i]);
+    if (!s.label.empty()) o.label.push_back(s.label[i]);
+  }
+  return o;
 }
 
 Prepared prepare(const Coo& m, const PrepareOptions& opt) {

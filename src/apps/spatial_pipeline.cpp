@@ -38,17 +38,43 @@ std::vector<std::string> read_gene_names(const std::string& path, std::size_t ex
 std::string make_maps(const std::string& dir, const std::string& format, const Spots& sp, const std::vector<double>& A,
                       std::size_t R, const std::vector<int>& dominant, const std::vector<int>& labels,
                       const std::vector<std::string>& label_names) {
-  const std::size_t S = sp.x.size();
+  const std::size_t S = sp.x.size(), L = label_names.size();
+  // Colours: each annotation takes the colour of the cell type it overlaps most (greedily, one annotation per
+  // type), so that matching regions look alike in the two panels; the others get colours after the types'.
+  std::vector<int> colour(L, 0);
+  if (!labels.empty()) {
+    std::vector<std::vector<std::size_t>> n(L, std::vector<std::size_t>(R, 0));
+    for (std::size_t s = 0; s < S; ++s)
+      if (labels[s] >= 0) ++n[static_cast<std::size_t>(labels[s])][static_cast<std::size_t>(dominant[s])];
+    std::vector<bool> type_used(R, false);
+    for (std::size_t step = 0; step < std::min(L, R); ++step) {
+      std::size_t bl = L, br = R, best = 0;
+      for (std::size_t l = 0; l < L; ++l)
+        for (std::size_t r = 0; r < R; ++r)
+          if (colour[l] == 0 && !type_used[r] && (bl == L || n[l][r] > best)) {
+            best = n[l][r];
+            bl = l;
+            br = r;
+          }
+      colour[bl] = static_cast<int>(br + 1);
+      type_used[br] = true;
+    }
+    int next = static_cast<int>(R) + 1;
+    for (int& c : colour)
+      if (c == 0) c = next++;
+  }
   std::vector<std::vector<double>> rows;
   for (std::size_t s = 0; s < S; ++s) {
-    std::vector<double> row{sp.x[s], sp.y[s], static_cast<double>(dominant[s] + 1),
-                            labels.empty() || labels[s] < 0 ? NAN : static_cast<double>(labels[s] + 1)};
+    std::vector<double> row{
+        sp.x[s], sp.y[s], static_cast<double>(dominant[s] + 1),
+        labels.empty() || labels[s] < 0 ? NAN : static_cast<double>(colour[static_cast<std::size_t>(labels[s])])};
     for (std::size_t r = 0; r < R; ++r) row.push_back(A[s + S * r]);
     rows.push_back(row);
   }
   const bool annotated = !labels.empty();
   const std::size_t panels = R + 1 + (annotated ? 1 : 0);
   const std::size_t cols = std::min<std::size_t>(panels, 3), lines = (panels + cols - 1) / cols;
+  const std::size_t colours = std::max<std::size_t>(R, R + (L > R ? L - R : 0));
   std::ostringstream p;
   p << gnuplot::datablock("spots", rows);
   p << "set multiplot layout " << lines << "," << cols << "\n"
@@ -57,15 +83,16 @@ std::string make_maps(const std::string& dir, const std::string& format, const S
   for (std::size_t r = 0; r < R; ++r)
     p << "set title " << gnuplot::quote("cell type " + std::to_string(r + 1) + ": proportion")
       << "\nplot $spots using 1:2:" << 5 + r << " with points pt 7 ps 1.5 lc palette\n";
-  p << "set palette maxcolors " << R
+  p << "set palette maxcolors " << colours
     << "\nset palette defined (0 'blue', 1 'cyan', 2 'green', 3 'orange', 4 'red', 5 'purple')\n"
-    << "set cbrange [0.5:" << static_cast<double>(R) + 0.5 << "]\nset cbtics 1\n"
+    << "set cbrange [0.5:" << static_cast<double>(colours) + 0.5 << "]\nset cbtics 1\n"
     << "set title 'dominant cell type'\nplot $spots using 1:2:3 with points pt 7 ps 1.5 lc palette\n";
   if (annotated) {
-    const std::size_t L = std::max<std::size_t>(label_names.size(), 1);
-    p << "set palette maxcolors " << L << "\nset cbrange [0.5:" << static_cast<double>(L) + 0.5 << "]\n"
-      << "set title 'annotation (numbered as in agreement.csv)'\nplot $spots using 1:2:4 with points pt 7 ps 1.5 lc "
-         "palette\n";
+    std::ostringstream legend;
+    for (std::size_t l = 0; l < L; ++l) legend << (l ? ", " : "") << colour[l] << ": " << label_names[l];
+    p << "set title " << gnuplot::quote("annotation (colour: best-matching type)") << "\n"
+      << "set label 1 " << gnuplot::quote(legend.str()) << " at graph -0.1, graph -0.45 font ',8'\n"
+      << "plot $spots using 1:2:4 with points pt 7 ps 1.5 lc palette\nunset label 1\n";
   }
   p << "unset multiplot\n";
   const std::string why = gnuplot::make_image(dir + "/maps." + format, static_cast<int>(380 * cols),
@@ -106,7 +133,7 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   collective_try(comm, [&] {
     if (comm.rank() != 0) return;
     const Coo counts = read_matrix_market(cfg.counts);
-    sp = read_spots(cfg.spots, cfg.x_column, cfg.y_column, cfg.label_column, cfg.id_column);
+    sp = read_spots(cfg.spots, cfg.x_column, cfg.y_column, cfg.label_column, cfg.id_column, cfg.index_column);
     if (sp.x.size() != counts.cols)
       throw DataError("'" + cfg.spots + "' describes " + std::to_string(sp.x.size()) + " spots; the counts have " +
                       std::to_string(counts.cols) + " columns");

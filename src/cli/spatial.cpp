@@ -19,6 +19,8 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
       "an annotation column (e.g. the histological layer): the dominant cell type of each spot is compared with "
       "it (adjusted Rand index, agreement.csv)")("id-column", po::value<std::string>(),
                                                  "the spot name column (default: the first other column)")(
+      "index-column", po::value<std::string>(),
+      "a column giving each row's 1-based column of the counts (default: rows in the counts' column order)")(
       "genes", po::value<std::string>(), "gene names, one per line, in the order of the counts' rows");
   po::options_description pre("Preparation");
   pre.add_options()("top-genes", po::value<long>()->default_value(static_cast<long>(d.prepare.top_genes)),
@@ -67,6 +69,7 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
   cfg.y_column = vm["y-column"].as<std::string>();
   if (vm.count("label-column")) cfg.label_column = vm["label-column"].as<std::string>();
   if (vm.count("id-column")) cfg.id_column = vm["id-column"].as<std::string>();
+  if (vm.count("index-column")) cfg.index_column = vm["index-column"].as<std::string>();
   if (vm.count("genes")) cfg.genes = vm["genes"].as<std::string>();
   auto at_least = [&](const char* name, long min) {
     const long v = vm[name].as<long>();

@@ -91,6 +91,15 @@ TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and 
   CHECK(read_spots(path, "x", "y", "").label.empty());
   CHECK_THROWS_WITH(read_spots(path, "x", "z", ""), Catch::Contains("no column 'z'"));
   CHECK_THROWS_WITH(read_spots(path, "x", "layer", ""), Catch::Contains("is not a number"));
+  // An index column reorders the rows into the counts' column order, and must be a permutation.
+  const std::string shuffled = put("shuffled.csv", "col,x,y\n2,20,2\n3,30,3\n1,10,1\n");
+  const Spots o = read_spots(shuffled, "x", "y", "", "", "col");
+  CHECK(o.x == std::vector<double>{10, 20, 30});
+  CHECK(o.id == std::vector<std::string>{"1", "2", "3"});
+  CHECK_THROWS_WITH(read_spots(put("dup.csv", "col,x,y\n2,1,1\n2,1,1\n"), "x", "y", "", "", "col"),
+                    Catch::Contains("column 2 is already described by row 2"));
+  CHECK_THROWS_WITH(read_spots(put("far.csv", "col,x,y\n1,1,1\n3,1,1\n"), "x", "y", "", "", "col"),
+                    Catch::Contains("is not a column of the counts (1 to 2)"));
   std::vector<std::string> names;
   CHECK(encode_labels(s.label, &names) == std::vector<int>{0, -1, 1});
   CHECK(names == std::vector<std::string>{"L1", "L2"});

@@ -30,9 +30,11 @@ struct Spots {
 
 /// Reads a CSV with a header: `x_col` and `y_col` name the coordinate columns, `label_col` (optional, "" for
 /// none) an annotation, `id_col` (optional) the spot names (default: the first column that is neither).
-/// DataError for missing columns or non-numeric coordinates.
+/// Rows describe the counts' columns in order, unless `index_col` names a column holding each row's 1-based
+/// column of the counts (then the spots come back in the counts' order; the indices must be 1..rows, each
+/// once). DataError for missing columns, non-numeric coordinates or bad indices.
 Spots read_spots(const std::string& path, const std::string& x_col, const std::string& y_col,
-                 const std::string& label_col, const std::string& id_col = "");
+                 const std::string& label_col, const std::string& id_col = "", const std::string& index_col = "");
 
 struct PrepareOptions {
   std::size_t top_genes = 1000; ///< keep the genes of largest variance of log1p(normalized) expression
