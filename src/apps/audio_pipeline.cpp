@@ -206,9 +206,17 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     }
     if (!refs.empty()) {
       std::vector<std::vector<double>> ref_work, ref_full;
-      for (const auto& r : refs) {
-        ref_full.push_back(r.y);
-        ref_work.push_back(resample(r.y, sum.work_samples));
+      for (std::size_t i = 0; i < refs.size(); ++i) {
+        // Compared sample by sample with the mixture's sources: a reference of another length is cut or padded
+        // with silence at its end (never stretched by the resampling).
+        ref_full.push_back(refs[i].y);
+        if (ref_full.back().size() != sum.samples) {
+          sum.warnings.push_back("reference '" + cfg.references[i] + "' has " + std::to_string(refs[i].y.size()) +
+                                 " samples, the mixture " + std::to_string(sum.samples) +
+                                 ": scored over the mixture's length (cut or padded with silence at the end)");
+          ref_full.back().resize(sum.samples, 0.0);
+        }
+        ref_work.push_back(resample(ref_full.back(), sum.work_samples));
       }
       const std::vector<double> mix_work = resample(mix.y, sum.work_samples);
       const std::vector<std::size_t> match = best_assignment(ref_work, sum.sources_work);

@@ -114,6 +114,21 @@ TEST_CASE("audio separates guitar and flute and writes the sources, tables, scor
   REQUIRE(over.exit_code == 0);
   CHECK(!fs::exists(out / "scores.csv"));
   CHECK(fs::exists(out / "source_3.wav"));
+  // A reference of another length is scored over the mixture's length, with a warning, not stretched: the
+  // guitar stem cut to its first half scores the first half like the whole stem and the rest as silence.
+  {
+    unmix::io::Signal g = unmix::io::read_signal_wav(shared_data("audio/only_guitar.wav"));
+    g.y.resize(g.y.size() / 2);
+    unmix::io::write_wav((d / "half_guitar.wav").string(), g.y, 44100);
+    const auto h = run_unmix(1, {"audio", shared_data("audio/flute_and_guitar.wav"), "--out", (d / "half").string(),
+                                 "--plots", "none", "--reference", (d / "half_guitar.wav").string()});
+    INFO(h.err);
+    REQUIRE(h.exit_code == 0);
+    CHECK(h.err.find("scored over the mixture's length") != std::string::npos);
+    const auto hs = lines_of(d / "half" / "scores.csv");
+    REQUIRE(hs.size() == 2);
+    CHECK(std::stod(cells(hs[1])[3]) < std::stod(cells(sc[1])[3])); // the mixture scores worse against half a stem
+  }
   const auto help = run_unmix(0, {"audio", "--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("--sources") != std::string::npos);
