@@ -230,10 +230,10 @@ Grouping group_spectra(const double* B, std::size_t R, std::size_t freqs, const 
 std::vector<double> order_groups_by_energy(Grouping& g, const double* A, std::size_t frames, const double* B,
                                            std::size_t freqs) {
   const std::size_t R = g.components;
-  std::vector<double> energy(g.groups, 0.0);
+  std::vector<double> energy(g.groups, 0.0), v(g.groups);
   for (std::size_t k = 0; k < freqs; ++k)
     for (std::size_t f = 0; f < frames; ++f) {
-      std::vector<double> v(g.groups, 0.0);
+      std::fill(v.begin(), v.end(), 0.0);
       for (std::size_t r = 0; r < R; ++r) v[static_cast<std::size_t>(g.group[r])] += A[f + frames * r] * B[r + R * k];
       for (std::size_t h = 0; h < g.groups; ++h) energy[h] += v[h] * v[h];
     }

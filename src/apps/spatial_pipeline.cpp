@@ -180,7 +180,13 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     if (comm.rank() != 0) return;
     if (!sp.label.empty()) {
       sum.labels = encode_labels(sp.label, &sum.label_names);
-      sum.ari = adjusted_rand_index(sum.dominant, sum.labels);
+      if (sum.label_names.empty()) {
+        sum.warnings.push_back("column '" + cfg.label_column +
+                               "' annotates no spot (all empty or NA): no agreement computed");
+        sum.labels.clear();
+      } else {
+        sum.ari = adjusted_rand_index(sum.dominant, sum.labels);
+      }
     }
     std::ostringstream pr;
     pr << "spot,x,y," << (sp.label.empty() ? "" : "label,") << "dominant";

@@ -65,6 +65,30 @@ TEST_CASE("spatial finds the olfactory bulb's cell types and writes proportions,
   CHECK(dims == std::vector<hsize_t>{262, 5});
   if (r.err.find("gnuplot not found") == std::string::npos) CHECK(fs::file_size(out / "maps.png") > 1000);
 
+  // An annotation column without a single annotation: a warning, no agreement, no failure.
+  {
+    std::ofstream na(d / "na.csv");
+    na << "x,y,layer\n";
+    const auto table = lines_of(spots);
+    for (std::size_t i = 1; i < table.size(); ++i) {
+      const std::string& line = table[i];
+      std::stringstream ss(line);
+      std::string c, x, y;
+      std::getline(ss, c, ',');
+      std::getline(ss, c, ',');
+      std::getline(ss, x, ',');
+      std::getline(ss, y, ',');
+      na << x << "," << y << ",NA\n";
+    }
+  }
+  const auto n = run_unmix(1, {"spatial", counts, "--spots", (d / "na.csv").string(), "--label-column", "layer",
+                               "--rank", "5", "--out", (d / "na").string(), "--plots", "none"});
+  INFO(n.err);
+  REQUIRE(n.exit_code == 0);
+  CHECK(n.err.find("annotates no spot") != std::string::npos);
+  CHECK(n.out.find("adjusted Rand index") == std::string::npos);
+  CHECK(!fs::exists(d / "na" / "agreement.csv"));
+
   // The estimate: this section's error curve has no clear bend, and the run says so.
   const auto a = run_unmix(2, {"spatial", counts, "--spots", spots, "--rank", "auto", "--max-rank", "6", "--out",
                                (d / "auto").string(), "--plots", "none"});
