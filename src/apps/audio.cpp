@@ -291,6 +291,7 @@ double sdr(const std::vector<double>& ref, const std::vector<double>& est) {
     s += ref[i] * ref[i];
     e += (ref[i] - est[i]) * (ref[i] - est[i]);
   }
+  if (!std::isfinite(s) || !std::isfinite(e)) return std::numeric_limits<double>::quiet_NaN();
   if (!(s > 0)) return -std::numeric_limits<double>::infinity();
   if (!(e > 0)) return std::numeric_limits<double>::infinity();
   return 10 * std::log10(s / e);

@@ -38,6 +38,14 @@ void validate(const RunConfig& c) {
   if (c.grouping.sources > c.rank)
     throw ConfigError("--sources " + std::to_string(c.grouping.sources) + " is more than the " +
                       std::to_string(c.rank) + " notes (--rank)");
+  if (c.grouping.bins_per_octave > 1200)
+    throw ConfigError("--bins-per-octave must be at most 1200 (a cent), got " +
+                      std::to_string(c.grouping.bins_per_octave));
+  if (!c.references.empty() && c.grouping.sources > 0 && c.references.size() > c.grouping.sources)
+    throw ConfigError(std::to_string(c.references.size()) + " references but only " +
+                      std::to_string(c.grouping.sources) + " sources (--sources): give at most as many references");
+  if (!c.references.empty() && c.grouping.sources > 8)
+    throw ConfigError("scoring against references is limited to 8 separated sources (--sources)");
   if (c.plot_format != "png" && c.plot_format != "svg" && c.plot_format != "none")
     throw ConfigError("--plots '" + c.plot_format + "': use png, svg or none");
   apps::parse_factor_spec(c.factor.constraint_A, "A");
@@ -146,9 +154,13 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     if (mix.y.size() < 2)
       throw DataError("'" + cfg.input + "' has " + std::to_string(mix.y.size()) + " sample(s): nothing to separate");
     if (std::all_of(mix.y.begin(), mix.y.end(), [](double v) { return v == 0.0; }))
-      throw DataError("'" + cfg.input + "' is silent (every sample is zero): nothing to separate");
+      throw DataError(
+          "'" + cfg.input + "' is silent (every sample is zero" +
+          (mix.notes.empty() ? std::string() : std::string(" after averaging its channels; pick one with --channel")) +
+          "): nothing to separate");
     for (const auto& r : cfg.references) {
-      refs.push_back(io::read_signal_wav(r, cfg.channel));
+      refs.push_back(io::read_signal_wav(r)); // references are mono, or mixed down (noted)
+      for (const auto& n : refs.back().notes) notes.push_back("reference: " + n);
       if (refs.back().rate != mix.rate)
         throw DataError("reference '" + r + "' is sampled at " + fmt("%g", refs.back().rate) + " Hz, the mixture at " +
                         fmt("%g", mix.rate) + " Hz");

@@ -1,6 +1,10 @@
 #include "unmix/apps/replicated.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -76,8 +80,9 @@ Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::
   const std::size_t I = shape.at(0), M = shape_size(shape) / std::max<std::size_t>(I, 1);
   if (Y.size() != shape_size(shape)) throw Error("factorize_replicated: the data does not have the shape given");
   if (R < 1 || R > std::min(I, M))
-    throw ConfigError("--rank " + std::to_string(R) + ": with " + std::to_string(I) + " " + mixtures +
-                      " the rank must be between 1 and " + std::to_string(std::min(I, M)));
+    throw ConfigError("--rank " + std::to_string(R) + ": with " + std::to_string(I) + " " + mixtures + " and " +
+                      std::to_string(M) + " values each the rank must be between 1 and " +
+                      std::to_string(std::min(I, M)));
   const ConstraintList consA = parse_factor_spec(s.constraint_A, "A"), consB = parse_factor_spec(s.constraint_B, "B");
   if (!scale_compensable(consB, shape.size(), 0))
     throw ConfigError("--constraint B=" + s.constraint_B +
@@ -116,7 +121,7 @@ Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::
     init_random(model, f, opts.seed, true, consA, consB);
     SolveResult res = solve(model, f, consA, consB, opts);
     const double obj = res.stats.back().objective;
-    if (obj < best_obj) {
+    if (start == 0 || obj < best_obj) { // the first start is kept even when its objective is not finite
       best_obj = obj;
       best.rank = R;
       best.seed = opts.seed;
@@ -203,7 +208,7 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 AtomicDir::AtomicDir(const Comm& comm, std::string final_path, bool overwrite)
-    : comm_(&comm), final_(std::move(final_path)) {
+    : comm_(&comm), final_(std::move(final_path)), overwrite_(overwrite) {
   while (final_.size() > 1 && final_.back() == '/') final_.pop_back();
   std::string tmp;
   collective_try(comm, [&] {
@@ -238,6 +243,19 @@ void AtomicDir::commit() {
     if (comm_->rank() != 0) return;
     std::error_code ec;
     std::string old;
+    if (!overwrite_) {
+      // Checked at the start; something may have appeared there since. Never replace it (not even an empty
+      // folder, which a plain rename would).
+      if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_NOREPLACE) != 0) {
+        const int err = errno;
+        throw IoError("cannot rename '" + tmp_ + "' to '" + final_ + "': " +
+                      (err == EEXIST ? std::string("'") + final_ +
+                                           "' appeared while this run was going; it is kept "
+                                           "(use --overwrite to replace it)"
+                                     : std::string(std::strerror(err))));
+      }
+      return;
+    }
     if (fs::exists(final_, ec)) {
       old = final_ + ".old." + std::to_string(getpid());
       fs::rename(final_, old, ec);

@@ -89,12 +89,21 @@ Coo read_matrix_market(const std::string& path) {
   std::size_t nnz = 0;
   {
     std::istringstream size(line);
-    if (!(size >> m.rows >> m.cols >> nnz))
+    long long r = 0, c = 0, n = 0;
+    if (!(size >> r >> c >> n))
       throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": expected 'rows columns entries'");
+    const long long limit = 1LL << 40;
+    if (r < 1 || c < 1 || n < 0 || r > limit || c > limit || (n > 0 && (n - 1) / c >= r))
+      throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": '" + line +
+                      "' is not a valid size (rows and columns at least 1, at most rows x columns entries)");
+    m.rows = static_cast<std::size_t>(r);
+    m.cols = static_cast<std::size_t>(c);
+    nnz = static_cast<std::size_t>(n);
   }
-  m.row.reserve(nnz);
-  m.col.reserve(nnz);
-  m.value.reserve(nnz);
+  const std::size_t guess = std::min<std::size_t>(nnz, std::size_t{1} << 26); // grows past this as entries come
+  m.row.reserve(guess);
+  m.col.reserve(guess);
+  m.value.reserve(guess);
   std::size_t read = 0;
   while (read < nnz && in.next(line)) {
     if (line.empty() || line[0] == '%') continue;
@@ -141,12 +150,13 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
   const std::size_t cx = column_of(t, x_col, "--x-column"), cy = column_of(t, y_col, "--y-column");
   const std::size_t npos = static_cast<std::size_t>(-1);
   const std::size_t cl = label_col.empty() ? npos : column_of(t, label_col, "--label-column");
+  const std::size_t cindex = index_col.empty() ? npos : column_of(t, index_col, "--index-column");
   std::size_t ci = npos;
   if (!id_col.empty()) {
     ci = column_of(t, id_col, "--id-column");
   } else {
     for (std::size_t j = 0; j < t.rows[0].size() && ci == npos; ++j)
-      if (j != cx && j != cy && j != cl) ci = j;
+      if (j != cx && j != cy && j != cl && j != cindex) ci = j;
   }
   Spots s;
   for (std::size_t r = 1; r < t.size(); ++r) {
@@ -164,7 +174,7 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
     }
   }
   if (index_col.empty()) return s;
-  const std::size_t cx_index = column_of(t, index_col, "--index-column"), n = s.x.size();
+  const std::size_t cx_index = cindex, n = s.x.size();
   std::vector<std::size_t> row_of(n, npos);
   for (std::size_t r = 1; r < t.size(); ++r) {
     double v = 0;
@@ -196,13 +206,31 @@ Prepared prepare(const Coo& m, const PrepareOptions& opt) {
   const std::size_t G = m.rows, S = m.cols;
   Prepared p;
   p.spots = S;
-  p.library_size.assign(S, 0.0);
-  for (std::size_t e = 0; e < m.value.size(); ++e) {
+  // Entries given twice for one gene and spot (some writers do) are one count, their sum.
+  std::vector<std::size_t> order(m.value.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return m.col[a] != m.col[b] ? m.col[a] < m.col[b] : m.row[a] < m.row[b];
+  });
+  Coo merged;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::size_t e = order[k];
     if (m.value[e] < 0) throw DataError("the counts hold a negative value (" + std::to_string(m.value[e]) + ")");
-    p.library_size[m.col[e]] += m.value[e];
+    if (k > 0 && m.row[e] == merged.row.back() && m.col[e] == merged.col.back()) {
+      merged.value.back() += m.value[e];
+    } else {
+      merged.row.push_back(m.row[e]);
+      merged.col.push_back(m.col[e]);
+      merged.value.push_back(m.value[e]);
+    }
   }
-  for (std::size_t s = 0; s < S; ++s)
+  p.library_size.assign(S, 0.0);
+  for (std::size_t e = 0; e < merged.value.size(); ++e) p.library_size[merged.col[e]] += merged.value[e];
+  for (std::size_t s = 0; s < S; ++s) {
+    if (!std::isfinite(p.library_size[s]))
+      throw DataError("spot " + std::to_string(s + 1) + "'s counts add up to more than a double holds");
     if (!(p.library_size[s] > 0)) throw DataError("spot " + std::to_string(s + 1) + " has no counts: remove it first");
+  }
   std::vector<double> sorted = p.library_size;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(S / 2), sorted.end());
   double median = sorted[S / 2];
@@ -212,12 +240,12 @@ Prepared prepare(const Coo& m, const PrepareOptions& opt) {
   // Per gene: detection count and the mean and variance of log1p(normalized), zeros included.
   std::vector<std::size_t> detected(G, 0);
   std::vector<double> sum(G, 0.0), sum2(G, 0.0);
-  for (std::size_t e = 0; e < m.value.size(); ++e) {
-    if (m.value[e] == 0) continue;
-    const double v = std::log1p(m.value[e] * median / p.library_size[m.col[e]]);
-    ++detected[m.row[e]];
-    sum[m.row[e]] += v;
-    sum2[m.row[e]] += v * v;
+  for (std::size_t e = 0; e < merged.value.size(); ++e) {
+    if (merged.value[e] == 0) continue;
+    const double v = std::log1p(merged.value[e] * median / p.library_size[merged.col[e]]);
+    ++detected[merged.row[e]];
+    sum[merged.row[e]] += v;
+    sum2[merged.row[e]] += v * v;
   }
   std::vector<std::size_t> cand;
   std::vector<double> var(G, 0.0);
@@ -236,10 +264,10 @@ Prepared prepare(const Coo& m, const PrepareOptions& opt) {
   std::vector<std::ptrdiff_t> slot(G, -1);
   for (std::size_t k = 0; k < cand.size(); ++k) slot[cand[k]] = static_cast<std::ptrdiff_t>(k);
   p.Y.assign(S * p.genes, 0.0);
-  for (std::size_t e = 0; e < m.value.size(); ++e) {
-    const std::ptrdiff_t k = slot[m.row[e]];
+  for (std::size_t e = 0; e < merged.value.size(); ++e) {
+    const std::ptrdiff_t k = slot[merged.row[e]];
     if (k < 0) continue;
-    p.Y[m.col[e] + S * static_cast<std::size_t>(k)] += m.value[e] * median / p.library_size[m.col[e]];
+    p.Y[merged.col[e] + S * static_cast<std::size_t>(k)] += merged.value[e] * median / p.library_size[merged.col[e]];
   }
   p.gene_scale.assign(p.genes, 1.0);
   for (std::size_t k = 0; k < p.genes; ++k) {

@@ -180,10 +180,12 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     if (comm.rank() != 0) return;
     if (!sp.label.empty()) {
       sum.labels = encode_labels(sp.label, &sum.label_names);
-      if (sum.label_names.empty()) {
-        sum.warnings.push_back("column '" + cfg.label_column +
-                               "' annotates no spot (all empty or NA): no agreement computed");
+      const auto annotated = std::count_if(sum.labels.begin(), sum.labels.end(), [](int l) { return l >= 0; });
+      if (annotated < 2) {
+        sum.warnings.push_back("column '" + cfg.label_column + "' annotates " + std::to_string(annotated) +
+                               " spot(s) (the others are empty or NA): no agreement computed");
         sum.labels.clear();
+        sum.label_names.clear();
       } else {
         sum.ari = adjusted_rand_index(sum.dominant, sum.labels);
       }

@@ -12,8 +12,9 @@ int cmd_audio(const std::vector<std::string>& args, const Comm& world) {
   po::options_description in("Input");
   in.add_options()("channel", po::value<int>(), "channel to use (1-based; default: the average of the channels)")(
       "reference", po::value<std::vector<std::string>>()->composing(),
-      "a true source recording, at the same rate (repeatable): the separated sources are matched to the "
-      "references and scored (signal-to-distortion ratio, dB) in scores.csv");
+      "a true source recording, at the same rate (repeatable; several channels are averaged, --channel picks "
+      "the mixture's only): the separated sources are matched to the references and scored "
+      "(signal-to-distortion ratio, dB) in scores.csv");
   po::options_description tf("Transform");
   tf.add_options()("downsample", po::value<long>()->default_value(static_cast<long>(d.downsample)),
                    "work at the recording's rate divided by this (band-limited resampling; the band above the new "

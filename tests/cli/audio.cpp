@@ -163,6 +163,8 @@ TEST_CASE("audio rejects bad input with a clear message and leaves no output", "
       {{good, "--sources", "11"}, "is more than the 10 notes"},
       {{good, "--sources", "0", "--threshold", "0"}, "--threshold must be in (0, 1]"},
       {{good, "--rebuild", "wiener"}, "use mask"},
+      {{good, "--bins-per-octave", "5000"}, "--bins-per-octave must be at most 1200"},
+      {{good, "--sources", "9", "--rank", "10", "--reference", good}, "limited to 8 separated sources"},
       {{good, "--plots", "gif"}, "use png, svg or none"},
       {{good, "--channel", "2"}, "has 1 channel(s)"},
       {{good, "--constraint", "A=simplex_nope"}, "--constraint A=simplex_nope"},

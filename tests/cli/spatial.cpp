@@ -85,7 +85,7 @@ TEST_CASE("spatial finds the olfactory bulb's cell types and writes proportions,
                                "--rank", "5", "--out", (d / "na").string(), "--plots", "none"});
   INFO(n.err);
   REQUIRE(n.exit_code == 0);
-  CHECK(n.err.find("annotates no spot") != std::string::npos);
+  CHECK(n.err.find("annotates 0 spot(s)") != std::string::npos);
   CHECK(n.out.find("adjusted Rand index") == std::string::npos);
   CHECK(!fs::exists(d / "na" / "agreement.csv"));
 

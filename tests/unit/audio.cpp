@@ -293,6 +293,7 @@ TEST_CASE("sdr and best_assignment", "[audio]") {
   CHECK(sdr(ref, est) == Approx(10 * std::log10(30.0)));
   CHECK(std::isinf(sdr(ref, ref)));
   CHECK(sdr({0, 0}, {1, 1}) == -std::numeric_limits<double>::infinity());
+  CHECK(std::isnan(sdr(ref, {1, 2, std::nan(""), 4}))); // a broken estimate scores nothing, not +inf
   const std::vector<std::vector<double>> refs{{1, 0, 0, 1}, {0, 1, 1, 0}};
   const std::vector<std::vector<double>> ests{{0.1, 0.9, 1.1, 0}, {0, 0, 0, 0}, {0.9, 0, 0.1, 1}};
   CHECK(best_assignment(refs, ests) == std::vector<std::size_t>{2, 0});

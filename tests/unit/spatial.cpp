@@ -67,6 +67,9 @@ TEST_CASE("read_matrix_market: coordinate matrices, plain or gzip, general, symm
            {"%%MatrixMarket matrix coordinate real general\n2 2 1\n3 1 1\n", "outside the 2 x 2 matrix"},
            {"%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 nan\n", "expected 'row column value'"},
            {"%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1\n2 2 1\n", "ends after 2 of its 3 entries"},
+           {"%%MatrixMarket matrix coordinate real general\n-3 2 1\n1 1 1\n", "is not a valid size"},
+           {"%%MatrixMarket matrix coordinate real general\n3 2 7\n1 1 1\n", "is not a valid size"},
+           {"%%MatrixMarket matrix coordinate real general\n3 2 100000000000000\n", "is not a valid size"},
        }) {
     INFO(b.text);
     try {
@@ -95,7 +98,7 @@ TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and 
   const std::string shuffled = put("shuffled.csv", "col,x,y\n2,20,2\n3,30,3\n1,10,1\n");
   const Spots o = read_spots(shuffled, "x", "y", "", "", "col");
   CHECK(o.x == std::vector<double>{10, 20, 30});
-  CHECK(o.id == std::vector<std::string>{"1", "2", "3"});
+  CHECK(o.id == std::vector<std::string>{"3", "1", "2"}); // no name column: the file's row numbers
   CHECK_THROWS_WITH(read_spots(put("dup.csv", "col,x,y\n2,1,1\n2,1,1\n"), "x", "y", "", "", "col"),
                     Catch::Contains("column 2 is already described by row 2"));
   CHECK_THROWS_WITH(read_spots(put("far.csv", "col,x,y\n1,1,1\n3,1,1\n"), "x", "y", "", "", "col"),
@@ -148,6 +151,20 @@ TEST_CASE("prepare: library-size scaling, the most variable genes, per-gene scal
   const Prepared r = prepare(m, o);
   const double sd = std::sqrt(var(first));
   for (std::size_t s = 0; s < 3; ++s) CHECK(r.Y[s] == Approx(first[s] / sd));
+  // The same counts with entries split in two (as some writers leave them) prepare to the same matrix.
+  Coo split;
+  split.rows = m.rows;
+  split.cols = m.cols;
+  for (std::size_t e = 0; e < m.value.size(); ++e)
+    for (double part : {0.25, 0.75}) {
+      split.row.push_back(m.row[e]);
+      split.col.push_back(m.col[e]);
+      split.value.push_back(part * m.value[e]);
+    }
+  const Prepared rs = prepare(split, o);
+  CHECK(rs.gene_index == r.gene_index);
+  REQUIRE(rs.Y.size() == r.Y.size());
+  for (std::size_t i = 0; i < r.Y.size(); ++i) CHECK(rs.Y[i] == Approx(r.Y[i]));
   o.min_spots = 3; // only gene 0 is detected in all three spots
   CHECK(prepare(m, o).gene_index == std::vector<std::size_t>{0});
   o.min_spots = 4;

@@ -77,7 +77,8 @@ void write_text(const std::string& path, const std::string& text);
 void write_strings(const h5::File& f, const std::string& name, const std::vector<std::string>& v);
 
 /// A folder written under a temporary name (FINAL.tmp.PID) and renamed when complete: an existing one is
-/// replaced only with `overwrite`, and only at commit(); without commit() the temporary folder is removed.
+/// replaced only with `overwrite`, and only at commit() (without it, a folder that appeared there while the run
+/// was going is never replaced: commit() fails instead); without commit() the temporary folder is removed.
 class AtomicDir {
 public:
   AtomicDir(const Comm& comm, std::string final_path, bool overwrite);
@@ -93,6 +94,7 @@ public:
 private:
   const Comm* comm_;
   std::string final_, tmp_;
+  bool overwrite_ = false;
   bool done_ = false;
 };
 
