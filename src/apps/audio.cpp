@@ -8,6 +8,7 @@
 #include <memory>
 #include <numbers>
 #include <numeric>
+#include <type_traits>
 
 #include "unmix/core/error.hpp"
 
@@ -19,35 +20,31 @@ namespace {
 // timing runs, the same plan every time), with its own aligned buffers.
 class RealFft {
 public:
-  explicit RealFft(std::size_t n) : n_(n), bins_(n / 2 + 1) {
-    real_ = static_cast<double*>(fftw_malloc(sizeof(double) * n));
-    spec_ = static_cast<fftw_complex*>(fftw_malloc(sizeof(fftw_complex) * bins_));
+  explicit RealFft(std::size_t n)
+      : bins_(n / 2 + 1), real_(static_cast<double*>(fftw_malloc(sizeof(double) * n)), fftw_free),
+        spec_(static_cast<fftw_complex*>(fftw_malloc(sizeof(fftw_complex) * bins_)), fftw_free),
+        forward_(nullptr, fftw_destroy_plan), backward_(nullptr, fftw_destroy_plan) {
+    if (n > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw DataError("a transform of " + std::to_string(n) + " samples is longer than FFTW's plans take (2^31 - 1)");
     if (!real_ || !spec_) throw std::bad_alloc();
     const int len = static_cast<int>(n);
-    forward_ = fftw_plan_dft_r2c_1d(len, real_, spec_, FFTW_ESTIMATE);
-    backward_ = fftw_plan_dft_c2r_1d(len, spec_, real_, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+    forward_.reset(fftw_plan_dft_r2c_1d(len, real_.get(), spec_.get(), FFTW_ESTIMATE));
+    backward_.reset(fftw_plan_dft_c2r_1d(len, spec_.get(), real_.get(), FFTW_ESTIMATE | FFTW_DESTROY_INPUT));
     if (!forward_ || !backward_) throw Error("FFTW could not plan a transform of length " + std::to_string(n));
   }
-  ~RealFft() {
-    if (forward_) fftw_destroy_plan(forward_);
-    if (backward_) fftw_destroy_plan(backward_);
-    fftw_free(real_);
-    fftw_free(spec_);
-  }
-  RealFft(const RealFft&) = delete;
-  RealFft& operator=(const RealFft&) = delete;
 
-  double* real() { return real_; }
-  std::complex<double>* spectrum() { return reinterpret_cast<std::complex<double>*>(spec_); }
+  double* real() { return real_.get(); }
+  std::complex<double>* spectrum() { return reinterpret_cast<std::complex<double>*>(spec_.get()); }
   std::size_t bins() const { return bins_; }
-  void forward() { fftw_execute(forward_); }
-  void backward() { fftw_execute(backward_); } // unnormalized: n times the inverse
+  void forward() { fftw_execute(forward_.get()); }
+  void backward() { fftw_execute(backward_.get()); } // unnormalized: n times the inverse
 
 private:
-  std::size_t n_, bins_;
-  double* real_ = nullptr;
-  fftw_complex* spec_ = nullptr;
-  fftw_plan forward_ = nullptr, backward_ = nullptr;
+  template <class T> using Owned = std::unique_ptr<T, void (*)(void*)>;
+  std::size_t bins_;
+  Owned<double> real_;
+  Owned<fftw_complex> spec_;
+  std::unique_ptr<std::remove_pointer_t<fftw_plan>, void (*)(fftw_plan)> forward_, backward_;
 };
 
 } // namespace

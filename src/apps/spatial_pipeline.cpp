@@ -26,7 +26,7 @@ std::vector<std::string> read_gene_names(const std::string& path, std::size_t ex
   std::vector<std::string> names;
   std::string line;
   while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
     names.push_back(line);
   }
   if (names.size() != expected)

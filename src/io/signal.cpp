@@ -173,6 +173,7 @@ std::size_t write_wav(const std::string& path, const std::vector<double>& y, int
   sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
   const sf_count_t n = static_cast<sf_count_t>(out.size());
   if (sf_write_double(f, out.data(), n) != n) throw IoError("cannot write '" + path + "': " + sf_strerror(f));
+  if (sf_close(guard.release()) != 0) throw IoError("cannot finish writing '" + path + "' (disk full?)");
   return clipped;
 }
 

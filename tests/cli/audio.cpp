@@ -146,11 +146,7 @@ TEST_CASE("audio rejects bad input with a clear message and leaves no output", "
   write_wav(d / "tone.wav", tone, 8000);
   write_wav(d / "tone16k.wav", tone, 16000);
   const std::string good = (d / "tone.wav").string();
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<unmix::test::Refusal> cases = {
       {{(d / "missing.wav").string()}, "no such file"},
       {{(d / "text.wav").string()}, "cannot read"},
       {{(d / "one.wav").string()}, "1 sample(s)"},
@@ -172,17 +168,10 @@ TEST_CASE("audio rejects bad input with a clear message and leaves no output", "
       {{good, "--downsample", "1", "--rank", "300"}, "the rank must be between 1 and"},
       {{good, "--reference", good, "--reference", good, "--reference", good}, "3 references but only 2"},
   };
-  for (const auto& c : cases) {
-    std::vector<std::string> args = {"audio"};
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    const fs::path out = d / "out";
-    args.insert(args.end(), {"--out", out.string()});
-    for (int np : {1, 3}) {
-      unmix::test::check_refused(np, args, c.message);
-      CHECK(!fs::exists(out));
-      std::size_t leftovers = 0;
-      for (const auto& e : fs::directory_iterator(d)) leftovers += e.path().filename().string().rfind("out.", 0) == 0;
-      CHECK(leftovers == 0);
-    }
-  }
+  unmix::test::check_all_refused("audio", cases, (d / "out").string(), {1, 3}, [&] {
+    CHECK(!fs::exists(d / "out"));
+    std::size_t leftovers = 0;
+    for (const auto& e : fs::directory_iterator(d)) leftovers += e.path().filename().string().rfind("out.", 0) == 0;
+    CHECK(leftovers == 0);
+  });
 }

@@ -108,11 +108,7 @@ TEST_CASE("spatial rejects bad input with a clear message and leaves no output",
   std::ofstream(d / "genes2.txt") << "a\nb\n";
   std::ofstream(d / "bad.mtx") << "%%MatrixMarket matrix array real general\n1 1\n1\n";
   const std::string small = (d / "small.mtx").string(), two = (d / "two.csv").string();
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<unmix::test::Refusal> cases = {
       {{(d / "missing.mtx").string(), "--spots", two, "--rank", "2"}, "no such file"},
       {{(d / "bad.mtx").string(), "--spots", two, "--rank", "1"}, "only the sparse 'coordinate'"},
       {{small, "--spots", (d / "three.csv").string(), "--rank", "2"}, "describes 3 spots; the counts have 2"},
@@ -129,14 +125,6 @@ TEST_CASE("spatial rejects bad input with a clear message and leaves no output",
       {{small, "--spots", two, "--rank", "2", "--plots", "gif"}, "use png, svg or none"},
       {{small, "--spots", two, "--rank", "2", "--constraint", "A=nope"}, "--constraint A=nope"},
   };
-  for (const auto& c : cases) {
-    std::vector<std::string> args = {"spatial"};
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    const fs::path out = d / "out";
-    args.insert(args.end(), {"--out", out.string()});
-    for (int np : {1, 3}) {
-      unmix::test::check_refused(np, args, c.message);
-      CHECK(!fs::exists(out));
-    }
-  }
+  unmix::test::check_all_refused("spatial", cases, (d / "out").string(), {1, 3},
+                                 [&] { CHECK(!fs::exists(d / "out")); });
 }

@@ -220,11 +220,7 @@ TEST_CASE("srmd rejects bad input with a clear message and leaves no output", "[
   fs::create_directories(out_dir);
   const std::string out = (out_dir / "m.csv").string();
   const std::string good = (d / "good.csv").string();
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<unmix::test::Refusal> cases = {
       {{(d / "missing.csv").string()}, "cannot open"},
       {{(d / "empty.csv").string()}, "is empty"},
       {{(d / "header_only.csv").string()}, "holds no samples"},
@@ -243,13 +239,5 @@ TEST_CASE("srmd rejects bad input with a clear message and leaves no output", "[
       // More neighbours required than there are features: every kept feature is noise.
       {{good, "--min-samples", "100000"}, "labelled noise by DBSCAN"},
   };
-  for (const auto& c : cases) {
-    std::vector<std::string> args = {"srmd"};
-    args.insert(args.end(), c.args.begin(), c.args.end());
-    args.insert(args.end(), {"--out", out});
-    for (int np : {1, 2, 3, 4}) {
-      unmix::test::check_refused(np, args, c.message);
-      CHECK(files_in(out_dir) == 0);
-    }
-  }
+  unmix::test::check_all_refused("srmd", cases, out, {1, 2, 3, 4}, [&] { CHECK(files_in(out_dir) == 0); });
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,27 @@ inline void check_refused(int np, const std::vector<std::string>& args, const st
   CHECK(!r.timed_out);
   CHECK(r.err.find("error: ") != std::string::npos);
   CHECK(r.err.find(message) != std::string::npos);
+}
+
+/// One bad command line: the arguments after the command, and what the error must say.
+struct Refusal {
+  std::vector<std::string> args;
+  std::string message;
+};
+
+/// Every case as `unmix COMMAND ARGS... --out OUT` is refused (check_refused) at each process count of
+/// `nps`; after each run `nothing_left` checks that no output was left behind.
+inline void check_all_refused(const std::string& command, const std::vector<Refusal>& cases, const std::string& out,
+                              const std::vector<int>& nps, const std::function<void()>& nothing_left) {
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {command};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--out", out});
+    for (int np : nps) {
+      check_refused(np, args, c.message);
+      nothing_left();
+    }
+  }
 }
 
 } // namespace unmix::test
