@@ -17,6 +17,7 @@
 #include "../support/test_support.hpp"
 #include "unmix/io/signal.hpp"
 
+using unmix::test::lines_of;
 using unmix::test::run_unmix;
 using unmix::test::shared_data;
 namespace fs = std::filesystem;
@@ -24,14 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) { return unmix::test::fresh_cli_dir("audio", name); }
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
 
 std::vector<std::string> cells(const std::string& line) {
   std::vector<std::string> out;

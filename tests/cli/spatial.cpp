@@ -11,19 +11,12 @@
 #include "../support/cli_checks.hpp"
 #include "../support/test_support.hpp"
 
+using unmix::test::lines_of;
 using unmix::test::run_unmix;
 using unmix::test::shared_data;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
 
 const std::string counts = shared_data("transcriptomics/mOB_counts_genes15928_x_spots262.mtx.gz");
 const std::string spots = shared_data("transcriptomics/spots_pos_layer.csv");

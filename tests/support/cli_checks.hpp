@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,6 +22,15 @@ inline std::filesystem::path fresh_cli_dir(const std::string& command, const std
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
+}
+
+/// The lines of a text file (none when it cannot be read).
+inline std::vector<std::string> lines_of(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
 }
 
 /// `unmix ARGS` at `np` processes is refused: a non-zero exit in time, and "error: " and `message` on stderr.
