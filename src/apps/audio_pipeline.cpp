@@ -145,6 +145,7 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   io::Signal mix;
   std::vector<io::Signal> refs;
   Stft spec;
+  std::vector<double> work;      // the mixture at the working rate (rank 0)
   std::vector<double> magnitude; // frames x freqs, column-major: the tensor factorized
   std::vector<std::string> notes;
   collective_try(comm, [&] {
@@ -166,7 +167,7 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
                         fmt("%g", mix.rate) + " Hz");
     }
     const std::size_t n = mix.y.size(), nw = downsampled_length(n, cfg.downsample);
-    const std::vector<double> work = resample(mix.y, nw);
+    work = resample(mix.y, nw);
     if (nw < cfg.window)
       throw DataError("'" + cfg.input + "' has " + std::to_string(nw) +
                       " samples at the working rate, fewer than one " + std::to_string(cfg.window) +
@@ -230,14 +231,13 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
         }
         ref_work.push_back(resample(ref_full.back(), sum.work_samples));
       }
-      const std::vector<double> mix_work = resample(mix.y, sum.work_samples);
       const std::vector<std::size_t> match = best_assignment(ref_work, sum.sources_work);
       for (std::size_t i = 0; i < refs.size(); ++i) {
         Score s;
         s.reference = cfg.references[i];
         s.source = match[i];
         s.sdr = sdr(ref_work[i], sum.sources_work[match[i]]);
-        s.sdr_mixture = sdr(ref_work[i], mix_work);
+        s.sdr_mixture = sdr(ref_work[i], work);
         s.sdr_full = sdr(ref_full[i], sum.sources[match[i]]);
         sum.scores.push_back(s);
       }

@@ -204,22 +204,20 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     // Profiles: per type the genes most specific to it, by B[r,g] times its share of the gene's total.
     std::ostringstream pf;
     pf << "type,rank_in_type,gene,weight,share\n";
+    std::vector<double> share(R * G, 0.0); // each type's share of each gene's total weight
+    for (std::size_t k = 0; k < G; ++k) {
+      double total = 0;
+      for (std::size_t q = 0; q < R; ++q) total += sum.fit.B[q + R * k];
+      for (std::size_t q = 0; q < R; ++q) share[q + R * k] = total > 0 ? sum.fit.B[q + R * k] / total : 0;
+    }
     for (std::size_t r = 0; r < R; ++r) {
       std::vector<std::pair<double, std::size_t>> score;
-      for (std::size_t k = 0; k < G; ++k) {
-        double total = 0;
-        for (std::size_t q = 0; q < R; ++q) total += sum.fit.B[q + R * k];
-        const double b = sum.fit.B[r + R * k], share = total > 0 ? b / total : 0;
-        score.emplace_back(b * share, k);
-      }
+      for (std::size_t k = 0; k < G; ++k) score.emplace_back(sum.fit.B[r + R * k] * share[r + R * k], k);
       std::stable_sort(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
       for (std::size_t i = 0; i < std::min<std::size_t>(20, G); ++i) {
         const std::size_t k = score[i].second;
-        double total = 0;
-        for (std::size_t q = 0; q < R; ++q) total += sum.fit.B[q + R * k];
         pf << r + 1 << "," << i + 1 << "," << csv::quote(gene_names[prep.gene_index[k]]) << ","
-           << fmt("%.6g", sum.fit.B[r + R * k]) << "," << fmt("%.4f", total > 0 ? sum.fit.B[r + R * k] / total : 0)
-           << "\n";
+           << fmt("%.6g", sum.fit.B[r + R * k]) << "," << fmt("%.4f", share[r + R * k]) << "\n";
       }
     }
     apps::write_text(out.file("profiles.csv"), pf.str());

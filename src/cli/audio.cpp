@@ -64,19 +64,15 @@ int cmd_audio(const std::vector<std::string>& args, const Comm& world) {
   cfg.input = vm["input"].as<std::string>();
   if (vm.count("channel")) cfg.channel = vm["channel"].as<int>();
   if (vm.count("reference")) cfg.references = vm["reference"].as<std::vector<std::string>>();
-  auto positive = [&](const char* name, long min) {
-    const long v = vm[name].as<long>();
-    if (v < min) throw ConfigError(std::string("--") + name + " must be at least " + std::to_string(min));
-    return static_cast<std::size_t>(v);
-  };
-  cfg.downsample = positive("downsample", 1);
-  cfg.window = positive("window", 4);
-  cfg.hop = positive("hop", 1);
-  cfg.rank = positive("rank", 1);
+
+  cfg.downsample = read_count(vm, "downsample", 1);
+  cfg.window = read_count(vm, "window", 4);
+  cfg.hop = read_count(vm, "hop", 1);
+  cfg.rank = read_count(vm, "rank", 1);
   read_fit_options(vm, cfg.factor);
   cfg.grouping.threshold = vm["threshold"].as<double>();
-  cfg.grouping.sources = positive("sources", 0);
-  cfg.grouping.bins_per_octave = positive("bins-per-octave", 1);
+  cfg.grouping.sources = read_count(vm, "sources", 0);
+  cfg.grouping.bins_per_octave = read_count(vm, "bins-per-octave", 1);
   cfg.rebuild = audio::parse_rebuild(vm["rebuild"].as<std::string>());
   cfg.out_dir = vm["out"].as<std::string>();
   cfg.overwrite = vm["overwrite"].as<bool>();

@@ -220,6 +220,12 @@ void warn(const Comm& comm, const std::string& line) {
   if (comm.rank() == 0) std::cerr << "warning: " << line << std::endl;
 }
 
+std::size_t read_count(const po::variables_map& vm, const char* name, long min) {
+  const long v = vm[name].as<long>();
+  if (v < min) throw ConfigError(std::string("--") + name + " must be at least " + std::to_string(min));
+  return static_cast<std::size_t>(v);
+}
+
 void read_fit_options(const po::variables_map& vm, apps::FitSettings& f) {
   if (vm.count("constraint"))
     for (const auto& c : vm["constraint"].as<std::vector<std::string>>()) {
@@ -231,9 +237,7 @@ void read_fit_options(const po::variables_map& vm, apps::FitSettings& f) {
         throw ConfigError("--constraint '" + c + "': write A=SPEC or B=SPEC");
     }
   f.solver.seed = vm["seed"].as<unsigned long long>();
-  const long starts = vm["starts"].as<long>();
-  if (starts < 1) throw ConfigError("--starts must be at least 1");
-  f.starts = static_cast<std::size_t>(starts);
+  f.starts = read_count(vm, "starts", 1);
   if (vm.count("grid")) f.grid = vm["grid"].as<std::string>();
   const long maxiter = vm["maxiter"].as<long>();
   if (maxiter < 0) throw ConfigError("--maxiter must be 0 or more");

@@ -38,6 +38,9 @@ double parse_bytes(const std::string& text, const char* option);
 
 void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg);
 
+/// A whole-number option (stored as long) of at least `min`, as a count; ConfigError "--NAME must be at least MIN".
+std::size_t read_count(const po::variables_map& vm, const char* name, long min);
+
 /// The factorization options the applications share, into `f`: --constraint A=SPEC / B=SPEC (repeatable),
 /// --seed, --starts (>= 1), --grid (if given), --maxiter (>= 0) and --tol (if given, replacing f's rules).
 void read_fit_options(const po::variables_map& vm, apps::FitSettings& f);

@@ -71,13 +71,9 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
   if (vm.count("id-column")) cfg.id_column = vm["id-column"].as<std::string>();
   if (vm.count("index-column")) cfg.index_column = vm["index-column"].as<std::string>();
   if (vm.count("genes")) cfg.genes = vm["genes"].as<std::string>();
-  auto at_least = [&](const char* name, long min) {
-    const long v = vm[name].as<long>();
-    if (v < min) throw ConfigError(std::string("--") + name + " must be at least " + std::to_string(min));
-    return static_cast<std::size_t>(v);
-  };
-  cfg.prepare.top_genes = at_least("top-genes", 1);
-  cfg.prepare.min_spots = at_least("min-spots", 1);
+
+  cfg.prepare.top_genes = read_count(vm, "top-genes", 1);
+  cfg.prepare.min_spots = read_count(vm, "min-spots", 1);
   cfg.prepare.scale = vm["gene-scale"].as<std::string>();
   if (!vm.count("rank")) throw ConfigError("give the number of cell types: --rank R (or --rank auto to estimate it)");
   const std::string rank = vm["rank"].as<std::string>();
@@ -88,8 +84,8 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
       throw ConfigError("--rank '" + rank + "': give a positive number or auto");
     cfg.rank = static_cast<std::size_t>(r);
   }
-  cfg.max_rank = at_least("max-rank", 2);
-  cfg.sweep_maxiter = at_least("sweep-maxiter", 1);
+  cfg.max_rank = read_count(vm, "max-rank", 2);
+  cfg.sweep_maxiter = read_count(vm, "sweep-maxiter", 1);
   read_fit_options(vm, cfg.factor);
   cfg.out_dir = vm["out"].as<std::string>();
   cfg.overwrite = vm["overwrite"].as<bool>();
