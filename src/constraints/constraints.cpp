@@ -835,6 +835,19 @@ double violation(const ConstraintList& list, FactorView& view) {
   return worst;
 }
 
+bool is_only_nonnegative(const ConstraintList& list) {
+  if (list.empty()) return false;
+  for (const auto& c : list.items)
+    if (c.kind != ConstraintKind::nonnegative) return false;
+  return true;
+}
+
+bool is_entrywise_only(const ConstraintList& list) {
+  for (const auto& c : list.items)
+    if (!c.is_entrywise()) return false;
+  return true;
+}
+
 bool implies_nonnegative(const ConstraintList& list) {
   bool nn = false;
   for (const auto& c : list.items) {

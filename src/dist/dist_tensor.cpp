@@ -1,5 +1,9 @@
 #include "unmix/dist/dist_tensor.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 namespace unmix {
 
 GridComms::GridComms(const Comm& comm, ProcessGrid grid)
@@ -30,6 +34,26 @@ template <class T> double DistTensor<T>::norm2_squared() const {
   double s = 0;
   for (T v : local_.span()) s += static_cast<double>(v) * static_cast<double>(v);
   return comm().allreduce(s);
+}
+
+template <class T> ValueSummary DistTensor<T>::summary() const {
+  double s2 = 0, mn = std::numeric_limits<double>::infinity(), mx = -mn, bad = 0;
+  for (T v : local_.span()) {
+    const double d = static_cast<double>(v);
+    if (!std::isfinite(d)) {
+      bad += 1;
+      continue;
+    }
+    s2 += d * d;
+    mn = std::min(mn, d);
+    mx = std::max(mx, d);
+  }
+  ValueSummary out;
+  out.sum2 = comm().allreduce(s2);
+  out.min = comm().allreduce(mn, Op::min);
+  out.max = comm().allreduce(mx, Op::max);
+  out.nonfinite = comm().allreduce(bad);
+  return out;
 }
 
 template class DistTensor<float>;

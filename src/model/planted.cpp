@@ -6,6 +6,7 @@
 
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/mttkrp.hpp"
 
 namespace unmix {
 
@@ -96,5 +97,77 @@ template Planted<float> make_planted(const Comm&, const Shape&, std::size_t, dou
                                      const std::optional<ProcessGrid>&, bool);
 template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
                                       const std::optional<ProcessGrid>&, bool);
+
+template <class T>
+PlantedCP<T> make_planted_cp(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
+                             const std::optional<ProcessGrid>& grid) {
+  if (shape.size() < 2) throw ConfigError("a planted tensor needs at least 2 modes");
+  if (rank < 1) throw ConfigError("the planted rank must be at least 1");
+  const std::size_t N = shape.size(), R = rank;
+  ProcessGrid g = grid ? *grid : ProcessGrid::default_for(shape, comm.size());
+  DistTensor<T> Y(comm, BlockLayout(shape, g));
+  std::vector<Tensor<double>> F;
+  for (std::size_t n = 0; n < N; ++n) {
+    const CounterRng rng(seed, 10 + n);
+    Tensor<double> X({shape[n], R});
+    for (std::size_t i = 0; i < X.size(); ++i) X[i] = rng.uniform(i);
+    F.push_back(std::move(X));
+  }
+  // rms of the model from the Gram matrices: ||model||^2 = sum of the Hadamard product of all F_n^T F_n.
+  double scale = 0;
+  if (noise > 0) {
+    std::vector<double> H(R * R, 1.0);
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t q = 0; q < R; ++q)
+        for (std::size_t r = 0; r < R; ++r) {
+          double s = 0;
+          for (std::size_t i = 0; i < shape[n]; ++i) s += F[n](i, q) * F[n](i, r);
+          H[q + r * R] *= s;
+        }
+    double s2 = 0;
+    for (double h : H) s2 += h;
+    scale = noise * std::sqrt(s2 / static_cast<double>(shape_size(shape)));
+  }
+  // The local block: rows of factor 0 times the Khatri-Rao product of the local rows of the others.
+  const Shape& off = Y.offset();
+  const Shape& box = Y.local().shape();
+  auto& loc = Y.local();
+  if (loc.size() > 0) {
+    std::vector<const double*> rows;
+    for (std::size_t n = 0; n < N; ++n) rows.push_back(F[n].data() + off[n]);
+    // khatri_rao reads rows with the box's extents as leading dimensions: copy the local rows first.
+    std::vector<std::vector<double>> local_rows(N);
+    for (std::size_t n = 0; n < N; ++n) {
+      local_rows[n].resize(box[n] * R);
+      for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t i = 0; i < box[n]; ++i) local_rows[n][i + r * box[n]] = F[n](off[n] + i, r);
+      rows[n] = local_rows[n].data();
+    }
+    const std::vector<double> K = khatri_rao(box, 1, N, R, rows);
+    // In slabs of columns, so that no second copy of the local Y is held.
+    const std::size_t Ip = box[0], cols = loc.size() / Ip, slab = 256;
+    std::vector<double> Yd(Ip * std::min(slab, cols));
+    const CounterRng rn(seed, 3);
+    for (std::size_t j0 = 0; j0 < cols; j0 += slab) {
+      const std::size_t nj = std::min(slab, cols - j0);
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip, nj, R, 1.0, rows[0], Ip, K.data() + j0, cols, 0.0,
+                         Yd.data(), Ip);
+      for (std::size_t j = 0; j < nj; ++j) {
+        const std::size_t gj = global_column(shape, off, box, j0 + j);
+        for (std::size_t i = 0; i < Ip; ++i) {
+          double v = Yd[i + j * Ip];
+          if (noise > 0) v = std::max(0.0, v + scale * rn.normal(gj * shape[0] + off[0] + i));
+          loc[i + (j0 + j) * Ip] = static_cast<T>(v);
+        }
+      }
+    }
+  }
+  return PlantedCP<T>{std::move(Y), std::move(F)};
+}
+
+template PlantedCP<float> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                          const std::optional<ProcessGrid>&);
+template PlantedCP<double> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                           const std::optional<ProcessGrid>&);
 
 } // namespace unmix

@@ -32,22 +32,11 @@ Tucker1<T>::Tucker1(const DistTensor<T>& Y, std::size_t rank)
   // Local column count from the box even when the process owns no rows.
   Mp_ = 1;
   for (std::size_t n = 1; n < Y.local().order(); ++n) Mp_ *= Y.local().extent(n);
-  double s2 = 0, mn = std::numeric_limits<double>::infinity(), mx = -mn, bad = 0;
-  for (T v : Y.local().span()) {
-    const double d = static_cast<double>(v);
-    if (!std::isfinite(d)) {
-      bad += 1;
-      continue;
-    }
-    s2 += d * d;
-    mn = std::min(mn, d);
-    mx = std::max(mx, d);
-  }
-  const Comm& all = Y.comm();
-  normY2_ = all.allreduce(s2);
-  ymin_ = all.allreduce(mn, Op::min);
-  ymax_ = all.allreduce(mx, Op::max);
-  ynonfinite_ = all.allreduce(bad);
+  const ValueSummary v = Y.summary();
+  normY2_ = v.sum2;
+  ymin_ = v.min;
+  ymax_ = v.max;
+  ynonfinite_ = v.nonfinite;
 }
 
 template <class T> Shape Tucker1<T>::b_global_shape() const {

@@ -92,4 +92,6 @@ bool tolerance_met(const std::vector<Tolerance>& tol, const IterationStats& s, s
   return false;
 }
 
+bool is_gradient_stat(Stat s) { return s == Stat::stationarity || s == Stat::grad_norm || s == Stat::rel_stationarity; }
+
 } // namespace unmix

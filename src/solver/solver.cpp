@@ -5,6 +5,7 @@
 #include <cmath>
 #include <optional>
 
+#include "scaling.hpp"
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/fused.hpp"
@@ -16,25 +17,6 @@
 namespace unmix {
 
 namespace {
-
-/// Multiply column r of an (n x R) column-major array by w[r].
-void scale_columns(Tensor<double>& X, std::size_t R, const std::vector<double>& w, bool invert) {
-  if (X.empty()) return;
-  const std::size_t n = X.size() / R;
-  for (std::size_t r = 0; r < R; ++r) {
-    const double s = invert ? 1.0 / w[r] : w[r];
-    for (std::size_t i = 0; i < n; ++i) X[i + r * n] *= s;
-  }
-}
-/// Multiply row r of an (R x n) column-major array by w[r].
-void scale_rows(Tensor<double>& X, std::size_t R, const std::vector<double>& w, bool invert) {
-  const std::size_t n = X.size() / R;
-  for (std::size_t j = 0; j < n; ++j)
-    for (std::size_t r = 0; r < R; ++r) X[r + j * R] *= invert ? 1.0 / w[r] : w[r];
-}
-void scale_all(Tensor<double>& X, double s) {
-  for (double& v : X.span()) v *= s;
-}
 
 enum class Block { B, A };
 enum class Step { momentum, gradient, project };
@@ -220,21 +202,8 @@ private:
     }
   }
 
-  /// The list is nonnegativity and nothing else (the case an exact NNLS block solve honours).
-  static bool only_nonnegative(const ConstraintList& list) {
-    if (list.empty()) return false;
-    for (const auto& c : list.items)
-      if (c.kind != ConstraintKind::nonnegative) return false;
-    return true;
-  }
-  static bool entrywise_only(const ConstraintList& list) {
-    for (const auto& c : list.items)
-      if (!c.is_entrywise()) return false;
-    return true;
-  }
-  static bool is_gradient_stat(Stat st) {
-    return st == Stat::stationarity || st == Stat::grad_norm || st == Stat::rel_stationarity;
-  }
+  static bool only_nonnegative(const ConstraintList& list) { return is_only_nonnegative(list); }
+  static bool entrywise_only(const ConstraintList& list) { return is_entrywise_only(list); }
 
   /// The B step as one pass over Y (momentum, gradient step, entrywise projection), which also
   /// leaves Q = Y B^T and P = B B^T for the A step and the B gradient of the previous iterate.

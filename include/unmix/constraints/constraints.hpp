@@ -237,6 +237,11 @@ double violation(const Constraint& c, FactorView& view);
 /// or reducer: the fast path for inner loops.
 void apply_entrywise(const ConstraintList& list, std::span<double> x);
 
+/// The list is `nonnegative` and nothing else (what an exact nonnegative least-squares solve honours).
+bool is_only_nonnegative(const ConstraintList& list);
+/// Every item acts entrywise (nonnegative, clamp, binary); true for an empty list.
+bool is_entrywise_only(const ConstraintList& list);
+
 /// Whether the list's result is always >= 0 entrywise (it contains nonnegative, simplex, binary or a
 /// clamp with A >= 0, and nothing after that can make an entry negative).
 bool implies_nonnegative(const ConstraintList& list);

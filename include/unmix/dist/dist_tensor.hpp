@@ -29,6 +29,12 @@ private:
   mutable std::map<unsigned, std::unique_ptr<Comm>> cache_;
 };
 
+/// What a model needs to know of the data's values before it starts: the sum of squares and the range of the
+/// finite entries, and the count of entries that are NaN or infinite (global, the same on every process).
+struct ValueSummary {
+  double sum2 = 0, min = 0, max = 0, nonfinite = 0;
+};
+
 template <class T> class DistTensor {
 public:
   DistTensor(const Comm& comm, BlockLayout layout)
@@ -52,6 +58,8 @@ public:
   /// Global sums over all processes (each entry counted once).
   double sum() const;
   double norm2_squared() const;
+  /// Collective over all processes.
+  ValueSummary summary() const;
 
 private:
   std::shared_ptr<GridComms> comms_;

@@ -27,6 +27,25 @@ extern template Planted<float> make_planted(const Comm&, const Shape&, std::size
 extern template Planted<double> make_planted(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
                                              const std::optional<ProcessGrid>&, bool);
 
+/// A planted CP problem: Y = sum_r F_0[:, r] o F_1[:, r] o ... (+ noise), the factors whole on every
+/// process.
+template <class T> struct PlantedCP {
+  DistTensor<T> Y;
+  std::vector<Tensor<double>> F; // F[n]: shape[n] x R
+};
+
+/// Entries of the factors are U(0,1) from counter-based streams, so Y is the same at any process count and
+/// grid; with noise > 0, N(0, (noise * rms(model))^2) is added (rms from the factors' Gram matrices) and the
+/// result clipped at 0.
+template <class T>
+PlantedCP<T> make_planted_cp(const Comm& comm, const Shape& shape, std::size_t rank, double noise, std::uint64_t seed,
+                             const std::optional<ProcessGrid>& grid = std::nullopt);
+
+extern template PlantedCP<float> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                                 const std::optional<ProcessGrid>&);
+extern template PlantedCP<double> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
+                                                  const std::optional<ProcessGrid>&);
+
 /// Global column index (in the mode-1 unfolding of the whole tensor) of local column j of a box.
 std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j);
 

@@ -104,6 +104,9 @@ struct Tolerance {
 };
 Tolerance parse_tolerance(const std::string& text); // "rel_error=0.12"
 std::string stat_name(Stat s);
+/// The statistics that need the gradient of every block at the iterate (stationarity, grad_norm,
+/// rel_stationarity).
+bool is_gradient_stat(Stat s);
 double stat_value(const IterationStats& s, Stat which);
 /// True if any tolerance is met by `s`; `which` receives a description of the rule that fired.
 bool tolerance_met(const std::vector<Tolerance>& tol, const IterationStats& s, std::string* which);

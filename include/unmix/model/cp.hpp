@@ -1,0 +1,80 @@
+#pragma once
+// The CP (canonical polyadic) model Y ~= sum_r a0_r o a1_r o ... o a(N-1)_r on a block-partitioned tensor
+// (ALGORITHMS.md section 1). Factor n is I_n x R; mode 0 is the mixture mode, so factor 0 holds the
+// mixing proportions (the A of Tucker-1) and source r is the rank-one tensor a1_r o ... o a(N-1)_r (CP is
+// Tucker-1 with every slice of B of rank one).
+//
+// Every process holds the rows of factor n that belong to its block of mode n. Local products are
+// combined by allreduce over the right sub-communicator:
+//   - Gram matrices F_n^T F_n and inner products of factor n: over the processes that split mode n (the
+//     other processes with the same mode-n block hold copies of the same rows);
+//   - the MTTKRP of mode n (Y_(n) times the Khatri-Rao product of the other factors): over the processes
+//     that share the mode-n block.
+// The relative error comes from Gram matrices and one MTTKRP, never from the model tensor.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "unmix/constraints/constraints.hpp"
+#include "unmix/dist/dist_tensor.hpp"
+#include "unmix/dist/reducers.hpp"
+
+namespace unmix {
+
+template <class T> class CP {
+public:
+  CP(const DistTensor<T>& Y, std::size_t rank);
+
+  const DistTensor<T>& data() const { return *Y_; }
+  std::size_t order() const { return N_; }
+  std::size_t rank() const { return R_; }
+  std::size_t extent(std::size_t n) const { return Y_->global_shape()[n]; }
+  std::size_t rows_local(std::size_t n) const { return Y_->local().extent(n); }
+  std::size_t row_offset(std::size_t n) const { return Y_->offset()[n]; }
+  /// True on the process that holds the first copy of its rows of factor n (for writing).
+  bool owns(std::size_t n) const;
+
+  // ---- collective products ----
+  /// F_n^T F_n of the whole factor (R x R) from the local rows.
+  std::vector<double> gram(std::size_t n, const Tensor<double>& F) const;
+  /// Y_(n) times the Khatri-Rao product of the other factors, for this process's rows of mode n
+  /// (rows_local(n) x R). One pass over the local Y.
+  Tensor<double> mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const;
+  /// Inner product of two factor-n-shaped arrays, and a sum of local values over factor n's rows.
+  double dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const;
+  double sum_rows(std::size_t n, double local) const;
+  double normY2() const { return summary_.sum2; }
+  double y_min() const { return summary_.min; }
+  double y_max() const { return summary_.max; }
+  double y_nonfinite() const { return summary_.nonfinite; }
+  double max_all(double v) const { return Y_->comm().allreduce(v, Op::max); }
+  /// ||Y - model||^2 formed blockwise (one pass over Y); used when the Gram formula would cancel.
+  double exact_residual2(const std::vector<Tensor<double>>& F) const;
+  /// How many times the products above have read the local Y since construction.
+  std::size_t passes() const { return passes_; }
+
+  /// Factor n seen by the constraints (its rows, with reducers over the processes splitting mode n).
+  FactorView view(std::size_t n, Tensor<double>& F) const;
+
+  /// The sources as Tucker-1 sees them: B (R x J1 x ... x J(N-1)), B[r, j1, ...] = prod_(m >= 1) F_m[j_m, r],
+  /// for this process's box of the modes 1..N-1; where the output writes it (owns_B) and its shapes.
+  Tensor<double> sources_local(const std::vector<Tensor<double>>& F) const;
+  Shape b_global_shape() const;
+  Shape b_local_shape() const;
+  Shape b_offset() const;
+  bool owns_B() const { return Y_->comms().coords()[0] == 0; }
+
+private:
+  const DistTensor<T>* Y_;
+  std::size_t N_, R_;
+  ValueSummary summary_;
+  mutable std::size_t passes_ = 0;
+  std::vector<const Comm*> rows_comm_;  // per mode: the processes splitting mode n
+  std::vector<const Comm*> block_comm_; // per mode: the processes sharing this mode-n block
+  std::vector<std::unique_ptr<FactorReducers>> reducers_;
+};
+
+extern template class CP<float>;
+extern template class CP<double>;
+
+} // namespace unmix

@@ -1,0 +1,47 @@
+#pragma once
+// Block projected gradient descent for the CP model (ALGORITHMS.md sections 1-6): one block per factor,
+// updated in mode order 0, 1, ..., N-1 each iteration. For factor n, with H_n the Hadamard product of the
+// other factors' Gram matrices and M_n their MTTKRP with Y:
+//     grad_n = F_n H_n - M_n,   L_n = sigma_max(H_n)   (one constant per column with subblock),
+//     F_n <- P_n(F_n - grad_n / L_n)  after Xu & Yin's extrapolation (the same rule as Tucker-1).
+// --inner steps and exact nonnegative least-squares solves (block principal pivoting) use the same H_n
+// and M_n (section 11). A scaled normalization of factor n (columns or the whole factor) is absorbed
+// exactly by factor 0, or by factor 1 when n = 0, so the model is unchanged by it.
+//
+// Statistics per iteration: objective and relative error from the Gram matrices and the last block's
+// MTTKRP (no extra pass); the gradient statistics (grad_norm, stationarity, rel_stationarity) need the
+// MTTKRP of every other mode at the new iterate, N - 1 more passes over Y, and are computed only when a
+// tolerance asks for one of them (NaN otherwise).
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "unmix/constraints/constraints.hpp"
+#include "unmix/solver/solver.hpp"
+
+namespace unmix {
+
+/// The factors of one process: factor n's rows of this process's block of mode n (rows_local(n) x R).
+struct CpFactors {
+  std::vector<Tensor<double>> F;
+};
+
+/// The factor that absorbs the scale weights of factor n's scaled normalization.
+inline std::size_t cp_compensating_factor(std::size_t n) { return n == 0 ? 1 : 0; }
+
+/// Random start: |N(0,1)| entries when `nonnegative`, else N(0,1); entry (i, r) of factor n is drawn by
+/// its global index from its own stream, so the start is the same at any process count; then the
+/// constraints (one list per factor) applied once, scaled normalizations compensated exactly.
+template <class Model>
+void init_random_cp(const Model& m, CpFactors& f, std::uint64_t seed, bool nonnegative,
+                    const std::vector<ConstraintList>& cons);
+
+/// Solve from the factors given. Honours maxiter, max_seconds, tol, momentum, delta, subblock, inner,
+/// inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are Tucker-1 options and are
+/// refused (ConfigError). `stop_requested` is polled after every iteration (every process must answer
+/// the same).
+template <class Model>
+SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
+                     const IterationCallback& callback = {}, const std::function<bool()>& stop_requested = {});
+
+} // namespace unmix

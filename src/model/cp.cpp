@@ -1,0 +1,128 @@
+#include "unmix/model/cp.hpp"
+
+#include "unmix/kernels/blas.hpp"
+#include "unmix/kernels/mttkrp.hpp"
+
+namespace unmix {
+
+namespace {
+std::vector<const double*> pointers(const std::vector<Tensor<double>>& F) {
+  std::vector<const double*> p;
+  for (const auto& f : F) p.push_back(f.data());
+  return p;
+}
+} // namespace
+
+template <class T> CP<T>::CP(const DistTensor<T>& Y, std::size_t rank) : Y_(&Y), N_(Y.global_shape().size()), R_(rank) {
+  if (N_ < 2) throw DataError("the CP model needs a tensor of at least 2 modes");
+  const GridComms& comms = Y.comms();
+  // Every process creates the same sub-communicators in the same order (the first request is collective).
+  for (std::size_t n = 0; n < N_; ++n) {
+    const unsigned bit = 1u << n;
+    rows_comm_.push_back(&comms.sub(bit));
+    block_comm_.push_back(&comms.sub(comms.all_modes() & ~bit));
+    reducers_.push_back(std::make_unique<FactorReducers>(comms, std::vector<int>{static_cast<int>(n), -1}));
+  }
+  summary_ = Y.summary();
+}
+
+template <class T> bool CP<T>::owns(std::size_t n) const {
+  const auto& c = Y_->comms().coords();
+  for (std::size_t m = 0; m < N_; ++m)
+    if (m != n && c[m] != 0) return false;
+  return true;
+}
+
+template <class T> std::vector<double> CP<T>::gram(std::size_t n, const Tensor<double>& F) const {
+  std::vector<double> G(R_ * R_, 0.0);
+  const std::size_t rows = rows_local(n);
+  if (rows > 0)
+    blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, R_, rows, 1.0, F.data(), rows, F.data(), rows, 0.0, G.data(),
+                       R_);
+  rows_comm_[n]->allreduce(std::span<double>(G));
+  return G;
+}
+
+template <class T> Tensor<double> CP<T>::mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const {
+  ++passes_;
+  Tensor<double> M({rows_local(n), R_});
+  unmix::mttkrp<T>(Y_->local().data(), Y_->local().shape(), n, R_, pointers(F), M.data());
+  block_comm_[n]->allreduce(M.span());
+  return M;
+}
+
+template <class T> double CP<T>::dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const {
+  double s = 0;
+  for (std::size_t i = 0; i < X.size(); ++i) s += X[i] * Z[i];
+  return rows_comm_[n]->allreduce(s);
+}
+
+template <class T> double CP<T>::sum_rows(std::size_t n, double local) const { return rows_comm_[n]->allreduce(local); }
+
+template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double>>& F) const {
+  ++passes_;
+  const Shape& shape = Y_->local().shape();
+  double s = 0;
+  if (shape_size(shape) > 0) {
+    // The model's block: F_0 (I_0 x R) times the Khatri-Rao product of the others, transposed, a slab of
+    // columns at a time.
+    const std::size_t I0 = shape[0], cols = shape_size(shape) / I0;
+    const std::vector<double> K = khatri_rao(shape, 1, N_, R_, pointers(F));
+    const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, I0));
+    std::vector<double> Mdl(I0 * std::min(slab, cols));
+    const T* y = Y_->local().data();
+    for (std::size_t j0 = 0; j0 < cols; j0 += slab) {
+      const std::size_t nj = std::min(slab, cols - j0);
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, I0, nj, R_, 1.0, F[0].data(), I0, K.data() + j0, cols, 0.0,
+                         Mdl.data(), I0);
+      for (std::size_t k = 0; k < I0 * nj; ++k) {
+        const double d = static_cast<double>(y[j0 * I0 + k]) - Mdl[k];
+        s += d * d;
+      }
+    }
+  }
+  return Y_->comm().allreduce(s);
+}
+
+template <class T> FactorView CP<T>::view(std::size_t n, Tensor<double>& F) const {
+  FactorView v;
+  v.data = F.span();
+  v.shape = {rows_local(n), R_};
+  v.global_shape = {extent(n), R_};
+  v.offset = {row_offset(n), 0};
+  v.rank_mode = 1;
+  const FactorReducers* red = reducers_[n].get();
+  v.reducer = [red](unsigned fixed) -> const SliceReducer& { return (*red)(fixed); };
+  return v;
+}
+
+template <class T> Shape CP<T>::b_global_shape() const {
+  Shape s = Y_->global_shape();
+  s[0] = R_;
+  return s;
+}
+template <class T> Shape CP<T>::b_local_shape() const {
+  Shape s = Y_->local().shape();
+  s[0] = R_;
+  return s;
+}
+template <class T> Shape CP<T>::b_offset() const {
+  Shape s = Y_->offset();
+  s[0] = 0;
+  return s;
+}
+
+template <class T> Tensor<double> CP<T>::sources_local(const std::vector<Tensor<double>>& F) const {
+  const Shape shape = Y_->local().shape();
+  Tensor<double> B(b_local_shape());
+  const std::vector<double> K = khatri_rao(shape, 1, N_, R_, pointers(F)); // cols x R
+  const std::size_t cols = B.size() / std::max<std::size_t>(R_, 1);
+  for (std::size_t j = 0; j < cols; ++j)
+    for (std::size_t r = 0; r < R_; ++r) B[r + j * R_] = K[j + r * cols];
+  return B;
+}
+
+template class CP<float>;
+template class CP<double>;
+
+} // namespace unmix
