@@ -101,6 +101,7 @@ double parse_bytes(const std::string& text, const char* option) {
 }
 
 void read_common_factorize_options(const po::variables_map& vm, const Comm& world, FactorizeConfig& cfg) {
+  if (vm.count("model")) cfg.model = vm["model"].as<std::string>();
   cfg.input = vm["input"].as<std::string>();
   if (vm.count("dataset")) {
     cfg.dataset = vm["dataset"].as<std::string>();

@@ -97,13 +97,18 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "grid", po::value<std::string>(),
       "process grid over the axes, mixture axis first, e.g. 1x2x2 (default: chosen to keep communication small)");
   po::options_description model("Model");
-  model.add_options()("rank,r", po::value<std::string>()->required(),
-                      "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
-                      "rank)")("ranks", po::value<std::string>()->default_value(""),
-                               "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
-                               "12))")("groups", po::value<int>()->default_value(0),
-                                       "with --rank auto: process groups solving candidates concurrently (default: "
-                                       "automatic)")(
+  model.add_options()(
+      "model", po::value<std::string>()->default_value("tucker1"),
+      "tucker1: Y = B x1 A (A: I x R mixing proportions, B: R sources of the other axes' shape); cp: Y = a sum of R "
+      "rank-one tensors, one factor per axis (A: factor 0, B: the sources formed from the others, factor_1 ...: "
+      "each other axis's factor, in the input's order). cp takes a fixed --rank, a random start, no checkpoints and "
+      "no multiscale")("rank,r", po::value<std::string>()->required(),
+                       "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
+                       "rank)")("ranks", po::value<std::string>()->default_value(""),
+                                "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
+                                "12))")("groups", po::value<int>()->default_value(0),
+                                        "with --rank auto: process groups solving candidates concurrently (default: "
+                                        "automatic)")(
       "curvature", po::value<std::string>()->default_value("finite-differences"),
       "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
       "multiscale", po::bool_switch(),
@@ -114,7 +119,8 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "constraints, as A=SPEC or B=SPEC or SPEC for both; SPEC joins names with '+', e.g. "
       "B=l1scale_average12slices+nonnegative, A=simplex_rows, A=linear:FILE.h5, none. Default: nonnegative. Names: "
       "nonnegative, clamp:LO:HI, binary, {l1normalize,simplex,l2normalize,linftynormalize,l1scale,l2scale,linftyscale}_"
-      "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5")(
+      "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5. With --model cp, A constrains factor 0 "
+      "and B every other factor (each a matrix: scaled normalizations act on columns, e.g. l1scale_columns)")(
       "init", po::value<std::string>()->default_value("random"),
       "start: random, nndsvd (from the leading singular vectors of Y(1), computed with ScaLAPACK), or an HDF5 file "
       "with A and B (e.g. an earlier output)")("seed", po::value<unsigned long long>()->default_value(1),
@@ -262,10 +268,10 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   }
   if (world.rank() == 0) {
     const auto& last = s.result.stats.back();
-    std::printf("rank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n",
-                cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank, world.size(),
-                world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error, s.seconds,
-                s.result.stop_reason.c_str());
+    std::printf("%srank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n",
+                cfg.model == "cp" ? "CP " : "", cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank,
+                world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
+                s.seconds, s.result.stop_reason.c_str());
     if (s.y_bytes > 0)
       std::printf("memory: peak %.3g GB per process, of which Y's block %.3g GB; read in %.3f s\n", s.peak_bytes / 1e9,
                   s.y_bytes / 1e9, s.read_seconds);

@@ -35,8 +35,11 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
                                       "how the rank is picked from the error curve: finite-differences, splines, "
                                       "circles, breakpoints or kneedle");
   po::options_description model("Model and solver (as for factorize)");
-  model.add_options()("constraint,c", po::value<std::vector<std::string>>()->composing(),
-                      "constraints, as A=SPEC or B=SPEC or SPEC for both (see factorize --help). Default: nonnegative")(
+  model.add_options()("model", po::value<std::string>()->default_value("tucker1"),
+                      "tucker1 or cp (see factorize --help); with cp every candidate is a CP factorization and the "
+                      "output's A_<r> and B_<r> are its factor 0 and its sources")(
+      "constraint,c", po::value<std::vector<std::string>>()->composing(),
+      "constraints, as A=SPEC or B=SPEC or SPEC for both (see factorize --help). Default: nonnegative")(
       "seed", po::value<unsigned long long>()->default_value(1), "random seed of every candidate's start")(
       "maxiter", po::value<long>()->default_value(1000), "iteration limit of every candidate")(
       "tol", po::value<std::vector<std::string>>()->composing(),

@@ -1,8 +1,10 @@
-// unmix synth: a planted low-rank nonnegative tensor Y = B x1 A (+ noise) and its true factors.
+// unmix synth: a planted low-rank nonnegative tensor Y = B x1 A, or a sum of rank-one tensors (CP), with
+// noise if asked, and its true factors.
 #include <cstdio>
 
 #include "common.hpp"
 #include "unmix/io/hdf5.hpp"
+#include "unmix/model/cp.hpp"
 #include "unmix/model/planted.hpp"
 
 namespace unmix::cli {
@@ -33,6 +35,37 @@ Shape parse_shape(const std::string& text) {
   if (s.size() < 2) throw ConfigError("--shape '" + text + "' needs at least 2 axes (mixtures first), e.g. 20x30x40");
   return s;
 }
+
+/// Y, A_true (factor 0), B_true (the sources: the rank-one tensors of the other factors) and factor_N_true.
+void write_planted_cp(const Comm& world, const Shape& shape, std::size_t R, double noise, std::uint64_t seed,
+                      h5::AtomicOutput& out) {
+  auto planted = make_planted_cp<double>(world, shape, R, noise, seed);
+  const CP<double> m(planted.Y, R);
+  const Shape& off = planted.Y.offset();
+  std::vector<Tensor<double>> local; // this process's rows of each factor
+  for (std::size_t n = 0; n < shape.size(); ++n) {
+    Tensor<double> X({m.rows_local(n), R});
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t i = 0; i < X.rows(); ++i) X(i, r) = planted.F[n](off[n] + i, r);
+    local.push_back(std::move(X));
+  }
+  {
+    h5::File f = h5::File::create(world, out.tmp_path());
+    h5::write_distributed(f, "Y", shape, off, planted.Y.local(), true);
+    h5::write_distributed(f, "A_true", {shape[0], R}, {off[0], 0}, local[0], m.owns(0));
+    h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local), m.owns_B());
+    for (std::size_t n = 1; n < shape.size(); ++n)
+      h5::write_distributed(f, "factor_" + std::to_string(n) + "_true", {shape[n], R}, {off[n], 0}, local[n],
+                            m.owns(n));
+    f.attr("model", std::string("cp"));
+    f.attr("rank", static_cast<long long>(R));
+    f.attr("noise", noise);
+    f.attr("seed", static_cast<long long>(seed));
+    f.attr("unmix_version", std::string(UNMIX_VERSION));
+  }
+  out.commit();
+}
+
 } // namespace
 
 int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
@@ -44,6 +77,9 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
       "seed", po::value<unsigned long long>()->default_value(1),
       "random seed")("out", po::value<std::string>()->required(), "output HDF5 file (datasets Y, A_true, B_true)")(
       "overwrite", po::bool_switch(), "replace an existing output file")(
+      "model", po::value<std::string>()->default_value("tucker1"),
+      "tucker1: Y = B x1 A with A and B uniform on [0, 1); cp: Y = sum of R rank-one tensors with factors uniform on "
+      "[0, 1) (also written: factor_1_true ... for the other axes)")(
       "separable", po::bool_switch(),
       "make the first R mixtures and the first R columns pure (identity), so the nonnegative factorization is "
       "unique up to permutation and scaling");
@@ -54,7 +90,18 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
   if (R < 1) throw ConfigError("--rank must be at least 1");
   if (!(noise >= 0)) throw ConfigError("--noise must be 0 or more");
   const auto seed = p.vm["seed"].as<unsigned long long>();
+  const std::string model = p.vm["model"].as<std::string>();
+  if (model != "tucker1" && model != "cp") throw ConfigError("--model '" + model + "': use tucker1 or cp");
+  if (model == "cp" && p.vm["separable"].as<bool>())
+    throw ConfigError("--separable makes pure mixtures and sources of a Tucker-1 model; drop it with --model cp");
   h5::AtomicOutput out(world, p.vm["out"].as<std::string>(), p.vm["overwrite"].as<bool>());
+  if (model == "cp") {
+    write_planted_cp(world, shape, static_cast<std::size_t>(R), noise, seed, out);
+    if (world.rank() == 0)
+      std::printf("wrote %s: Y (%s), A_true, B_true, factor_1_true ...; CP rank %ld, noise %g, seed %llu\n",
+                  out.final_path().c_str(), shape_string(shape).c_str(), R, noise, seed);
+    return 0;
+  }
   auto planted = make_planted<double>(world, shape, static_cast<std::size_t>(R), noise, seed, std::nullopt,
                                       p.vm["separable"].as<bool>());
   {

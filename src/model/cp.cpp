@@ -1,7 +1,6 @@
 #include "unmix/model/cp.hpp"
 
 #include "unmix/kernels/blas.hpp"
-#include "unmix/kernels/mttkrp.hpp"
 
 namespace unmix {
 
@@ -13,7 +12,9 @@ std::vector<const double*> pointers(const std::vector<Tensor<double>>& F) {
 }
 } // namespace
 
-template <class T> CP<T>::CP(const DistTensor<T>& Y, std::size_t rank) : Y_(&Y), N_(Y.global_shape().size()), R_(rank) {
+template <class T>
+CP<T>::CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree)
+    : Y_(&Y), N_(Y.global_shape().size()), R_(rank) {
   if (N_ < 2) throw DataError("the CP model needs a tensor of at least 2 modes");
   const GridComms& comms = Y.comms();
   // Every process creates the same sub-communicators in the same order (the first request is collective).
@@ -22,6 +23,12 @@ template <class T> CP<T>::CP(const DistTensor<T>& Y, std::size_t rank) : Y_(&Y),
     rows_comm_.push_back(&comms.sub(bit));
     block_comm_.push_back(&comms.sub(comms.all_modes() & ~bit));
     reducers_.push_back(std::make_unique<FactorReducers>(comms, std::vector<int>{static_cast<int>(n), -1}));
+  }
+  tree_ = dimension_tree && N_ >= 3 && Y.global_shape()[N_ - 1] >= 2 * R_;
+  if (tree_) {
+    const unsigned last = 1u << (N_ - 1);
+    last_comm_ = &comms.sub(last);
+    for (std::size_t n = 0; n + 1 < N_; ++n) tree_comm_.push_back(&comms.sub(comms.all_modes() & ~(1u << n) & ~last));
   }
   summary_ = Y.summary();
 }
@@ -46,8 +53,27 @@ template <class T> std::vector<double> CP<T>::gram(std::size_t n, const Tensor<d
 template <class T> Tensor<double> CP<T>::mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const {
   ++passes_;
   Tensor<double> M({rows_local(n), R_});
-  unmix::mttkrp<T>(Y_->local().data(), Y_->local().shape(), n, R_, pointers(F), M.data());
+  unmix::mttkrp<T>(Y_->local().data(), Y_->local().shape(), n, R_, pointers(F), M.data(), ws_);
   block_comm_[n]->allreduce(M.span());
+  return M;
+}
+
+template <class T> Tensor<double> CP<T>::contracted(const Tensor<double>& F_last) const {
+  if (!tree_) throw Error("internal error: the contraction of the last mode is not used for this problem");
+  ++passes_;
+  Shape s = Y_->local().shape();
+  s.pop_back();
+  Tensor<double> C({shape_size(s), R_});
+  contract_last<T>(Y_->local().data(), Y_->local().shape(), R_, F_last.data(), C.data(), ws_);
+  last_comm_->allreduce(C.span());
+  return C;
+}
+
+template <class T>
+Tensor<double> CP<T>::mttkrp_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const {
+  Tensor<double> M({rows_local(n), R_});
+  mttkrp_contracted(C.data(), Y_->local().shape(), n, R_, pointers(F), M.data(), left_, right_, scratch_);
+  tree_comm_[n]->allreduce(M.span());
   return M;
 }
 

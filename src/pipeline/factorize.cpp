@@ -7,11 +7,13 @@
 #include "unmix/core/resources.hpp"
 #include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
+#include "unmix/model/cp.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
 #include "unmix/pipeline/checkpoint.hpp"
 #include "unmix/rank/nndsvd.hpp"
 #include "unmix/rank/pipeline.hpp"
+#include "unmix/solver/cp_solver.hpp"
 
 namespace unmix {
 
@@ -21,6 +23,37 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 } // namespace
+
+void check_cp_options(const FactorizeConfig& cfg) {
+  auto refuse = [](const std::string& what) {
+    throw ConfigError(what + " is not available with --model cp (it is a Tucker-1 feature); drop it or use "
+                             "--model tucker1");
+  };
+  if (cfg.rank_auto)
+    throw ConfigError("--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`, "
+                      "then factorize at it");
+  if (cfg.multiscale) refuse("--multiscale");
+  if (!cfg.checkpoint.empty() || !cfg.resume.empty()) refuse("--checkpoint/--resume");
+  if (cfg.init != "random") refuse("--init " + cfg.init + " (CP starts from a random start)");
+  if (cfg.solver.random_order || cfg.solver.group_by_factor || cfg.solver.recursive_random_order)
+    refuse("a random --order (CP updates its factors in mode order)");
+  if (cfg.solver.extrapolate) refuse("--extrapolate");
+}
+
+void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB) {
+  for (const auto& c : consB.items)
+    if (c.kind == ConstraintKind::linear)
+      throw ConfigError("--constraint B=" + consB.spec +
+                        ": with --model cp, B's constraints apply to the factor of every other mode, which differ in "
+                        "size; a linear constraint is available for A (factor 0) only");
+  for (const auto* list : {&consA, &consB})
+    if (!scale_compensable(*list, 2, 1))
+      throw ConfigError(
+          "--constraint " + std::string(list == &consA ? "A=" : "B=") + list->spec +
+          ": with --model cp every factor is a matrix (its mode's extent x R), and a scaled normalization "
+          "must act on its columns (e.g. l1scale_columns) or the whole factor so that another factor "
+          "can absorb the scale exactly");
+}
 
 /// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C
 /// (k x n, n the factor's first extent) and b (k x m or k x 1); its matrices are loaded here.
@@ -89,35 +122,11 @@ std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Co
   return os.str();
 }
 
-template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
-  FactorizeSummary sum;
-  auto t0 = Clock::now();
-  ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
-  ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
-  if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
-  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit);
-  sum.read_seconds = comm.allreduce(since(t0), Op::max);
-  sum.grid = Y.grid().to_string();
-  const Shape& shape = Y.global_shape();
-  if (shape.size() < 2)
-    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has 1 axis (" + shape_string(shape) +
-                    "); Tucker-1 needs at least 2 (mixtures x the rest)");
-  const std::size_t I = shape[0], M = shape_size(shape) / std::max<std::size_t>(I, 1);
-  if (cfg.rank > std::min(I, M))
-    throw ConfigError("--rank " + std::to_string(cfg.rank) + " is larger than the tensor allows: with " +
-                      std::to_string(I) + " mixtures and " + std::to_string(M) +
-                      " entries per mixture the rank can be at most " + std::to_string(std::min(I, M)));
-  if (!scale_compensable(consB, shape.size(), 0))
-    throw ConfigError(
-        "--constraint B=" + cfg.constraint_B +
-        ": a scaled normalization of B must act on whole 1-slices (or the whole array) so that A can "
-        "absorb the scale exactly; use 1slices/rows/average12slices, or a projection such as l1normalize");
-  if (!scale_compensable(consA, 2, 1))
-    throw ConfigError("--constraint A=" + cfg.constraint_A +
-                      ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
-                      "absorb the scale exactly; use columns, or a projection such as simplex_rows");
-
-  Tucker1<T> model(Y, cfg.rank);
+/// Refuses data a factorization cannot use (NaN or infinite entries, all zeros) and warns when both factors
+/// are constrained nonnegative but the data has negative entries. Returns whether the data is nonnegative.
+template <class Model>
+bool check_values(const Model& model, const FactorizeConfig& cfg, const ConstraintList& consA,
+                  const ConstraintList& consB, FactorizeSummary& sum) {
   if (model.y_nonfinite() > 0)
     throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has " +
                     std::to_string(static_cast<long long>(model.y_nonfinite())) +
@@ -135,6 +144,89 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     sum.warnings.push_back(buf);
   }
 
+  return y_nonneg;
+}
+
+/// The input, distributed (its read time and grid noted in `sum`); a dataset of one axis is refused with
+/// `needs` (what the model needs).
+template <class T>
+DistTensor<T> read_input(const FactorizeConfig& cfg, const Comm& comm, FactorizeSummary& sum, Clock::time_point t0,
+                         const std::string& needs) {
+  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit);
+  sum.read_seconds = comm.allreduce(since(t0), Op::max);
+  sum.grid = Y.grid().to_string();
+  const Shape& shape = Y.global_shape();
+  if (shape.size() < 2)
+    throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has 1 axis (" + shape_string(shape) + "); " +
+                    needs);
+  return Y;
+}
+
+/// What a solve's summary reports beside its result: its time, the peak memory and Y's block (maxima over the
+/// processes), and a warning for steps left unscaled (`zero_what`: what has a zero step constant).
+void finish_summary(FactorizeSummary& sum, Clock::time_point solve_start, const Comm& comm, double y_block_bytes,
+                    const std::string& zero_what) {
+  sum.seconds = comm.allreduce(since(solve_start), Op::max);
+  sum.peak_bytes = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
+  sum.y_bytes = comm.allreduce(y_block_bytes, Op::max);
+  if (sum.result.zero_step_warnings > 0)
+    sum.warnings.push_back(std::to_string(sum.result.zero_step_warnings) + " step(s) had a zero Lipschitz constant (" +
+                           zero_what + ") and were left unscaled");
+}
+
+/// The attributes every output file has (the solve's result, where it ran, every option given).
+void write_attributes(h5::File& fo, const FactorizeConfig& cfg, const FactorizeSummary& sum, const Comm& comm,
+                      const ConstraintList& consA, const ConstraintList& consB) {
+  fo.attr("unmix_version", std::string(UNMIX_VERSION));
+  fo.attr("model", cfg.model);
+  fo.attr("input", cfg.input);
+  fo.attr("dataset", cfg.dataset);
+  fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
+  fo.attr("rank", static_cast<long long>(cfg.rank));
+  fo.attr("seed", static_cast<long long>(cfg.solver.seed));
+  fo.attr("processes", static_cast<long long>(comm.size()));
+  fo.attr("grid", sum.grid);
+  fo.attr("precision", cfg.precision);
+  fo.attr("constraint_A", consA.spec.empty() ? std::string("none") : consA.spec);
+  fo.attr("constraint_B", consB.spec.empty() ? std::string("none") : consB.spec);
+  fo.attr("stop_reason", sum.result.stop_reason);
+  fo.attr("iterations", static_cast<long long>(sum.result.iterations));
+  fo.attr("rel_error", sum.result.stats.back().rel_error);
+  fo.attr("seconds", sum.seconds);
+  fo.attr("read_seconds", sum.read_seconds);
+  fo.attr("peak_memory_bytes", sum.peak_bytes);
+  fo.attr("y_block_bytes", sum.y_bytes);
+  for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
+  std::vector<std::vector<double>> rows;
+  for (const auto& st : sum.result.stats) rows.push_back(st.row());
+  fo.write_table("stats", IterationStats::columns(), rows);
+}
+
+template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  FactorizeSummary sum;
+  auto t0 = Clock::now();
+  ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
+  ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
+  if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
+  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "Tucker-1 needs at least 2 (mixtures x the rest)");
+  const Shape& shape = Y.global_shape();
+  const std::size_t I = shape[0], M = shape_size(shape) / std::max<std::size_t>(I, 1);
+  if (cfg.rank > std::min(I, M))
+    throw ConfigError("--rank " + std::to_string(cfg.rank) + " is larger than the tensor allows: with " +
+                      std::to_string(I) + " mixtures and " + std::to_string(M) +
+                      " entries per mixture the rank can be at most " + std::to_string(std::min(I, M)));
+  if (!scale_compensable(consB, shape.size(), 0))
+    throw ConfigError(
+        "--constraint B=" + cfg.constraint_B +
+        ": a scaled normalization of B must act on whole 1-slices (or the whole array) so that A can "
+        "absorb the scale exactly; use 1slices/rows/average12slices, or a projection such as l1normalize");
+  if (!scale_compensable(consA, 2, 1))
+    throw ConfigError("--constraint A=" + cfg.constraint_A +
+                      ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
+                      "absorb the scale exactly; use columns, or a projection such as simplex_rows");
+
+  Tucker1<T> model(Y, cfg.rank);
+  const bool y_nonneg = check_values(model, cfg, consA, consB, sum);
   Factors f;
   SolverState resume_state;
   const std::string fp = fingerprint(cfg, shape, comm, sum.grid);
@@ -219,40 +311,63 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
       return sum; // no output: the checkpoint holds the state (AtomicOutput leaves nothing behind)
     }
   }
-  sum.seconds = comm.allreduce(since(ts), Op::max);
-  sum.peak_bytes = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
-  sum.y_bytes = comm.allreduce(static_cast<double>(Y.local().size() * sizeof(T)), Op::max);
-  if (sum.result.zero_step_warnings > 0)
-    sum.warnings.push_back(std::to_string(sum.result.zero_step_warnings) +
-                           " step(s) had a zero Lipschitz constant (an all-zero row of B or column of A) and were left "
-                           "unscaled");
+  finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)),
+                 "an all-zero row of B or column of A");
 
   {
     h5::File fo = h5::File::create(comm, out.tmp_path());
     h5::write_distributed(fo, "A", {I, cfg.rank}, {model.row_offset(), 0}, f.A, model.owns_A());
     h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), f.B, model.owns_B());
-    std::vector<std::vector<double>> rows;
-    for (const auto& s : sum.result.stats) rows.push_back(s.row());
-    fo.write_table("stats", IterationStats::columns(), rows);
-    fo.attr("unmix_version", std::string(UNMIX_VERSION));
-    fo.attr("input", cfg.input);
-    fo.attr("dataset", cfg.dataset);
-    fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
-    fo.attr("rank", static_cast<long long>(cfg.rank));
-    fo.attr("seed", static_cast<long long>(cfg.solver.seed));
-    fo.attr("processes", static_cast<long long>(comm.size()));
-    fo.attr("grid", sum.grid);
-    fo.attr("precision", cfg.precision);
-    fo.attr("constraint_A", consA.spec.empty() ? std::string("none") : consA.spec);
-    fo.attr("constraint_B", consB.spec.empty() ? std::string("none") : consB.spec);
-    fo.attr("stop_reason", sum.result.stop_reason);
-    fo.attr("iterations", static_cast<long long>(sum.result.iterations));
-    fo.attr("rel_error", sum.result.stats.back().rel_error);
-    fo.attr("seconds", sum.seconds);
-    fo.attr("read_seconds", sum.read_seconds);
-    fo.attr("peak_memory_bytes", sum.peak_bytes);
-    fo.attr("y_block_bytes", sum.y_bytes);
-    for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
+    write_attributes(fo, cfg, sum, comm, consA, consB);
+  }
+  out.commit();
+  return sum;
+}
+
+template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  FactorizeSummary sum;
+  check_cp_options(cfg);
+  auto t0 = Clock::now();
+  ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
+  ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
+  if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
+  check_cp_constraints(consA, consB);
+  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "the CP model needs at least 2");
+  const Shape& shape = Y.global_shape();
+  CP<T> model(Y, cfg.rank);
+  const bool y_nonneg = check_values(model, cfg, consA, consB, sum);
+  const std::size_t N = shape.size();
+  std::vector<ConstraintList> cons(N, consB);
+  cons[0] = consA;
+  CpFactors f;
+  init_random_cp(model, f, cfg.solver.seed, y_nonneg, cons);
+
+  h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
+  auto ts = Clock::now();
+  IterationCallback cb;
+  if (progress)
+    cb = [&](const IterationStats& st) {
+      progress(st, cfg.solver.maxiter);
+      return true;
+    };
+  std::function<bool()> stop;
+  if (cfg.stop_requested) stop = [&] { return comm.any(cfg.stop_requested()); };
+  sum.result = solve_cp(model, f, cons, cfg.solver, cb, stop);
+  if (sum.result.interrupted) {
+    // No checkpoints for CP: keep what was computed (a valid iterate) and say so.
+    sum.result.stop_reason = "stopped by a signal after iteration " + std::to_string(sum.result.iterations) +
+                             " (--model cp writes the factors reached; it has no checkpoints)";
+    sum.result.interrupted = false;
+  }
+  finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");
+  {
+    h5::File fo = h5::File::create(comm, out.tmp_path());
+    h5::write_distributed(fo, "A", {shape[0], cfg.rank}, {model.row_offset(0), 0}, f.F[0], model.owns(0));
+    h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F), model.owns_B());
+    for (std::size_t n = 1; n < N; ++n)
+      h5::write_distributed(fo, "factor_" + std::to_string(n), {shape[n], cfg.rank}, {model.row_offset(n), 0}, f.F[n],
+                            model.owns(n));
+    write_attributes(fo, cfg, sum, comm, consA, consB);
   }
   out.commit();
   return sum;
@@ -287,9 +402,16 @@ std::string convergence_plot(const std::vector<IterationStats>& stats, const std
 }
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
-  if (cfg.rank_auto) return run_factorize_auto(cfg, comm, progress);
-  if (cfg.precision == "double") return run<double>(cfg, comm, progress);
-  if (cfg.precision == "float") return run<float>(cfg, comm, progress);
+  if (cfg.model == "cp") {
+    if (cfg.precision == "double") return run_cp<double>(cfg, comm, progress);
+    if (cfg.precision == "float") return run_cp<float>(cfg, comm, progress);
+  } else if (cfg.model != "tucker1") {
+    throw ConfigError("--model '" + cfg.model + "': use tucker1 (Y = B x1 A) or cp (a sum of rank-one tensors)");
+  } else {
+    if (cfg.rank_auto) return run_factorize_auto(cfg, comm, progress);
+    if (cfg.precision == "double") return run<double>(cfg, comm, progress);
+    if (cfg.precision == "float") return run<float>(cfg, comm, progress);
+  }
   throw ConfigError("--precision '" + cfg.precision + "': use float or double");
 }
 

@@ -35,6 +35,14 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   o.solver = cfg.solver;
   o.consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
   o.consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
+  o.model = cfg.model;
+  const bool cp = cfg.model == "cp";
+  if (cp) {
+    check_cp_options(cfg);
+    check_cp_constraints(o.consA, o.consB);
+  } else if (cfg.model != "tucker1") {
+    throw ConfigError("--model '" + cfg.model + "': use tucker1 (Y = B x1 A) or cp (a sum of rank-one tensors)");
+  }
   if (cfg.precision != "double" && cfg.precision != "float")
     throw ConfigError("--precision '" + cfg.precision + "': use float or double");
   h5::File f = h5::File::open_read(comm, cfg.input);
@@ -46,7 +54,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   if (cfg.mixture_axis < 0 || static_cast<std::size_t>(cfg.mixture_axis) >= d.size())
     throw ConfigError("--mixture-axis " + std::to_string(cfg.mixture_axis) + ": the dataset has axes 0 to " +
                       std::to_string(d.size() - 1));
-  if (!scale_compensable(o.consB, d.size(), 0))
+  if (!cp && !scale_compensable(o.consB, d.size(), 0))
     throw ConfigError("--constraint B=" + cfg.constraint_B +
                       ": a scaled normalization of B must act on whole 1-slices (or the whole array) so that A can "
                       "absorb the scale exactly");
@@ -58,7 +66,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   const std::size_t rmax = std::min(I, M);
   o.ranks =
       ranks.empty() ? parse_rank_list("1:" + std::to_string(std::min<std::size_t>(rmax, 12))) : parse_rank_list(ranks);
-  if (o.ranks.back() > rmax)
+  if (!cp && o.ranks.back() > rmax)
     throw ConfigError("--ranks " + ranks + ": rank " + std::to_string(o.ranks.back()) +
                       " is larger than the tensor allows: with " + std::to_string(I) + " mixtures and " +
                       std::to_string(M) + " entries per mixture the rank can be at most " + std::to_string(rmax));
@@ -151,6 +159,7 @@ void common_attrs(const h5::File& fo, const FactorizeConfig& cfg, const RankSwee
   for (const auto& g : res.group_grids) grids += (grids.empty() ? "" : ",") + g;
   fo.attr("group_grids", grids);
   fo.attr("precision", cfg.precision);
+  fo.attr("model", o.model);
   fo.attr("constraint_A", o.consA.spec.empty() ? std::string("none") : o.consA.spec);
   fo.attr("constraint_B", o.consB.spec.empty() ? std::string("none") : o.consB.spec);
   fo.attr("curvature_method", curvature_method_name(o.method));

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <limits>
 
+#include "unmix/model/cp.hpp"
 #include "unmix/model/tucker1.hpp"
+#include "unmix/solver/cp_solver.hpp"
 
 namespace unmix {
 
@@ -152,7 +154,8 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
     if (shape.size() < 2) throw DataError("the data has 1 axis; Tucker-1 needs at least 2 (mixtures x the rest)");
     const std::size_t I = shape[0], M = shape_size(shape) / std::max<std::size_t>(I, 1);
     const std::size_t rmax = std::min(I, M);
-    if (opts.ranks.back() > rmax)
+    const bool cp = opts.model == "cp";
+    if (!cp && opts.ranks.back() > rmax)
       throw ConfigError("--ranks: rank " + std::to_string(opts.ranks.back()) +
                         " is larger than the tensor allows: with " + std::to_string(I) + " mixtures and " +
                         std::to_string(M) + " entries per mixture the rank can be at most " + std::to_string(rmax));
@@ -160,13 +163,14 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
     for (std::size_t k = 0; k < K; ++k) {
       if (res.plan.owner[k] != g) continue;
       const std::size_t r = opts.ranks[k];
-      Tucker1<T> model(Y, r);
-      if (model.y_nonfinite() > 0) throw DataError("the data has NaN or infinite entries; remove or impute them first");
-      if (model.normY2() == 0) throw DataError("the data is all zeros: there is nothing to factorize");
-      const double tiny = 1e-12 * std::max(std::abs(model.y_max()), std::abs(model.y_min()));
-      y_nonneg = model.y_min() >= -tiny;
-      Factors f;
-      init_random(model, f, opts.solver.seed, y_nonneg, opts.consA, opts.consB);
+      // The data checks every model shares; whether the data is nonnegative decides the random start.
+      auto check = [&](const auto& model) {
+        if (model.y_nonfinite() > 0)
+          throw DataError("the data has NaN or infinite entries; remove or impute them first");
+        if (model.normY2() == 0) throw DataError("the data is all zeros: there is nothing to factorize");
+        const double tiny = 1e-12 * std::max(std::abs(model.y_max()), std::abs(model.y_min()));
+        y_nonneg = model.y_min() >= -tiny;
+      };
       IterationCallback cb;
       const bool report = group.rank() == 0 && opts.on_iteration;
       if (opts.progress || report)
@@ -175,7 +179,36 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
           return opts.progress ? opts.progress(r, s) : true;
         };
       const auto t0 = Clock::now();
-      SolveResult sr = solve(model, f, opts.consA, opts.consB, opts.solver, cb);
+      CandidateFactors& cf = res.factors[k];
+      SolveResult sr;
+      if (cp) {
+        CP<T> model(Y, r);
+        check(model);
+        std::vector<ConstraintList> cons(shape.size(), opts.consB);
+        cons[0] = opts.consA;
+        CpFactors f;
+        init_random_cp(model, f, opts.solver.seed, y_nonneg, cons);
+        sr = solve_cp(model, f, cons, opts.solver, cb);
+        cf.b_global = model.b_global_shape();
+        cf.a_offset = {model.row_offset(0), 0};
+        cf.b_offset = model.b_offset();
+        cf.owns_A = model.owns(0);
+        cf.owns_B = model.owns_B();
+        cf.f.B = model.sources_local(f.F);
+        cf.f.A = std::move(f.F[0]);
+      } else {
+        Tucker1<T> model(Y, r);
+        check(model);
+        Factors f;
+        init_random(model, f, opts.solver.seed, y_nonneg, opts.consA, opts.consB);
+        sr = solve(model, f, opts.consA, opts.consB, opts.solver, cb);
+        cf.b_global = model.b_global_shape();
+        cf.a_offset = {model.row_offset(), 0};
+        cf.b_offset = model.b_offset();
+        cf.owns_A = model.owns_A();
+        cf.owns_B = model.owns_B();
+        cf.f = std::move(f);
+      }
       const double secs = group.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
       if (group.rank() == 0) {
         vals[k * NV + 0] = sr.stats.back().rel_error;
@@ -196,15 +229,8 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
       }
       stats[k] = std::move(sr.stats);
       reasons[k] = sr.stop_reason;
-      CandidateFactors& cf = res.factors[k];
       cf.mine = true;
       cf.I = I;
-      cf.b_global = model.b_global_shape();
-      cf.a_offset = {model.row_offset(), 0};
-      cf.b_offset = model.b_offset();
-      cf.owns_A = model.owns_A();
-      cf.owns_B = model.owns_B();
-      cf.f = std::move(f);
     }
   });
 

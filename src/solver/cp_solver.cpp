@@ -57,8 +57,14 @@ public:
     last_ = f_.F;
     L_last_.assign(N_, {});
     L_cur_.assign(N_, 0.0);
-    n_last_ = N_ - 1;
-    M_last_ = m_.mttkrp(n_last_, f_.F);
+    if (m_.uses_tree()) {
+      C_ = m_.contracted(f_.F[N_ - 1]);
+      n_last_ = 0;
+      M_last_ = m_.mttkrp_from(C_, 0, f_.F);
+    } else {
+      n_last_ = N_ - 1;
+      M_last_ = m_.mttkrp(n_last_, f_.F);
+    }
     std::string why;
     IterationStats s = stats(0);
     res.stats.push_back(s);
@@ -97,6 +103,13 @@ private:
   SolveResult& finish(SolveResult& res) {
     res.zero_step_warnings = zero_steps_;
     return res;
+  }
+
+  /// The MTTKRP of mode n at the current factors: from the contraction of the last mode where the model
+  /// keeps one (kept current: recomputed whenever the last factor changes), else one pass over Y.
+  Tensor<double> mttkrp(std::size_t n) const {
+    if (m_.uses_tree() && n + 1 < N_) return m_.mttkrp_from(C_, n, f_.F);
+    return m_.mttkrp(n, f_.F);
   }
 
   /// H_n: the Hadamard product of the Gram matrices of every factor but n.
@@ -153,7 +166,7 @@ private:
     L_cur_[n] = *std::max_element(L.begin(), L.end());
     momentum(n, L);
     Tensor<double>& X = f_.F[n];
-    Tensor<double> M = m_.mttkrp(n, f_.F);
+    Tensor<double> M = mttkrp(n);
     const Tensor<double> g = gradient(X, H, M);
     const std::size_t rows = X.size() / R_;
     std::vector<double> inv(R_);
@@ -187,7 +200,9 @@ private:
       for (Tensor<double>* Z : {&prev_[n], &last_[n]}) scale_by(*Z, R_, w, true);
       scale_gram(G_[c], R_, w);
       scale_by(M_last_, R_, w, false);
+      if (m_.uses_tree() && c == N_ - 1) scale_by(C_, R_, w, false); // C is linear in the last factor
     }
+    if (m_.uses_tree() && n == N_ - 1) C_ = m_.contracted(f_.F[n]);
   }
 
   IterationStats stats(double k) {
@@ -206,7 +221,7 @@ private:
     if (need_grad_) {
       double g2 = 0, st2 = 0;
       for (std::size_t n = 0; n < N_; ++n) {
-        const Tensor<double> M = n == n_last_ ? M_last_ : m_.mttkrp(n, f_.F);
+        const Tensor<double> M = n == n_last_ ? M_last_ : mttkrp(n);
         const Tensor<double> g = gradient(f_.F[n], hadamard_except(n), M);
         double a = 0, b = 0;
         for (std::size_t i = 0; i < g.size(); ++i) {
@@ -260,6 +275,7 @@ private:
   std::vector<std::vector<double>> L_last_;
   std::vector<double> L_cur_;
   Tensor<double> M_last_;
+  Tensor<double> C_; // the data with its last mode contracted by the current last factor (dimension tree)
   std::size_t n_last_ = 0;
   double f_prev_ = 0, stat0_ = 0;
   std::size_t zero_steps_ = 0;

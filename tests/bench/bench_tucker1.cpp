@@ -46,38 +46,12 @@ extern "C" char* openblas_get_corename(void);
 #include "unmix/model/tucker1.hpp"
 #include "unmix/solver/solver.hpp"
 
+#include "bench_common.hpp"
+
 using namespace unmix;
-using Clock = std::chrono::steady_clock;
+using namespace unmix::bench;
 
 namespace {
-
-double now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
-/// STREAM triad a = b + s c on three buffers of n doubles each; returns bytes/s per process (the
-/// median of several repetitions, all processes running at once).
-double triad_bandwidth(const Comm& comm, std::size_t n) {
-  // Tensors, so that the buffers get the large pages the data gets (tensor.hpp).
-  Tensor<double> ta({n}, 0.0), tb({n}, 1.0), tc({n}, 2.0);
-  double *a = ta.data(), *b = tb.data(), *c = tc.data();
-  std::vector<double> rates;
-  for (int rep = 0; rep < 5; ++rep) {
-    comm.barrier();
-    const double t0 = now();
-    const double s = 3.0 + rep;
-    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-    const double t = comm.allreduce(now() - t0, Op::max);
-    rates.push_back(3.0 * 8.0 * static_cast<double>(n) / t);
-  }
-  volatile double sink = a[n / 2];
-  (void)sink;
-  return median(rates);
-}
 
 /// Read-only bandwidth: the sum of the local Y, all processes at once (bytes/s per process, median).
 template <class T> double read_bandwidth(const Comm& comm, const T* y, std::size_t n) {
@@ -139,20 +113,6 @@ void kernel_rates(const Comm& comm, const T* y, std::size_t Ip, std::size_t R, c
                   tile_products_isa());
   }
   tile_products_rank_block(0);
-}
-
-/// Rate of a square GEMM of order n on every process at once (flop/s per process).
-template <class T> double gemm_rate(const Comm& comm, std::size_t n) {
-  std::vector<T> A(n * n, T(1.0)), B(n * n, T(0.5)), C(n * n, T(0));
-  std::vector<double> rates;
-  for (int rep = 0; rep < 4; ++rep) {
-    comm.barrier();
-    const double t0 = now();
-    blas::gemm<T>(blas::Trans::N, blas::Trans::N, n, n, n, T(1), A.data(), n, B.data(), n, T(0), C.data(), n);
-    const double t = comm.allreduce(now() - t0, Op::max);
-    if (rep > 0) rates.push_back(2.0 * std::pow(static_cast<double>(n), 3) / t);
-  }
-  return median(rates);
 }
 
 /// The straightforward iteration: two GEMMs with Y as stored (A^T Y and Y B^T), projected gradient
@@ -311,18 +271,6 @@ void compare_settings(const Comm& comm, const DistTensor<T>& Y, std::size_t R, c
                   comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", s.name.c_str(),
                   rounds, 1e3 * median(s.t), 1e3 * *std::min_element(s.t.begin(), s.t.end()),
                   1e3 * *std::max_element(s.t.begin(), s.t.end()));
-}
-
-Shape parse_shape(const std::string& s) {
-  Shape out;
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    const std::size_t x = s.find('x', pos);
-    out.push_back(std::stoul(s.substr(pos, x == std::string::npos ? std::string::npos : x - pos)));
-    if (x == std::string::npos) break;
-    pos = x + 1;
-  }
-  return out;
 }
 
 /// Time and iterations to reach each relative error in `targets` from the same seeded start.

@@ -38,45 +38,55 @@ Tensor<double> box_of_sources(const Tensor<double>& B, const Shape& global_y, co
 
 TEST_CASE("CP products, start and statistics equal the serial ones on every grid", "[cp]") {
   const Comm& comm = test::comm();
-  const Shape shape{6, 5, 3}; // at 4 processes, grids splitting the last mode 4 ways leave a process empty
   const std::size_t R = 3;
   Comm self = Comm::self();
-  auto serial = make_planted_cp<double>(self, shape, 4, 0.1, 31);
-  CP<double> ms(serial.Y, R);
-  const std::vector<ConstraintList> cons(3, parse_constraints("nonnegative"));
-  CpFactors fs;
-  init_random_cp(ms, fs, 17, true, cons);
-  const Tensor<double> Bs = ms.sources_local(fs.F);
-  for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
-    INFO("grid " << ProcessGrid(dims).to_string());
-    auto dist = make_planted_cp<double>(comm, shape, 4, 0.1, 31, ProcessGrid(dims));
-    const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
-    CP<double> md(dist.Y, R);
-    CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
-    CpFactors fd;
-    init_random_cp(md, fd, 17, true, cons);
-    for (std::size_t n = 0; n < 3; ++n) {
-      CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) == 0.0);
-      CHECK(test::rel_diff(md.gram(n, fd.F[n]), ms.gram(n, fs.F[n])) < 1e-14);
-      const Tensor<double> Md = md.mttkrp(n, fd.F), Mser = ms.mttkrp(n, fs.F);
-      CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
+  // At 4 processes, grids splitting the last mode 4 ways leave a process empty; the second shape's last
+  // mode is long enough for the dimension tree.
+  for (const Shape& shape : {Shape{6, 5, 3}, Shape{5, 3, 6}}) {
+    auto serial = make_planted_cp<double>(self, shape, 4, 0.1, 31);
+    CP<double> ms(serial.Y, R);
+    const std::vector<ConstraintList> cons(3, parse_constraints("nonnegative"));
+    CpFactors fs;
+    init_random_cp(ms, fs, 17, true, cons);
+    const Tensor<double> Bs = ms.sources_local(fs.F);
+    for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
+      INFO("grid " << ProcessGrid(dims).to_string());
+      auto dist = make_planted_cp<double>(comm, shape, 4, 0.1, 31, ProcessGrid(dims));
+      const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
+      CP<double> md(dist.Y, R);
+      CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
+      CpFactors fd;
+      init_random_cp(md, fd, 17, true, cons);
+      for (std::size_t n = 0; n < 3; ++n) {
+        CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) == 0.0);
+        CHECK(test::rel_diff(md.gram(n, fd.F[n]), ms.gram(n, fs.F[n])) < 1e-14);
+        const Tensor<double> Md = md.mttkrp(n, fd.F), Mser = ms.mttkrp(n, fs.F);
+        CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
+      }
+      CHECK(md.exact_residual2(fd.F) == Approx(ms.exact_residual2(fs.F)).epsilon(1e-13));
+      CHECK(test::rel_diff(md.sources_local(fd.F).span(), box_of_sources(Bs, shape, off, box).span()) == 0.0);
+      SolverOptions o;
+      o.maxiter = 0;
+      o.tol = {{Stat::stationarity, 1e-300}};
+      CpFactors a = fs, b = fd;
+      const auto rs = solve_cp(ms, a, cons, o), rd = solve_cp(md, b, cons, o);
+      CHECK(rd.stats[0].objective == Approx(rs.stats[0].objective).epsilon(1e-13));
+      CHECK(rd.stats[0].grad_norm == Approx(rs.stats[0].grad_norm).epsilon(1e-12));
+      CHECK(rd.stats[0].stationarity == Approx(rs.stats[0].stationarity).epsilon(1e-12));
+      if (md.uses_tree()) {
+        // The contraction of the last mode and the MTTKRPs from it, against the serial ones.
+        const Tensor<double> Cs = ms.contracted(fs.F[2]), Cd = md.contracted(fd.F[2]);
+        for (std::size_t n = 0; n < 2; ++n) {
+          const Tensor<double> Mser = ms.mttkrp_from(Cs, n, fs.F), Md = md.mttkrp_from(Cd, n, fd.F);
+          CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
+        }
+      }
     }
-    CHECK(md.exact_residual2(fd.F) == Approx(ms.exact_residual2(fs.F)).epsilon(1e-13));
-    CHECK(test::rel_diff(md.sources_local(fd.F).span(), box_of_sources(Bs, shape, off, box).span()) == 0.0);
-    SolverOptions o;
-    o.maxiter = 0;
-    o.tol = {{Stat::stationarity, 1e-300}};
-    CpFactors a = fs, b = fd;
-    const auto rs = solve_cp(ms, a, cons, o), rd = solve_cp(md, b, cons, o);
-    CHECK(rd.stats[0].objective == Approx(rs.stats[0].objective).epsilon(1e-13));
-    CHECK(rd.stats[0].grad_norm == Approx(rs.stats[0].grad_norm).epsilon(1e-12));
-    CHECK(rd.stats[0].stationarity == Approx(rs.stats[0].stationarity).epsilon(1e-12));
   }
 }
 
 TEST_CASE("CP: the same seed gives the same iterates at any process count and grid", "[cp]") {
   const Comm& comm = test::comm();
-  const Shape shape{7, 6, 5};
   const std::size_t R = 3;
   Comm self = Comm::self();
   struct Case {
@@ -86,35 +96,37 @@ TEST_CASE("CP: the same seed gives the same iterates at any process count and gr
   };
   for (const Case& c :
        {Case{"nonnegative", "nonnegative", false, 1}, Case{"nonnegative", "l1scale_columns+nonnegative", false, 1},
-        Case{"simplex_rows", "nonnegative", false, 3}, Case{"nonnegative", "nonnegative", true, 1}}) {
-    const std::vector<ConstraintList> cons{parse_constraints(c.a), parse_constraints(c.others),
-                                           parse_constraints(c.others)};
-    auto serial = make_planted_cp<double>(self, shape, R, 0.02, 9);
-    CP<double> ms(serial.Y, R);
-    CpFactors fs;
-    init_random_cp(ms, fs, 5, true, cons);
-    SolverOptions o;
-    o.maxiter = 40;
-    o.tol.clear();
-    o.bpp = c.bpp;
-    o.inner = c.inner;
-    const auto rs = solve_cp(ms, fs, cons, o);
-    for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
-      INFO("A " << c.a << ", others " << c.others << (c.bpp ? ", bpp" : "") << ", inner " << c.inner << ", grid "
-                << ProcessGrid(dims).to_string());
-      auto dist = make_planted_cp<double>(comm, shape, R, 0.02, 9, ProcessGrid(dims));
-      CP<double> md(dist.Y, R);
-      CpFactors fd;
-      init_random_cp(md, fd, 5, true, cons);
-      const auto rd = solve_cp(md, fd, cons, o);
-      const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
-      CHECK(rd.iterations == rs.iterations);
-      for (std::size_t n = 0; n < 3; ++n)
-        CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) < 1e-10);
-      CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
-      CHECK(rd.stats.back().rel_error < rd.stats[1].rel_error);
+        Case{"simplex_rows", "nonnegative", false, 3}, Case{"nonnegative", "nonnegative", true, 1}})
+    for (const Shape& shape : {Shape{7, 6, 5}, Shape{5, 4, 7}}) { // the second with the dimension tree
+      const std::vector<ConstraintList> cons{parse_constraints(c.a), parse_constraints(c.others),
+                                             parse_constraints(c.others)};
+      auto serial = make_planted_cp<double>(self, shape, R, 0.02, 9);
+      CP<double> ms(serial.Y, R);
+      CpFactors fs;
+      init_random_cp(ms, fs, 5, true, cons);
+      SolverOptions o;
+      o.maxiter = 40;
+      o.tol.clear();
+      o.bpp = c.bpp;
+      o.inner = c.inner;
+      const auto rs = solve_cp(ms, fs, cons, o);
+      for (const auto& dims : test::all_grids(comm.size(), shape.size())) {
+        INFO("A " << c.a << ", others " << c.others << (c.bpp ? ", bpp" : "") << ", inner " << c.inner << ", grid "
+                  << ProcessGrid(dims).to_string());
+        auto dist = make_planted_cp<double>(comm, shape, R, 0.02, 9, ProcessGrid(dims));
+        CP<double> md(dist.Y, R);
+        CpFactors fd;
+        init_random_cp(md, fd, 5, true, cons);
+        const auto rd = solve_cp(md, fd, cons, o);
+        const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
+        CHECK(rd.iterations == rs.iterations);
+        for (std::size_t n = 0; n < 3; ++n)
+          CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) < 1e-10);
+        CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
+        CHECK(rd.stats.back().rel_error < rd.stats[1].rel_error);
+        CHECK(md.uses_tree() == (shape[2] >= 2 * R));
+      }
     }
-  }
 }
 
 TEST_CASE("CP: planted noise-free factors are recovered by the distributed solver", "[cp]") {

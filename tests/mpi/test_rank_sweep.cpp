@@ -110,3 +110,41 @@ TEST_CASE("bad sweeps fail on every process alike", "[rank_sweep]") {
   // Rank 6 is more than min(I, M) = 5.
   CHECK_THROWS_AS(rank_sweep<double>(comm, options({1, 6}, 1, 5), planted({5, 4, 3}, 2, 0, 1)), ConfigError);
 }
+
+TEST_CASE("CP sweeps: a planted rank-3 CP tensor is detected as rank 3, the same in any grouping", "[rank_sweep]") {
+  const Comm& comm = test::comm();
+  Comm self = Comm::self();
+  const GroupLoader<double> load = [](const Comm& g) { return make_planted_cp<double>(g, {12, 10, 8}, 3, 0.02, 1).Y; };
+  auto o = options({1, 2, 3, 4, 5, 6}, 1, 3000);
+  o.model = "cp";
+  o.solver.tol = {{Stat::rel_decrease, 1e-7}};
+  const auto ref = rank_sweep<double>(self, o, load);
+  std::string curve;
+  for (const auto& c : ref.candidates) curve += std::to_string(c.rel_error) + " ";
+  INFO("e(r) = " << curve);
+  CHECK(ref.chosen_rank == 3);
+  CHECK(ref.candidates[2].rel_error < 0.025); // the noise's level (0.02 of the data's rms)
+  CHECK(ref.candidates[1].rel_error > 0.05);
+  for (int G = 1; G <= comm.size(); ++G) {
+    INFO(comm.size() << " processes in " << G << " groups");
+    o.groups = G;
+    const auto res = rank_sweep<double>(comm, o, load);
+    CHECK(res.chosen_rank == 3);
+    for (std::size_t k = 0; k < ref.candidates.size(); ++k) {
+      // Stopping by a relative decrease can end a candidate one iteration apart when rounding differs.
+      CHECK(res.candidates[k].rel_error == Approx(ref.candidates[k].rel_error).epsilon(1e-6));
+      // The factors kept are factor 0 and the sources, in the group's layout.
+      const CandidateFactors& cf = res.factors[k];
+      if (cf.mine) {
+        CHECK(cf.f.A.cols() == res.candidates[k].rank);
+        CHECK(cf.b_global == Shape{res.candidates[k].rank, 10, 8});
+      }
+    }
+  }
+  // CP ranks are not bounded by min(I, M): rank 6 of a 5 x 4 x 3 tensor is a valid candidate.
+  auto big = options({1, 6}, 1, 5);
+  big.model = "cp";
+  CHECK_NOTHROW(rank_sweep<double>(comm, big, [](const Comm& g) {
+    return make_planted_cp<double>(g, {5, 4, 3}, 2, 0, 1).Y;
+  }));
+}

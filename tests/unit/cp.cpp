@@ -111,6 +111,64 @@ TEST_CASE("MTTKRP equals the direct sum for every mode, order and branch", "[cp]
   CHECK(M == std::vector<double>(4 * R, 0.0));
 }
 
+TEST_CASE("the contraction of the last mode gives every other mode's MTTKRP (dimension tree)", "[cp]") {
+  const std::size_t R = 3;
+  for (const Shape& shape : {Shape{5, 4, 3}, Shape{3, 1, 4, 2}, Shape{2, 3, 4, 5}, Shape{4, 700, 300}}) {
+    const CounterRng rng(17, shape_size(shape));
+    std::vector<double> Y(shape_size(shape));
+    for (std::size_t k = 0; k < Y.size(); ++k) Y[k] = rng.uniform(k);
+    std::vector<std::vector<double>> F;
+    std::vector<const double*> ptr;
+    for (std::size_t m = 0; m < shape.size(); ++m) {
+      F.emplace_back(shape[m] * R);
+      for (std::size_t i = 0; i < F[m].size(); ++i) F[m][i] = rng.uniform(2000000 + 1000 * m + i) - 0.5;
+    }
+    for (const auto& f : F) ptr.push_back(f.data());
+    const std::size_t N = shape.size(), rows = shape_size(shape) / shape[N - 1];
+    std::vector<double> C(rows * R), Cf(rows * R);
+    MttkrpWorkspace<double> ws;
+    MttkrpWorkspace<float> wsf;
+    contract_last<double>(Y.data(), shape, R, F[N - 1].data(), C.data(), ws);
+    const std::vector<float> Yf(Y.begin(), Y.end());
+    contract_last<float>(Yf.data(), shape, R, F[N - 1].data(), Cf.data(), wsf);
+    std::vector<double> left, right, scratch;
+    for (std::size_t n = 0; n + 1 < N; ++n) {
+      INFO("shape " << shape_string(shape) << ", mode " << n);
+      const auto want = direct_mttkrp(Y, shape, n, R, F);
+      std::vector<double> got(shape[n] * R, -1.0), gotf(shape[n] * R, -1.0);
+      mttkrp_contracted(C.data(), shape, n, R, ptr, got.data(), left, right, scratch);
+      mttkrp_contracted(Cf.data(), shape, n, R, ptr, gotf.data(), left, right, scratch);
+      CHECK(test::rel_diff(got, want) < 1e-13);
+      CHECK(test::rel_diff(gotf, want) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("CP: the dimension tree gives the iterates of one pass per mode, in two passes per iteration", "[cp]") {
+  const Comm& self = test::comm();
+  auto pl = make_planted_cp<double>(self, {6, 5, 8}, 3, 0.05, 12);
+  for (const char* others : {"nonnegative", "l1scale_columns+nonnegative"}) {
+    const std::vector<ConstraintList> cons{parse_constraints("nonnegative"), parse_constraints(others),
+                                           parse_constraints(others)};
+    CP<double> tree(pl.Y, 3), plain(pl.Y, 3, false);
+    REQUIRE(tree.uses_tree());
+    REQUIRE(!plain.uses_tree());
+    CpFactors ft, fp;
+    init_random_cp(tree, ft, 9, true, cons);
+    init_random_cp(plain, fp, 9, true, cons);
+    SolverOptions o;
+    o.maxiter = 30;
+    o.tol = {{Stat::stationarity, 1e-300}};
+    const auto rt = solve_cp(tree, ft, cons, o), rp = solve_cp(plain, fp, cons, o);
+    INFO("others " << others);
+    for (std::size_t n = 0; n < 3; ++n) CHECK(test::rel_diff(ft.F[n].span(), fp.F[n].span()) < 1e-12);
+    CHECK(rt.stats.back().stationarity == Approx(rp.stats.back().stationarity).epsilon(1e-10));
+    CHECK(rt.stats.back().objective == Approx(rp.stats.back().objective).epsilon(1e-12));
+    CHECK(tree.passes() == 2 + 2 * 30); // the start (contraction, last mode for its gradient), two per iteration
+    CHECK(plain.passes() == 1 + 3 * 30 + (2 * 30 + 2)); // one per mode, and two more for the statistics
+  }
+}
+
 TEST_CASE("CP: objective, relative error and gradient statistics match a direct computation", "[cp]") {
   const Comm& self = test::comm();
   const Shape shape{5, 4, 3};

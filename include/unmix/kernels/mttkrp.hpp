@@ -18,6 +18,17 @@ namespace unmix {
 /// (prod_(lo <= m < hi) I_m) x R column-major matrix. An empty range gives a 1 x R matrix of ones.
 std::vector<double> khatri_rao(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
                                const std::vector<const double*>& factors);
+/// The same into `out`, with `scratch` for the intermediate products (both reused: no allocation once
+/// they are large enough).
+void khatri_rao(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
+                const std::vector<const double*>& factors, std::vector<double>& out, std::vector<double>& scratch);
+
+/// Buffers of mttkrp kept between calls: a solver calls it every iteration on the same shapes, and fresh
+/// buffers of this size cost more in page faults than the products on small blocks.
+template <class T> struct MttkrpWorkspace {
+  std::vector<double> left, right, scratch; // the Khatri-Rao products below and above mode n
+  std::vector<T> operand, partial;          // one of them in T as the products take it; partial products
+};
 
 /// M (I_n x R, column-major, overwritten) for mode n of the block Y of the given shape. Reads Y once.
 /// `factors[n]` is not used (may be null). Y in float is multiplied in float (the factors rounded to
@@ -25,11 +36,36 @@ std::vector<double> khatri_rao(const Shape& shape, std::size_t lo, std::size_t h
 /// and above n, and at most about 8 MiB of partial products.
 template <class T>
 void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const std::vector<const double*>& factors,
-            double* M);
+            double* M, MttkrpWorkspace<T>& ws);
+template <class T>
+void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const std::vector<const double*>& factors,
+            double* M) {
+  MttkrpWorkspace<T> ws;
+  mttkrp<T>(Y, shape, n, R, factors, M, ws);
+}
+
+/// The block with its last mode contracted by that mode's factor: T = Y_(0..N-2) F_last, an
+/// (I_0 ... I_(N-2)) x R column-major matrix (overwritten), F_last I_(N-1) x R. Reads Y once. From T the
+/// MTTKRP of every other mode follows without reading Y again (mttkrp_contracted): with the last mode
+/// updated last in an iteration, one such contraction serves all the other modes (a dimension tree).
+template <class T>
+void contract_last(const T* Y, const Shape& shape, std::size_t R, const double* F_last, double* Tout,
+                   MttkrpWorkspace<T>& ws);
+
+/// M (I_n x R, overwritten) for mode n < N-1 of the block of the given shape (all N modes) from its
+/// contraction T (contract_last): M[i_n, r] = sum over the indices of modes 0..N-2 but n of
+/// T[.., r] prod F_m[i_m, r]. O(R prod_(m < N-1) I_m); `left`, `right`, `scratch` are reused buffers.
+void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std::size_t R,
+                       const std::vector<const double*>& factors, double* M, std::vector<double>& left,
+                       std::vector<double>& right, std::vector<double>& scratch);
 
 extern template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t,
-                                   const std::vector<const double*>&, double*);
+                                   const std::vector<const double*>&, double*, MttkrpWorkspace<float>&);
 extern template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t,
-                                    const std::vector<const double*>&, double*);
+                                    const std::vector<const double*>&, double*, MttkrpWorkspace<double>&);
+extern template void contract_last<float>(const float*, const Shape&, std::size_t, const double*, double*,
+                                          MttkrpWorkspace<float>&);
+extern template void contract_last<double>(const double*, const Shape&, std::size_t, const double*, double*,
+                                           MttkrpWorkspace<double>&);
 
 } // namespace unmix

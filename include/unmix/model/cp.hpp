@@ -18,12 +18,15 @@
 #include "unmix/constraints/constraints.hpp"
 #include "unmix/dist/dist_tensor.hpp"
 #include "unmix/dist/reducers.hpp"
+#include "unmix/kernels/mttkrp.hpp"
 
 namespace unmix {
 
 template <class T> class CP {
 public:
-  CP(const DistTensor<T>& Y, std::size_t rank);
+  /// `dimension_tree`: serve the MTTKRPs of modes 0..N-2 from one contraction of the last mode (below)
+  /// where that pays; false always reads Y once per mode (for comparisons).
+  CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree = true);
 
   const DistTensor<T>& data() const { return *Y_; }
   std::size_t order() const { return N_; }
@@ -40,6 +43,14 @@ public:
   /// Y_(n) times the Khatri-Rao product of the other factors, for this process's rows of mode n
   /// (rows_local(n) x R). One pass over the local Y.
   Tensor<double> mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const;
+  /// Dimension tree: with at least 3 modes and a last mode of at least 2R entries (so that the contraction
+  /// is at most half the size of Y), an iteration reads Y twice whatever the order: once to contract the
+  /// last mode with its new factor (contracted(), I_0 ... I_(N-2) x R, reduced over the processes that split
+  /// the last mode) and once for the last mode's MTTKRP; the MTTKRPs of the other modes come from the
+  /// contraction (mttkrp_from(), no pass over Y), which the solver keeps while the last factor is unchanged.
+  bool uses_tree() const { return tree_; }
+  Tensor<double> contracted(const Tensor<double>& F_last) const;
+  Tensor<double> mttkrp_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const;
   /// Inner product of two factor-n-shaped arrays, and a sum of local values over factor n's rows.
   double dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const;
   double sum_rows(std::size_t n, double local) const;
@@ -69,8 +80,13 @@ private:
   std::size_t N_, R_;
   ValueSummary summary_;
   mutable std::size_t passes_ = 0;
+  mutable MttkrpWorkspace<T> ws_;
   std::vector<const Comm*> rows_comm_;  // per mode: the processes splitting mode n
   std::vector<const Comm*> block_comm_; // per mode: the processes sharing this mode-n block
+  std::vector<const Comm*> tree_comm_;  // per mode n < N-1: ... and the same last-mode block
+  const Comm* last_comm_ = nullptr;     // the processes splitting the last mode
+  bool tree_ = false;
+  mutable std::vector<double> left_, right_, scratch_;
   std::vector<std::unique_ptr<FactorReducers>> reducers_;
 };
 

@@ -16,6 +16,9 @@ namespace unmix {
 struct FactorizeConfig {
   std::string input, dataset;
   int mixture_axis = 0;
+  /// "tucker1" (Y = B x1 A) or "cp" (Y = sum_r a0_r o a1_r o ...; solver/cp_solver.hpp). With cp,
+  /// constraint_A constrains factor 0 (the mixtures) and constraint_B every other factor.
+  std::string model = "tucker1";
   std::size_t rank = 0;
   std::string constraint_A = "nonnegative", constraint_B = "nonnegative";
   SolverOptions solver;
@@ -67,6 +70,13 @@ using ProgressFn = std::function<void(const IterationStats&, std::size_t maxiter
 /// Parses a factor's constraint spec as --constraint gives it (`factor` is "A" or "B"); a word
 /// `linear:FILE.h5` loads C and b from FILE collectively over `comm`.
 ConstraintList parse_factor_constraints(const std::string& spec, const char* factor, const Comm& comm);
+
+/// What --model cp does not take (Tucker-1 features: --rank auto, multiscale, checkpoints, --init, random
+/// orders, --extrapolate), refused with a ConfigError before the data is read.
+void check_cp_options(const FactorizeConfig& cfg);
+/// CP constraints: every factor is a matrix, so scaled normalizations must act on columns (or the whole
+/// factor), and B's list (shared by factors of different extents) cannot hold a linear constraint.
+void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB);
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress = {});
 

@@ -40,6 +40,9 @@ struct RankCandidate;
 
 struct RankSweepOptions {
   std::vector<std::size_t> ranks;
+  /// "tucker1" or "cp" (consA constrains factor 0, consB every other factor; a candidate's factors are then
+  /// kept as A = factor 0 and B = the sources, the rank-one tensors of the other factors).
+  std::string model = "tucker1";
   int groups = 1;
   CurvatureMethod method = CurvatureMethod::finite_differences;
   SolverOptions solver;

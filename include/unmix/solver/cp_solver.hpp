@@ -10,8 +10,9 @@
 //
 // Statistics per iteration: objective and relative error from the Gram matrices and the last block's
 // MTTKRP (no extra pass); the gradient statistics (grad_norm, stationarity, rel_stationarity) need the
-// MTTKRP of every other mode at the new iterate, N - 1 more passes over Y, and are computed only when a
-// tolerance asks for one of them (NaN otherwise).
+// MTTKRP of every other mode at the new iterate and are computed only when a tolerance asks for one of
+// them (NaN otherwise). Passes over Y per iteration: with the model's dimension tree (CP::uses_tree) 2,
+// the statistics included; otherwise one per mode, and N - 1 more for the gradient statistics.
 #include <cstdint>
 #include <functional>
 #include <vector>

@@ -1,0 +1,96 @@
+#pragma once
+// What the benchmarks share: the machine's limits measured in the same run (STREAM-triad bandwidth, the
+// rate of a large GEMM), medians, and shape parsing. For tests/bench only.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "unmix/core/mpi.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/kernels/blas.hpp"
+
+namespace unmix::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+/// STREAM triad a = b + s c on three buffers of n doubles each; returns bytes/s per process (the
+/// median of several repetitions, all processes running at once).
+inline double triad_bandwidth(const Comm& comm, std::size_t n) {
+  // Tensors, so that the buffers get the large pages the data gets (tensor.hpp).
+  Tensor<double> ta({n}, 0.0), tb({n}, 1.0), tc({n}, 2.0);
+  double *a = ta.data(), *b = tb.data(), *c = tc.data();
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    comm.barrier();
+    const double t0 = now();
+    const double s = 3.0 + rep;
+    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+    const double t = comm.allreduce(now() - t0, Op::max);
+    rates.push_back(3.0 * 8.0 * static_cast<double>(n) / t);
+  }
+  volatile double sink = a[n / 2];
+  (void)sink;
+  return median(rates);
+}
+
+/// Rate of a square GEMM of order n on every process at once (flop/s per process).
+template <class T> inline double gemm_rate(const Comm& comm, std::size_t n) {
+  std::vector<T> A(n * n, T(1.0)), B(n * n, T(0.5)), C(n * n, T(0));
+  std::vector<double> rates;
+  for (int rep = 0; rep < 4; ++rep) {
+    comm.barrier();
+    const double t0 = now();
+    blas::gemm<T>(blas::Trans::N, blas::Trans::N, n, n, n, T(1), A.data(), n, B.data(), n, T(0), C.data(), n);
+    const double t = comm.allreduce(now() - t0, Op::max);
+    if (rep > 0) rates.push_back(2.0 * std::pow(static_cast<double>(n), 3) / t);
+  }
+  return median(rates);
+}
+
+inline Shape parse_shape(const std::string& s) {
+  Shape out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    const std::size_t x = s.find('x', pos);
+    out.push_back(std::stoul(s.substr(pos, x == std::string::npos ? std::string::npos : x - pos)));
+    if (x == std::string::npos) break;
+    pos = x + 1;
+  }
+  return out;
+}
+
+/// "--key value" pairs of a command line, with defaults for the keys not given.
+class Args {
+public:
+  Args(int argc, char** argv) {
+    for (int i = 1; i + 1 < argc; i += 2) values_[argv[i]] = argv[i + 1];
+  }
+  std::string text(const std::string& key, const std::string& fallback) const {
+    const auto it = values_.find(key);
+    return it == values_.end() ? fallback : it->second;
+  }
+  double number(const std::string& key, double fallback) const {
+    const auto it = values_.find(key);
+    return it == values_.end() ? fallback : std::stod(it->second);
+  }
+  bool flag(const std::string& key) const {
+    const std::string v = text(key, "0");
+    return v == "1" || v == "yes";
+  }
+
+private:
+  std::map<std::string, std::string> values_;
+};
+
+} // namespace unmix::bench

@@ -1,0 +1,147 @@
+// `unmix factorize --model cp` end to end: a planted CP tensor written by `unmix synth --model cp` is
+// factorized at several process counts and grids (the mixture mode split or not), the factors are
+// recovered and the sources B reproduce the data; options CP does not take are refused.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../support/cli_checks.hpp"
+#include "../support/factor_check.hpp"
+#include "../support/test_support.hpp"
+
+using unmix::test::read_attribute;
+using unmix::test::read_dataset;
+using unmix::test::run_unmix;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A C-order (n, R) dataset as an n x R column-major matrix.
+std::vector<double> columns_of(const std::vector<double>& c, std::size_t n, std::size_t R) {
+  std::vector<double> x(n * R);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t r = 0; r < R; ++r) x[i + r * n] = c[i * R + r];
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("factorize --model cp recovers a planted CP tensor at any process count and grid", "[cp]") {
+  const fs::path d = unmix::test::fresh_cli_dir("cp", "good");
+  const std::string planted = (d / "planted.h5").string();
+  const std::size_t I = 12, J = 10, K = 8, R = 3;
+  const auto s =
+      run_unmix(2, {"synth", "--model", "cp", "--shape", "12x10x8", "--rank", "3", "--seed", "4", "--out", planted});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  const auto Y = read_dataset(planted, "Y");
+  const auto At = columns_of(read_dataset(planted, "A_true"), I, R);
+  const auto F1t = columns_of(read_dataset(planted, "factor_1_true"), J, R);
+  const auto F2t = columns_of(read_dataset(planted, "factor_2_true"), K, R);
+  // B_true is the sources: Y = sum_r A_true[:, r] o B_true[r].
+  const auto Bt = read_dataset(planted, "B_true");
+  REQUIRE(Bt.size() == R * J * K);
+  CHECK(Bt[(1 * J + 2) * K + 3] == Approx(F1t[2 + 1 * J] * F2t[3 + 1 * K]).epsilon(1e-15));
+  struct Run {
+    int np;
+    std::string grid;
+  };
+  for (const Run& run : {Run{1, ""}, Run{3, ""}, Run{3, "3x1x1"}, Run{4, "2x1x2"}}) {
+    INFO("np " << run.np << " grid " << run.grid);
+    std::string name = std::to_string(run.np);
+    name += run.grid;
+    const std::string out = (d / (name + ".h5")).string();
+    std::vector<std::string> args{"factorize", planted,          "-d",  "Y",     "--model",        "cp",    "--rank",
+                                  "3",         "--block-solver", "bpp", "--tol", "rel_error=1e-9", "--out", out,
+                                  "--no-plot"};
+    if (!run.grid.empty()) args.insert(args.end(), {"--grid", run.grid});
+    const auto res = run_unmix(run.np, args);
+    INFO(res.err);
+    REQUIRE(res.exit_code == 0);
+    CHECK(res.out.find("CP rank 3 on " + std::to_string(run.np) + " process") != std::string::npos);
+    CHECK(read_attribute(out, "model") == "cp");
+    CHECK(std::stod(read_attribute(out, "rel_error")) <= 1e-9);
+    std::vector<hsize_t> da, db, d1, d2;
+    const auto A = read_dataset(out, "A", &da), B = read_dataset(out, "B", &db);
+    const auto F1 = read_dataset(out, "factor_1", &d1), F2 = read_dataset(out, "factor_2", &d2);
+    CHECK(da == std::vector<hsize_t>{I, R});
+    CHECK(db == std::vector<hsize_t>{R, J, K});
+    CHECK(d1 == std::vector<hsize_t>{J, R});
+    CHECK(d2 == std::vector<hsize_t>{K, R});
+    CHECK(unmix::test::matched_column_error(columns_of(A, I, R), At, I, R) < 1e-7);
+    CHECK(unmix::test::matched_column_error(columns_of(F1, J, R), F1t, J, R) < 1e-7);
+    CHECK(unmix::test::matched_column_error(columns_of(F2, K, R), F2t, K, R) < 1e-7);
+    // A and B as written reproduce Y: model[i, jk] = sum_r A[i, r] B[r, jk].
+    std::vector<double> model(Y.size(), 0.0);
+    for (std::size_t i = 0; i < I; ++i)
+      for (std::size_t jk = 0; jk < J * K; ++jk)
+        for (std::size_t r = 0; r < R; ++r) model[i * J * K + jk] += A[i * R + r] * B[r * J * K + jk];
+    CHECK(unmix::test::rel_diff(model, Y) < 1e-9);
+  }
+}
+
+TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing behind", "[cp]") {
+  const fs::path d = unmix::test::fresh_cli_dir("cp", "bad");
+  const std::string planted = (d / "planted.h5").string();
+  REQUIRE(run_unmix(1, {"synth", "--model", "cp", "--shape", "6x5x4", "--rank", "2", "--out", planted}).exit_code == 0);
+  const std::vector<std::string> base{planted, "-d", "Y", "--model", "cp"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string not_cp = "is not available with --model cp";
+  const std::vector<unmix::test::Refusal> cases{
+      {with({"--rank", "auto"}),
+       "--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`"},
+      {with({"--rank", "2", "--multiscale", "--continuous-axes", "1"}), "--multiscale " + not_cp},
+      {with({"--rank", "2", "--checkpoint", (d / "c.h5").string()}), "--checkpoint/--resume " + not_cp},
+      {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (CP starts from a random start) " + not_cp},
+      {with({"--rank", "2", "--order", "random"}), "a random --order (CP updates its factors in mode order) " + not_cp},
+      {with({"--rank", "2", "--block-solver", "bpp", "--extrapolate"}), "--extrapolate " + not_cp},
+      {with({"--rank", "2", "-c", "B=l1scale_average12slices+nonnegative"}),
+       "a scaled normalization must act on its columns (e.g. l1scale_columns)"},
+      {{planted, "-d", "Y", "--model", "tucker2", "--rank", "2"}, "--model 'tucker2': use tucker1"},
+  };
+  const std::string out = (d / "out.h5").string();
+  unmix::test::check_all_refused("factorize", cases, out, {1, 2}, [&] {
+    CHECK(!fs::exists(out));
+    CHECK(!fs::exists(d / "c.h5"));
+  });
+  unmix::test::check_refused(
+      1, {"synth", "--model", "cp", "--separable", "--shape", "6x5x4", "--rank", "2", "--out", (d / "s.h5").string()},
+      "--separable makes pure mixtures and sources of a Tucker-1 model");
+  CHECK(!fs::exists(d / "s.h5"));
+}
+
+TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every candidate", "[cp]") {
+  const fs::path d = unmix::test::fresh_cli_dir("cp", "rank");
+  const std::string planted = (d / "planted.h5").string(), out = (d / "ranks.h5").string();
+  REQUIRE(
+      run_unmix(2, {"synth", "--model", "cp", "--shape", "12x10x8", "--rank", "3", "--noise", "0.02", "--out", planted})
+          .exit_code == 0);
+  const auto r = run_unmix(3, {"rank", planted, "-d", "Y", "--model", "cp", "--ranks", "1:5", "--tol",
+                               "rel_decrease=1e-7", "--maxiter", "3000", "--out", out, "--no-plot", "--quiet"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("chosen rank 3") != std::string::npos);
+  CHECK(read_attribute(out, "model") == "cp");
+  CHECK(read_attribute(out, "chosen_rank") == "3.000000");
+  std::vector<hsize_t> da, db;
+  read_dataset(out, "A_3", &da);
+  read_dataset(out, "B_3", &db);
+  CHECK(da == std::vector<hsize_t>{12, 3});
+  CHECK(db == std::vector<hsize_t>{3, 10, 8});
+  const auto e = read_dataset(out, "rel_error");
+  REQUIRE(e.size() == 5);
+  CHECK(e[2] < 0.025);
+  CHECK(e[1] > 0.05);
+  // A Tucker-1 constraint of B that a CP factor cannot take is refused by rank too.
+  unmix::test::check_refused(
+      1, {"rank", planted, "-d", "Y", "--model", "cp", "-c", "B=l1scale_1slices", "--out", (d / "bad.h5").string()},
+      "a scaled normalization must act on its columns");
+  CHECK(!fs::exists(d / "bad.h5"));
+}
