@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -272,6 +273,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
                 cfg.model == "cp" ? "CP " : "", cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank,
                 world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
                 s.seconds, s.result.stop_reason.c_str());
+    if (std::isfinite(s.core_consistency))
+      std::printf("core consistency %.1f %% (100: the data support every component; low or negative: fewer would do)\n",
+                  s.core_consistency);
     if (s.y_bytes > 0)
       std::printf("memory: peak %.3g GB per process, of which Y's block %.3g GB; read in %.3f s\n", s.peak_bytes / 1e9,
                   s.y_bytes / 1e9, s.read_seconds);

@@ -47,7 +47,11 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
       "max-time", po::value<double>()->default_value(0), "wall-clock limit of each candidate in seconds (0: none)")(
       "momentum", po::value<std::string>()->default_value("on"), "block extrapolation: on or off")(
       "delta", po::value<double>()->default_value(0.9999),
-      "momentum safeguard delta")("subblock", po::bool_switch(), "one step constant per row of B and column of A");
+      "momentum safeguard delta")("subblock", po::bool_switch(), "one step constant per row of B and column of A")(
+      "inner", po::value<long>()->default_value(1), "steps per block and iteration (see factorize --help)")(
+      "inner-tol", po::value<double>()->default_value(0.1), "when a column/row stops its extra steps (see factorize)")(
+      "block-solver", po::value<std::string>()->default_value("pg"),
+      "pg, hals or bpp (exact nonnegative least squares of factors only nonnegative; see factorize --help)");
   po::options_description desc;
   desc.add(io).add(sweep).add(model);
   Parsed p = parse("rank", "IN.h5 --out OUT.h5 [--ranks 1:12] [--groups G] [options]", desc, {"input"}, args, world);
@@ -89,9 +93,9 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
     // without constraints, sqrt(sum_{q > r} sigma_q^2) / ||Y||.
     double total = 0;
     for (double v : s.sigma) total += v * v;
-    const bool spec = !s.sigma.empty();
-    std::printf("%5s  %12s  %12s  %10s  %9s  %5s%s\n", "rank", "rel_error", "curvature", "iterations", "seconds",
-                "group", spec ? "       sigma_r     svd_error" : "");
+    const bool spec = !s.sigma.empty(), cp = cfg.model == "cp";
+    std::printf("%5s  %12s  %12s  %10s  %9s  %5s%s%s\n", "rank", "rel_error", "curvature", "iterations", "seconds",
+                "group", spec ? "       sigma_r     svd_error" : "", cp ? "  core_consistency" : "");
     for (std::size_t k = 0; k < res.candidates.size(); ++k) {
       const auto& c = res.candidates[k];
       double sig = 0, tail = 0;
@@ -99,8 +103,10 @@ int cmd_rank(const std::vector<std::string>& args, const Comm& world) {
       for (std::size_t q = c.rank; q < s.sigma.size(); ++q) tail += s.sigma[q] * s.sigma[q];
       char extra[64] = "";
       if (spec) std::snprintf(extra, sizeof extra, "  %12.6g  %12.6g", sig, total > 0 ? std::sqrt(tail / total) : 0.0);
-      std::printf("%5zu  %12.6g  %12.6g  %10.0f  %9.3f  %5d%s%s\n", c.rank, c.rel_error, res.curvature[k], c.iterations,
-                  c.seconds, c.group, extra, k == res.chosen_index ? "  <- chosen" : "");
+      char core[32] = "";
+      if (cp) std::snprintf(core, sizeof core, "  %16.1f", c.core_consistency);
+      std::printf("%5zu  %12.6g  %12.6g  %10.0f  %9.3f  %5d%s%s%s\n", c.rank, c.rel_error, res.curvature[k],
+                  c.iterations, c.seconds, c.group, extra, core, k == res.chosen_index ? "  <- chosen" : "");
     }
     std::string grids;
     for (const auto& g : res.group_grids) grids += (grids.empty() ? "" : ", ") + g;

@@ -195,6 +195,41 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
   }
 }
 
+template <class T>
+std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows) {
+  const std::size_t J = shape[n];
+  std::size_t L = 1, Rt = 1;
+  for (std::size_t m = 0; m < n; ++m) L *= shape[m];
+  for (std::size_t m = n + 1; m < shape.size(); ++m) Rt *= shape[m];
+  std::vector<double> out(L * rows * Rt, 0.0);
+  if (out.empty() || J == 0) return out;
+  // Each slice t of X is L x J; its product with M^T (J x rows) is the slice L x rows of the result.
+  const std::vector<T> Mt(M, M + rows * J);
+  std::vector<T> part(L * rows);
+  for (std::size_t t = 0; t < Rt; ++t) {
+    blas::gemm<T>(blas::Trans::N, blas::Trans::T, L, rows, J, T(1), X + t * L * J, L, Mt.data(), rows, T(0),
+                  part.data(), L);
+    for (std::size_t k = 0; k < L * rows; ++k) out[t * L * rows + k] = static_cast<double>(part[k]);
+  }
+  return out;
+}
+
+double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t N) {
+  double d2 = 0;
+  std::size_t diag_stride = 0, stride = 1;
+  for (std::size_t n = 0; n < N; ++n) {
+    diag_stride += stride; // the linear index of (r, r, ..., r) is r * (1 + R + R^2 + ...)
+    stride *= R;
+  }
+  for (std::size_t k = 0; k < G.size(); ++k) {
+    const double want = diag_stride > 0 && k % diag_stride == 0 && k / diag_stride < R ? 1.0 : 0.0;
+    d2 += (G[k] - want) * (G[k] - want);
+  }
+  return R > 0 ? 100.0 * (1.0 - d2 / static_cast<double>(R)) : 0.0;
+}
+
+template std::vector<double> mode_product<float>(const float*, const Shape&, std::size_t, const double*, std::size_t);
+template std::vector<double> mode_product<double>(const double*, const Shape&, std::size_t, const double*, std::size_t);
 template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,
                             double*, MttkrpWorkspace<float>&);
 template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,

@@ -2,6 +2,8 @@
 
 #include "unmix/kernels/blas.hpp"
 
+#include <algorithm>
+
 namespace unmix {
 
 namespace {
@@ -108,6 +110,47 @@ template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double
     }
   }
   return Y_->comm().allreduce(s);
+}
+
+template <class T> std::vector<double> CP<T>::least_squares_core(const std::vector<Tensor<double>>& F) const {
+  double values = 1;
+  for (std::size_t n = 0; n < N_; ++n) values *= static_cast<double>(R_);
+  if (values > static_cast<double>(std::size_t{1} << 24)) return {};
+  // This process's columns of each pseudo-inverse: P_n = pinv(F_n^T F_n) F_n(local rows)^T (R x rows).
+  std::vector<std::vector<double>> P(N_);
+  for (std::size_t n = 0; n < N_; ++n) {
+    const std::vector<double> Gm = gram(n, F[n]);
+    std::vector<double> V;
+    const std::vector<double> lam = blas::sym_eig(Gm.data(), R_, &V);
+    const double cut = 1e-12 * std::max(lam.back(), 0.0);
+    std::vector<double> Ginv(R_ * R_, 0.0);
+    for (std::size_t k = 0; k < R_; ++k)
+      if (lam[k] > cut && lam[k] > 0)
+        for (std::size_t j = 0; j < R_; ++j)
+          for (std::size_t i = 0; i < R_; ++i) Ginv[i + j * R_] += V[i + k * R_] * V[j + k * R_] / lam[k];
+    const std::size_t rows = rows_local(n);
+    P[n].assign(R_ * rows, 0.0);
+    if (rows > 0)
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, R_, rows, R_, 1.0, Ginv.data(), R_, F[n].data(), rows, 0.0,
+                         P[n].data(), R_);
+  }
+  ++passes_;
+  std::vector<double> G(static_cast<std::size_t>(values), 0.0);
+  Shape shape = Y_->local().shape();
+  if (shape_size(shape) > 0) {
+    std::vector<std::size_t> order(N_);
+    for (std::size_t n = 0; n < N_; ++n) order[n] = n;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return shape[a] > shape[b]; });
+    std::vector<double> X = mode_product<T>(Y_->local().data(), shape, order[0], P[order[0]].data(), R_);
+    shape[order[0]] = R_;
+    for (std::size_t k = 1; k < N_; ++k) {
+      X = mode_product<double>(X.data(), shape, order[k], P[order[k]].data(), R_);
+      shape[order[k]] = R_;
+    }
+    G = std::move(X);
+  }
+  Y_->comm().allreduce(std::span<double>(G));
+  return G;
 }
 
 template <class T> FactorView CP<T>::view(std::size_t n, Tensor<double>& F) const {

@@ -361,9 +361,14 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
   }
   finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");
   {
+    const std::vector<double> core = model.least_squares_core(f.F);
+    if (!core.empty()) sum.core_consistency = core_consistency(core, cfg.rank, N);
+  }
+  {
     h5::File fo = h5::File::create(comm, out.tmp_path());
     h5::write_distributed(fo, "A", {shape[0], cfg.rank}, {model.row_offset(0), 0}, f.F[0], model.owns(0));
     h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F), model.owns_B());
+    if (std::isfinite(sum.core_consistency)) fo.attr("core_consistency", sum.core_consistency);
     for (std::size_t n = 1; n < N; ++n)
       h5::write_distributed(fo, "factor_" + std::to_string(n), {shape[n], cfg.rank}, {model.row_offset(n), 0}, f.F[n],
                             model.owns(n));

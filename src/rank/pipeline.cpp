@@ -229,6 +229,8 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
     fo.write_replicated<double>("curvature", {K}, res.curvature);
     fo.write_replicated<double>("iterations", {K}, column(res, &RankCandidate::iterations));
     fo.write_replicated<double>("seconds", {K}, column(res, &RankCandidate::seconds));
+    if (cfg.base.model == "cp")
+      fo.write_replicated<double>("core_consistency", {K}, column(res, &RankCandidate::core_consistency));
     std::vector<double> grp;
     for (const auto& c : res.candidates) grp.push_back(c.group);
     fo.write_replicated<double>("group", {K}, grp);

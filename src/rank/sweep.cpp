@@ -140,7 +140,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
   const int g = res.plan.group_of(comm.rank());
   Comm group = comm.split(g, comm.rank());
   const std::size_t K = opts.ranks.size();
-  constexpr std::size_t NV = 4; // rel_error, iterations, seconds, converged
+  constexpr std::size_t NV = 5; // rel_error, iterations, seconds, converged, core consistency
   std::vector<double> vals(K * NV, 0.0);
   std::vector<std::vector<IterationStats>> stats(K);
   std::vector<std::string> reasons(K);
@@ -181,6 +181,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
       const auto t0 = Clock::now();
       CandidateFactors& cf = res.factors[k];
       SolveResult sr;
+      double cc = std::numeric_limits<double>::quiet_NaN();
       if (cp) {
         CP<T> model(Y, r);
         check(model);
@@ -189,6 +190,8 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
         CpFactors f;
         init_random_cp(model, f, opts.solver.seed, y_nonneg, cons);
         sr = solve_cp(model, f, cons, opts.solver, cb);
+        const std::vector<double> core = model.least_squares_core(f.F);
+        if (!core.empty()) cc = core_consistency(core, r, shape.size());
         cf.b_global = model.b_global_shape();
         cf.a_offset = {model.row_offset(0), 0};
         cf.b_offset = model.b_offset();
@@ -215,6 +218,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
         vals[k * NV + 1] = static_cast<double>(sr.iterations);
         vals[k * NV + 2] = secs;
         vals[k * NV + 3] = sr.converged ? 1.0 : 0.0;
+        vals[k * NV + 4] = cc;
         if (opts.on_finished) {
           RankCandidate done;
           done.rank = r;
@@ -222,6 +226,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
           done.iterations = vals[k * NV + 1];
           done.seconds = secs;
           done.converged = vals[k * NV + 3];
+          done.core_consistency = cc;
           done.group = g;
           done.stop_reason = sr.stop_reason;
           opts.on_finished(done);
@@ -245,6 +250,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
     c.iterations = vals[k * NV + 1];
     c.seconds = vals[k * NV + 2];
     c.converged = vals[k * NV + 3];
+    c.core_consistency = vals[k * NV + 4];
     c.group = res.plan.owner[k];
     std::vector<double> flat;
     if (c.group == g && group.rank() == 0)

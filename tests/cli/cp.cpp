@@ -64,6 +64,8 @@ TEST_CASE("factorize --model cp recovers a planted CP tensor at any process coun
     CHECK(res.out.find("CP rank 3 on " + std::to_string(run.np) + " process") != std::string::npos);
     CHECK(read_attribute(out, "model") == "cp");
     CHECK(std::stod(read_attribute(out, "rel_error")) <= 1e-9);
+    CHECK(std::stod(read_attribute(out, "core_consistency")) > 99.99);
+    CHECK(res.out.find("core consistency 100.0 %") != std::string::npos);
     std::vector<hsize_t> da, db, d1, d2;
     const auto A = read_dataset(out, "A", &da), B = read_dataset(out, "B", &db);
     const auto F1 = read_dataset(out, "factor_1", &d1), F2 = read_dataset(out, "factor_2", &d2);
@@ -123,8 +125,9 @@ TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every cand
   REQUIRE(
       run_unmix(2, {"synth", "--model", "cp", "--shape", "12x10x8", "--rank", "3", "--noise", "0.02", "--out", planted})
           .exit_code == 0);
-  const auto r = run_unmix(3, {"rank", planted, "-d", "Y", "--model", "cp", "--ranks", "1:5", "--tol",
-                               "rel_decrease=1e-7", "--maxiter", "3000", "--out", out, "--no-plot", "--quiet"});
+  const auto r =
+      run_unmix(3, {"rank", planted, "-d", "Y", "--model", "cp", "--ranks", "1:5", "--tol", "rel_decrease=1e-7",
+                    "--maxiter", "3000", "--block-solver", "bpp", "--out", out, "--no-plot", "--quiet"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("chosen rank 3") != std::string::npos);
@@ -139,6 +142,12 @@ TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every cand
   REQUIRE(e.size() == 5);
   CHECK(e[2] < 0.025);
   CHECK(e[1] > 0.05);
+  // The core consistency of every candidate: near 100 up to the planted rank, far below beyond it.
+  const auto cc = read_dataset(out, "core_consistency");
+  REQUIRE(cc.size() == 5);
+  CHECK(cc[2] > 99.0);
+  CHECK(cc[3] < 90.0);
+  CHECK(r.out.find("core_consistency") != std::string::npos);
   // A Tucker-1 constraint of B that a CP factor cannot take is refused by rank too.
   unmix::test::check_refused(
       1, {"rank", planted, "-d", "Y", "--model", "cp", "-c", "B=l1scale_1slices", "--out", (d / "bad.h5").string()},

@@ -64,6 +64,7 @@ TEST_CASE("CP products, start and statistics equal the serial ones on every grid
         CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
       }
       CHECK(md.exact_residual2(fd.F) == Approx(ms.exact_residual2(fs.F)).epsilon(1e-13));
+      CHECK(test::rel_diff(md.least_squares_core(fd.F), ms.least_squares_core(fs.F)) < 1e-12);
       CHECK(test::rel_diff(md.sources_local(fd.F).span(), box_of_sources(Bs, shape, off, box).span()) == 0.0);
       SolverOptions o;
       o.maxiter = 0;

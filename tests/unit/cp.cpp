@@ -317,3 +317,40 @@ TEST_CASE("CP in float32 storage fits a planted tensor as well as float64", "[cp
   CHECK(rf.converged);
   CHECK(rf.iterations <= rd.iterations + 2);
 }
+
+TEST_CASE("core consistency: 100 for the CP model's own factors, lower for a core off the superdiagonal", "[cp]") {
+  // The arithmetic: the superdiagonal of ones scores 100, an off-diagonal 0.5 costs 0.25 / R.
+  std::vector<double> G(27, 0.0);
+  for (std::size_t r = 0; r < 3; ++r) G[r * (1 + 3 + 9)] = 1.0;
+  CHECK(core_consistency(G, 3, 3) == Approx(100.0));
+  G[1 + 3 * 2] = 0.5;
+  CHECK(core_consistency(G, 3, 3) == Approx(100.0 * (1 - 0.25 / 3)));
+  // A mode product against the definition: (X x_1 M)[i, q, k] = sum_j X[i, j, k] M[q, j].
+  const Shape xs{2, 3, 2};
+  std::vector<double> X(12), M(4 * 3);
+  for (std::size_t k = 0; k < X.size(); ++k) X[k] = 0.5 + static_cast<double>(k);
+  for (std::size_t k = 0; k < M.size(); ++k) M[k] = 1.0 / (1.0 + static_cast<double>(k));
+  const auto P = mode_product<double>(X.data(), xs, 1, M.data(), 4);
+  REQUIRE(P.size() == 2 * 4 * 2);
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t q = 0; q < 4; ++q)
+      for (std::size_t k = 0; k < 2; ++k) {
+        double want = 0;
+        for (std::size_t j = 0; j < 3; ++j) want += X[i + 2 * (j + 3 * k)] * M[q + 4 * j];
+        CHECK(P[i + 2 * (q + 4 * k)] == Approx(want).epsilon(1e-14));
+      }
+  // The least-squares core of noise-free CP data with its own factors is the superdiagonal of ones,
+  // whatever the scaling of the columns (the pseudo-inverses undo it).
+  const Comm& self = test::comm();
+  auto pl = make_planted_cp<double>(self, {9, 7, 6, 5}, 3, 0.0, 3);
+  CP<double> m(pl.Y, 3);
+  auto F = pl.F;
+  for (std::size_t i = 0; i < F[1].rows(); ++i) F[1](i, 2) *= 4.0;
+  for (std::size_t i = 0; i < F[3].rows(); ++i) F[3](i, 2) *= 0.25;
+  const auto core = m.least_squares_core(F);
+  REQUIRE(core.size() == 81);
+  CHECK(core_consistency(core, 3, 4) == Approx(100.0).epsilon(1e-10));
+  // One factor column replaced by another direction: the core leaves the superdiagonal.
+  for (std::size_t i = 0; i < F[0].rows(); ++i) F[0](i, 1) = F[0](i, 1) + F[0](i, 0);
+  CHECK(core_consistency(m.least_squares_core(F), 3, 4) < 99.0);
+}

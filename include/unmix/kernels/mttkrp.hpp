@@ -59,6 +59,17 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
                        const std::vector<const double*>& factors, double* M, std::vector<double>& left,
                        std::vector<double>& right, std::vector<double>& scratch);
 
+/// X times M along mode n: X (column-major, shape `shape`) with M (rows x shape[n], column-major) gives a
+/// tensor of the same shape but `rows` in mode n (the tensor-times-matrix product X x_n M).
+template <class T>
+std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows);
+
+/// The core consistency of a CP model (Bro & Kiers 2003), in percent: 100 (1 - ||G - I||^2 / R) for the
+/// least-squares Tucker core G (R^N, column-major) of the data with the CP factors fixed, I the
+/// superdiagonal of ones. 100 when the data are exactly the CP model; near or below 0 when a rank-one
+/// component is not supported by the data (a rank too high).
+double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t N);
+
 extern template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t,
                                    const std::vector<const double*>&, double*, MttkrpWorkspace<float>&);
 extern template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t,

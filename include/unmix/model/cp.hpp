@@ -64,6 +64,12 @@ public:
   /// How many times the products above have read the local Y since construction.
   std::size_t passes() const { return passes_; }
 
+  /// The least-squares Tucker core of the data for these CP factors, G = Y x_0 F_0^+ x_1 F_1^+ ... (R^N,
+  /// column-major; F^+ the pseudo-inverse, from the Gram matrix's eigenvalues above 1e-12 of the largest),
+  /// the same on every process: each process multiplies its block by its columns of the pseudo-inverses
+  /// (largest extent first, so the intermediate shrinks fastest) and the R^N pieces are summed. One pass
+  /// over the local Y. Empty when R^N exceeds 2^24 values. For core_consistency (kernels/mttkrp.hpp).
+  std::vector<double> least_squares_core(const std::vector<Tensor<double>>& F) const;
   /// Factor n seen by the constraints (its rows, with reducers over the processes splitting mode n).
   FactorView view(std::size_t n, Tensor<double>& F) const;
 

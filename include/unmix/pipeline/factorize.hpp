@@ -3,6 +3,7 @@
 // file atomically.
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,7 +60,9 @@ struct FactorizeSummary {
   double y_bytes = 0;      // the largest local block of Y (max over processes)
   std::string grid;
   std::vector<std::string> warnings;
-  std::size_t chosen_rank = 0;    // --rank auto: the rank kept
+  std::size_t chosen_rank = 0; // --rank auto: the rank kept
+  /// --model cp: the core consistency of the result in percent (kernels/mttkrp.hpp), NaN when not computed.
+  double core_consistency = std::numeric_limits<double>::quiet_NaN();
   bool interrupted = false;       // stopped on request: no output written, the checkpoint holds the state
   std::string checkpoint_written; // the last checkpoint written, if any
 };

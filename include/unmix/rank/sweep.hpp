@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,6 +66,8 @@ struct RankCandidate {
   double iterations = 0;
   double seconds = 0; // wall time of its solve (max over its group)
   double converged = 0;
+  /// CP candidates: the core consistency in percent (kernels/mttkrp.hpp); NaN for Tucker-1.
+  double core_consistency = std::numeric_limits<double>::quiet_NaN();
   int group = 0;
   std::string stop_reason;
   std::vector<IterationStats> stats; // every row, gathered to every process
