@@ -102,16 +102,16 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "model", po::value<std::string>()->default_value("tucker1"),
       "tucker1: Y = B x1 A (A: I x R mixing proportions, B: R sources of the other axes' shape); cp: Y = a sum of R "
       "rank-one tensors, one factor per axis (A: factor 0, B: the sources formed from the others, factor_1 ...: "
-      "each other axis's factor, in the input's order). cp takes a fixed --rank, a random start, no checkpoints and "
-      "no multiscale")("rank,r", po::value<std::string>()->required(),
-                       "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
-                       "rank)")("ranks", po::value<std::string>()->default_value(""),
-                                "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
-                                "12))")("groups", po::value<int>()->default_value(0),
-                                        "with --rank auto: process groups solving candidates concurrently (default: "
-                                        "automatic)")(
-      "curvature", po::value<std::string>()->default_value("finite-differences"),
-      "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
+      "each other axis's factor, in the input's order). cp takes a fixed --rank, a random start or --init FILE "
+      "(A and factor_1 ... of an earlier cp output), no checkpoints and no multiscale")(
+      "rank,r", po::value<std::string>()->required(),
+      "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
+      "rank)")("ranks", po::value<std::string>()->default_value(""),
+               "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
+               "12))")("groups", po::value<int>()->default_value(0),
+                       "with --rank auto: process groups solving candidates concurrently (default: "
+                       "automatic)")("curvature", po::value<std::string>()->default_value("finite-differences"),
+                                     "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
       "multiscale", po::bool_switch(),
       "solve coarse to fine along --continuous-axes, each solution interpolated to the next grid as the start")(
       "continuous-axes", po::value<std::string>()->default_value(""),

@@ -34,7 +34,7 @@ void check_cp_options(const FactorizeConfig& cfg) {
                       "then factorize at it");
   if (cfg.multiscale) refuse("--multiscale");
   if (!cfg.checkpoint.empty() || !cfg.resume.empty()) refuse("--checkpoint/--resume");
-  if (cfg.init != "random") refuse("--init " + cfg.init + " (CP starts from a random start)");
+  if (cfg.init == "nndsvd") refuse("--init nndsvd (CP starts from a random start or a file)");
   if (cfg.solver.random_order || cfg.solver.group_by_factor || cfg.solver.recursive_random_order)
     refuse("a random --order (CP updates its factors in mode order)");
   if (cfg.solver.extrapolate) refuse("--extrapolate");
@@ -340,7 +340,36 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
   std::vector<ConstraintList> cons(N, consB);
   cons[0] = consA;
   CpFactors f;
-  init_random_cp(model, f, cfg.solver.seed, y_nonneg, cons);
+  if (cfg.init == "random") {
+    init_random_cp(model, f, cfg.solver.seed, y_nonneg, cons);
+  } else {
+    // A start from a file with A and factor_1 ... (an earlier --model cp output, e.g. of a run stopped by a
+    // signal), its shapes checked against this problem's.
+    h5::File in = h5::File::open_read(comm, cfg.init);
+    std::vector<std::string> names{"A"};
+    for (std::size_t n = 1; n < N; ++n) names.push_back("factor_" + std::to_string(n));
+    collective_try(comm, [&] {
+      for (std::size_t n = 0; n < N; ++n) {
+        if (!in.has(names[n]))
+          throw DataError("--init '" + cfg.init + "' has no dataset " + names[n] +
+                          "; a CP start needs A and factor_1 ... (as factorize --model cp writes them)");
+        const Shape want{shape[n], cfg.rank}, have = in.info(names[n]).dims;
+        if (have != want)
+          throw DataError("--init '" + cfg.init + "': " + names[n] + " is " + shape_string(have) +
+                          " but this problem needs " + shape_string(want));
+      }
+    });
+    collective_try(comm, [&] {
+      f.F.clear();
+      for (std::size_t n = 0; n < N; ++n)
+        f.F.push_back(h5::read_box(in, names[n], {model.row_offset(n), 0}, {model.rows_local(n), cfg.rank}));
+    });
+    double bad = 0;
+    for (const auto& X : f.F)
+      for (double v : X.span()) bad += std::isfinite(v) ? 0 : 1;
+    if (comm.allreduce(bad) > 0) throw DataError("--init '" + cfg.init + "': the factors hold NaN or infinite values");
+    apply_cp_constraints_once(model, f, cons);
+  }
 
   h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
   auto ts = Clock::now();
@@ -356,7 +385,7 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
   if (sum.result.interrupted) {
     // No checkpoints for CP: keep what was computed (a valid iterate) and say so.
     sum.result.stop_reason = "stopped by a signal after iteration " + std::to_string(sum.result.iterations) +
-                             " (--model cp writes the factors reached; it has no checkpoints)";
+                             " (--model cp writes the factors reached; continue with --init OUT.h5)";
     sum.result.interrupted = false;
   }
   finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");

@@ -301,9 +301,14 @@ void init_random_cp(const Model& m, CpFactors& f, std::uint64_t seed, bool nonne
       }
     f.F.push_back(std::move(X));
   }
-  for (std::size_t n = 0; n < N; ++n) {
+  apply_cp_constraints_once(m, f, cons);
+}
+
+template <class Model>
+void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons) {
+  for (std::size_t n = 0; n < m.order(); ++n) {
     const ScaleWeights w = constrain(m, f, n, cons);
-    if (w.any()) scale_by(f.F[cp_compensating_factor(n)], R, w, false);
+    if (w.any()) scale_by(f.F[cp_compensating_factor(n)], m.rank(), w, false);
   }
 }
 
@@ -330,6 +335,7 @@ SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintL
 
 #define UNMIX_INSTANTIATE_CP(M)                                                                                        \
   template void init_random_cp(const M&, CpFactors&, std::uint64_t, bool, const std::vector<ConstraintList>&);         \
+  template void apply_cp_constraints_once(const M&, CpFactors&, const std::vector<ConstraintList>&);                   \
   template SolveResult solve_cp(const M&, CpFactors&, const std::vector<ConstraintList>&, const SolverOptions&,        \
                                 const IterationCallback&, const std::function<bool()>&);
 UNMIX_INSTANTIATE_CP(CP<double>)

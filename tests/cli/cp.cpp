@@ -101,7 +101,7 @@ TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing b
        "--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`"},
       {with({"--rank", "2", "--multiscale", "--continuous-axes", "1"}), "--multiscale " + not_cp},
       {with({"--rank", "2", "--checkpoint", (d / "c.h5").string()}), "--checkpoint/--resume " + not_cp},
-      {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (CP starts from a random start) " + not_cp},
+      {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (CP starts from a random start or a file) " + not_cp},
       {with({"--rank", "2", "--order", "random"}), "a random --order (CP updates its factors in mode order) " + not_cp},
       {with({"--rank", "2", "--block-solver", "bpp", "--extrapolate"}), "--extrapolate " + not_cp},
       {with({"--rank", "2", "-c", "B=l1scale_average12slices+nonnegative"}),
@@ -117,6 +117,36 @@ TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing b
       1, {"synth", "--model", "cp", "--separable", "--shape", "6x5x4", "--rank", "2", "--out", (d / "s.h5").string()},
       "--separable makes pure mixtures and sources of a Tucker-1 model");
   CHECK(!fs::exists(d / "s.h5"));
+}
+
+TEST_CASE("factorize --model cp --init continues from an earlier CP output", "[cp]") {
+  const fs::path d = unmix::test::fresh_cli_dir("cp", "init");
+  const std::string planted = (d / "planted.h5").string();
+  REQUIRE(run_unmix(1, {"synth", "--model", "cp", "--shape", "6x5x4", "--rank", "2", "--out", planted}).exit_code == 0);
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a{"factorize", planted, "-d", "Y", "--model", "cp", "--rank", "2", "--no-plot"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  // A file without the CP factors (a Tucker-1 output) is refused.
+  const std::string tucker = (d / "tucker.h5").string(), first = (d / "first.h5").string(),
+                    second = (d / "second.h5").string(), third = (d / "third.h5").string();
+  REQUIRE(run_unmix(2, {"factorize", planted, "-d", "Y", "--rank", "2", "--out", tucker, "--no-plot"}).exit_code == 0);
+  unmix::test::check_refused(2, with({"--init", tucker, "--out", second}),
+                             "has no dataset factor_1; a CP start needs A and factor_1");
+  CHECK(!fs::exists(second));
+  // Five iterations, then five more from their result: a lower error.
+  REQUIRE(run_unmix(2, with({"--maxiter", "5", "--tol", "rel_error=0", "--out", first})).exit_code == 0);
+  const auto cont = run_unmix(1, with({"--init", first, "--maxiter", "5", "--tol", "rel_error=0", "--out", second}));
+  INFO(cont.err);
+  REQUIRE(cont.exit_code == 0);
+  CHECK(std::stod(read_attribute(second, "rel_error")) < std::stod(read_attribute(first, "rel_error")));
+  // With no iteration the file's factors come back unchanged (their constraints already hold).
+  REQUIRE(run_unmix(3, with({"--init", first, "--maxiter", "0", "--out", third})).exit_code == 0);
+  for (const char* name : {"A", "factor_1", "factor_2"})
+    CHECK(unmix::test::rel_diff(read_dataset(third, name), read_dataset(first, name)) < 1e-14);
+  CHECK(std::stod(read_attribute(third, "rel_error")) ==
+        Approx(std::stod(read_attribute(first, "rel_error"))).epsilon(1e-12));
 }
 
 TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every candidate", "[cp]") {

@@ -37,6 +37,10 @@ template <class Model>
 void init_random_cp(const Model& m, CpFactors& f, std::uint64_t seed, bool nonnegative,
                     const std::vector<ConstraintList>& cons);
 
+/// Apply the constraints once to a given start (compensating scaled normalizations exactly).
+template <class Model>
+void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons);
+
 /// Solve from the factors given. Honours maxiter, max_seconds, tol, momentum, delta, subblock, inner,
 /// inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are Tucker-1 options and are
 /// refused (ConfigError). `stop_requested` is polled after every iteration (every process must answer
