@@ -103,7 +103,7 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "tucker1: Y = B x1 A (A: I x R mixing proportions, B: R sources of the other axes' shape); cp: Y = a sum of R "
       "rank-one tensors, one factor per axis (A: factor 0, B: the sources formed from the others, factor_1 ...: "
       "each other axis's factor, in the input's order). cp takes a fixed --rank, a random start or --init FILE "
-      "(A and factor_1 ... of an earlier cp output), no checkpoints and no multiscale")(
+      "(A and factor_1 ... of an earlier cp output), and no multiscale")(
       "rank,r", po::value<std::string>()->required(),
       "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
       "rank)")("ranks", po::value<std::string>()->default_value(""),

@@ -33,7 +33,6 @@ void check_cp_options(const FactorizeConfig& cfg) {
     throw ConfigError("--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`, "
                       "then factorize at it");
   if (cfg.multiscale) refuse("--multiscale");
-  if (!cfg.checkpoint.empty() || !cfg.resume.empty()) refuse("--checkpoint/--resume");
   if (cfg.init == "nndsvd") refuse("--init nndsvd (CP starts from a random start or a file)");
   if (cfg.solver.random_order || cfg.solver.group_by_factor || cfg.solver.recursive_random_order)
     refuse("a random --order (CP updates its factors in mode order)");
@@ -114,6 +113,7 @@ namespace {
 std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Comm& comm, const std::string& grid) {
   std::ostringstream os;
   const auto& o = cfg.solver;
+  if (cfg.model != "tucker1") os << "model=" << cfg.model << ";"; // Tucker-1 checkpoints predate the option
   os << "input=" << cfg.input << ";dataset=" << cfg.dataset << ";mixture_axis=" << cfg.mixture_axis
      << ";shape=" << shape_string(shape) << ";rank=" << cfg.rank << ";constraint_A=" << cfg.constraint_A
      << ";constraint_B=" << cfg.constraint_B << ";precision=" << cfg.precision << ";processes=" << comm.size()
@@ -146,6 +146,28 @@ bool check_values(const Model& model, const FactorizeConfig& cfg, const Constrai
 
   return y_nonneg;
 }
+
+/// When checkpoints are written (--checkpoint-every, and when a stop request or the wall-clock limit ends the
+/// run) and where (--checkpoint, or OUT.ckpt.h5 for a stop request without it). The same for every model.
+struct CheckpointPlan {
+  CheckpointPlan(const FactorizeConfig& c, const Comm& cm)
+      : cfg(c), comm(cm), path(c.checkpoint.empty() ? c.out + ".ckpt.h5" : c.checkpoint) {}
+  bool due(std::size_t k, bool stopping) const {
+    if (stopping) return !cfg.checkpoint.empty() || static_cast<bool>(cfg.stop_requested);
+    if (cfg.checkpoint.empty()) return false;
+    bool d = cfg.checkpoint_every_iters > 0 && k % cfg.checkpoint_every_iters == 0;
+    if (cfg.checkpoint_every_seconds > 0) d = d || comm.allreduce(since(last), Op::max) >= cfg.checkpoint_every_seconds;
+    return d;
+  }
+  void written(FactorizeSummary& sum) {
+    sum.checkpoint_written = path;
+    last = Clock::now();
+  }
+  const FactorizeConfig& cfg;
+  const Comm& comm;
+  std::string path;
+  Clock::time_point last = Clock::now();
+};
 
 /// The input, distributed (its read time and grid noted in `sum`); a dataset of one axis is refused with
 /// `needs` (what the model needs).
@@ -272,20 +294,11 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   ctl.on_iteration = cb;
   if (!cfg.resume.empty()) ctl.resume = &resume_state;
   if (cfg.stop_requested) ctl.stop_requested = [&] { return comm.any(cfg.stop_requested()); };
-  const std::string ckpt_path = cfg.checkpoint.empty() ? cfg.out + ".ckpt.h5" : cfg.checkpoint;
-  auto last_ckpt = Clock::now();
-  ctl.want_checkpoint = [&](std::size_t k, bool stopping) {
-    if (stopping) return !cfg.checkpoint.empty() || static_cast<bool>(cfg.stop_requested);
-    if (cfg.checkpoint.empty()) return false;
-    bool due = cfg.checkpoint_every_iters > 0 && k % cfg.checkpoint_every_iters == 0;
-    if (cfg.checkpoint_every_seconds > 0)
-      due = due || comm.allreduce(since(last_ckpt), Op::max) >= cfg.checkpoint_every_seconds;
-    return due;
-  };
+  CheckpointPlan plan(cfg, comm);
+  ctl.want_checkpoint = [&](std::size_t k, bool stopping) { return plan.due(k, stopping); };
   ctl.write_checkpoint = [&](const Factors& cf, const SolverState& st) {
-    write_checkpoint(comm, ckpt_path, model, cf, st, fp);
-    sum.checkpoint_written = ckpt_path;
-    last_ckpt = Clock::now();
+    write_checkpoint(comm, plan.path, model, cf, st, fp);
+    plan.written(sum);
   };
   if (cfg.multiscale) {
     if (!cfg.resume.empty() || !cfg.checkpoint.empty())
@@ -340,7 +353,11 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
   std::vector<ConstraintList> cons(N, consB);
   cons[0] = consA;
   CpFactors f;
-  if (cfg.init == "random") {
+  CpSolverState resume_state;
+  const std::string fp = fingerprint(cfg, shape, comm, sum.grid);
+  if (!cfg.resume.empty()) {
+    read_cp_checkpoint(comm, cfg.resume, model, f, resume_state, fp);
+  } else if (cfg.init == "random") {
     init_random_cp(model, f, cfg.solver.seed, y_nonneg, cons);
   } else {
     // A start from a file with A and factor_1 ... (an earlier --model cp output, e.g. of a run stopped by a
@@ -379,14 +396,21 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
       progress(st, cfg.solver.maxiter);
       return true;
     };
-  std::function<bool()> stop;
-  if (cfg.stop_requested) stop = [&] { return comm.any(cfg.stop_requested()); };
-  sum.result = solve_cp(model, f, cons, cfg.solver, cb, stop);
+  CpSolveControl ctl;
+  ctl.on_iteration = cb;
+  if (!cfg.resume.empty()) ctl.resume = &resume_state;
+  if (cfg.stop_requested) ctl.stop_requested = [&] { return comm.any(cfg.stop_requested()); };
+  CheckpointPlan plan(cfg, comm);
+  ctl.want_checkpoint = [&](std::size_t k, bool stopping) { return plan.due(k, stopping); };
+  ctl.write_checkpoint = [&](const CpFactors& cf, const CpSolverState& st) {
+    write_cp_checkpoint(comm, plan.path, model, cf, st, fp);
+    plan.written(sum);
+  };
+  sum.result = solve_cp(model, f, cons, cfg.solver, ctl);
   if (sum.result.interrupted) {
-    // No checkpoints for CP: keep what was computed (a valid iterate) and say so.
-    sum.result.stop_reason = "stopped by a signal after iteration " + std::to_string(sum.result.iterations) +
-                             " (--model cp writes the factors reached; continue with --init OUT.h5)";
-    sum.result.interrupted = false;
+    sum.interrupted = true;
+    sum.seconds = comm.allreduce(since(ts), Op::max);
+    return sum; // no output: the checkpoint holds the state (AtomicOutput leaves nothing behind)
   }
   finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");
   {

@@ -49,54 +49,98 @@ public:
     for (std::size_t n = 0; n < N_; ++n) nonneg_.push_back(implies_nonnegative(cons_[n]));
   }
 
-  SolveResult run(const IterationCallback& cb, const std::function<bool()>& stop_requested) {
+  SolveResult run(const CpSolveControl& ctl) {
     SolveResult res;
     t0_ = std::chrono::steady_clock::now();
     for (std::size_t n = 0; n < N_; ++n) G_.push_back(m_.gram(n, f_.F[n]));
-    prev_ = f_.F;
-    last_ = f_.F;
-    L_last_.assign(N_, {});
-    L_cur_.assign(N_, 0.0);
-    if (m_.uses_tree()) {
-      C_ = m_.contracted(f_.F[N_ - 1]);
-      n_last_ = 0;
-      M_last_ = m_.mttkrp_from(C_, 0, f_.F);
-    } else {
-      n_last_ = N_ - 1;
-      M_last_ = m_.mttkrp(n_last_, f_.F);
-    }
+    std::size_t k0 = 1;
     std::string why;
-    IterationStats s = stats(0);
-    res.stats.push_back(s);
-    if (tolerance_met(opts_.tol, s, &why)) {
-      res.stop_reason = "converged at the start: " + why;
-      res.converged = true;
-      return finish(res);
+    if (ctl.resume) {
+      restore(*ctl.resume);
+      res.stats = ctl.resume->stats;
+      res.iterations = ctl.resume->iteration;
+      k0 = ctl.resume->iteration + 1;
+      if (m_.uses_tree()) C_ = m_.contracted(f_.F[N_ - 1]);
+    } else {
+      prev_ = f_.F;
+      last_ = f_.F;
+      L_last_.assign(N_, {});
+      L_cur_.assign(N_, 0.0);
+      if (m_.uses_tree()) {
+        C_ = m_.contracted(f_.F[N_ - 1]);
+        n_last_ = 0;
+        M_last_ = m_.mttkrp_from(C_, 0, f_.F);
+      } else {
+        n_last_ = N_ - 1;
+        M_last_ = m_.mttkrp(n_last_, f_.F);
+      }
+      IterationStats s = stats(0);
+      res.stats.push_back(s);
+      if (tolerance_met(opts_.tol, s, &why)) {
+        res.stop_reason = "converged at the start: " + why;
+        res.converged = true;
+        return finish(res);
+      }
     }
-    for (std::size_t k = 1; k <= opts_.maxiter; ++k) {
+    for (std::size_t k = k0; k <= opts_.maxiter; ++k) {
       for (std::size_t n = 0; n < N_; ++n) update(n);
-      s = stats(static_cast<double>(k));
+      IterationStats s = stats(static_cast<double>(k));
       res.stats.push_back(s);
       res.iterations = k;
-      const bool keep_going = cb ? cb(s) : true;
+      const bool keep_going = ctl.on_iteration ? ctl.on_iteration(s) : true;
       if (tolerance_met(opts_.tol, s, &why)) {
         res.stop_reason = "converged: " + why;
         res.converged = true;
         return finish(res);
       }
       sched_.advance();
-      if (!keep_going || (stop_requested && stop_requested())) {
+      const bool stop = !keep_going || (ctl.stop_requested && ctl.stop_requested());
+      const bool out_of_time = opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds;
+      if (ctl.write_checkpoint && ctl.want_checkpoint && ctl.want_checkpoint(k, stop || out_of_time))
+        ctl.write_checkpoint(f_, snapshot(res, k));
+      if (stop) {
         res.stop_reason = "interrupted";
         res.interrupted = true;
         return finish(res);
       }
-      if (opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds) {
+      if (out_of_time) {
         res.stop_reason = "wall-clock limit of " + std::to_string(opts_.max_seconds) + " s reached";
         return finish(res);
       }
     }
     res.stop_reason = "reached the iteration limit (" + std::to_string(opts_.maxiter) + ")";
     return finish(res);
+  }
+
+  CpSolverState snapshot(const SolveResult& res, std::size_t k) const {
+    CpSolverState st;
+    st.iteration = k;
+    st.prev = prev_;
+    st.last = last_;
+    st.L_last = L_last_;
+    st.L_cur = L_cur_;
+    st.f_prev = f_prev_;
+    st.stat0 = stat0_;
+    st.t = sched_.t;
+    st.omega_hat = sched_.omega_hat;
+    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    st.zero_steps = zero_steps_;
+    st.stats = res.stats;
+    return st;
+  }
+
+  void restore(const CpSolverState& st) {
+    prev_ = st.prev;
+    last_ = st.last;
+    L_last_ = st.L_last;
+    L_cur_ = st.L_cur;
+    f_prev_ = st.f_prev;
+    stat0_ = st.stat0;
+    sched_.t = st.t;
+    sched_.omega_hat = st.omega_hat;
+    zero_steps_ = st.zero_steps;
+    t0_ = std::chrono::steady_clock::now() -
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(st.seconds));
   }
 
 private:
@@ -314,7 +358,7 @@ void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<C
 
 template <class Model>
 SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
-                     const IterationCallback& callback, const std::function<bool()>& stop_requested) {
+                     const CpSolveControl& ctl) {
   if (cons.size() != m.order() || f.F.size() != m.order())
     throw Error("internal error: the CP solver needs one factor and one constraint list per mode");
   if (opts.random_order || opts.group_by_factor || opts.recursive_random_order)
@@ -322,15 +366,20 @@ SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintL
   if (opts.extrapolate)
     throw ConfigError("--extrapolate is a Tucker-1 option; the CP model takes --momentum with any block solver");
   if (opts.subblock) {
-    if (opts.momentum)
-      return CpSolver<Model, SubBlockStep, XuYinMomentum>(m, f, cons, opts, {}, {opts.delta})
-          .run(callback, stop_requested);
-    return CpSolver<Model, SubBlockStep, NoMomentum>(m, f, cons, opts, {}, {}).run(callback, stop_requested);
+    if (opts.momentum) return CpSolver<Model, SubBlockStep, XuYinMomentum>(m, f, cons, opts, {}, {opts.delta}).run(ctl);
+    return CpSolver<Model, SubBlockStep, NoMomentum>(m, f, cons, opts, {}, {}).run(ctl);
   }
-  if (opts.momentum)
-    return CpSolver<Model, LipschitzStep, XuYinMomentum>(m, f, cons, opts, {}, {opts.delta})
-        .run(callback, stop_requested);
-  return CpSolver<Model, LipschitzStep, NoMomentum>(m, f, cons, opts, {}, {}).run(callback, stop_requested);
+  if (opts.momentum) return CpSolver<Model, LipschitzStep, XuYinMomentum>(m, f, cons, opts, {}, {opts.delta}).run(ctl);
+  return CpSolver<Model, LipschitzStep, NoMomentum>(m, f, cons, opts, {}, {}).run(ctl);
+}
+
+template <class Model>
+SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
+                     const IterationCallback& callback, const std::function<bool()>& stop_requested) {
+  CpSolveControl ctl;
+  ctl.on_iteration = callback;
+  ctl.stop_requested = stop_requested;
+  return solve_cp(m, f, cons, opts, ctl);
 }
 
 #define UNMIX_INSTANTIATE_CP(M)                                                                                        \

@@ -1,9 +1,11 @@
 // `unmix factorize --model cp` end to end: a planted CP tensor written by `unmix synth --model cp` is
 // factorized at several process counts and grids (the mixture mode split or not), the factors are
-// recovered and the sources B reproduce the data; options CP does not take are refused.
+// recovered and the sources B reproduce the data; the rank, the core consistency, starts from a file and
+// checkpoints; options CP does not take are refused.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -100,7 +102,6 @@ TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing b
       {with({"--rank", "auto"}),
        "--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`"},
       {with({"--rank", "2", "--multiscale", "--continuous-axes", "1"}), "--multiscale " + not_cp},
-      {with({"--rank", "2", "--checkpoint", (d / "c.h5").string()}), "--checkpoint/--resume " + not_cp},
       {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (CP starts from a random start or a file) " + not_cp},
       {with({"--rank", "2", "--order", "random"}), "a random --order (CP updates its factors in mode order) " + not_cp},
       {with({"--rank", "2", "--block-solver", "bpp", "--extrapolate"}), "--extrapolate " + not_cp},
@@ -183,4 +184,55 @@ TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every cand
       1, {"rank", planted, "-d", "Y", "--model", "cp", "-c", "B=l1scale_1slices", "--out", (d / "bad.h5").string()},
       "a scaled normalization must act on its columns");
   CHECK(!fs::exists(d / "bad.h5"));
+}
+
+TEST_CASE("factorize --model cp: a signal checkpoints; resuming reaches bit-identical factors", "[cp]") {
+  const fs::path d = unmix::test::fresh_cli_dir("cp", "restart");
+  const std::string data = (d / "planted.h5").string();
+  REQUIRE(
+      run_unmix(0, {"synth", "--model", "cp", "--shape", "60x50x40", "--rank", "4", "--noise", "0.01", "--out", data})
+          .exit_code == 0);
+  const std::vector<std::string> common{"factorize", data,        "-d",   "Y",     "--model",     "cp",        "--rank",
+                                        "4",         "--maxiter", "3000", "--tol", "rel_error=0", "--no-plot", "-q"};
+  const std::string bin = std::getenv("UNMIX_BINARY") && *std::getenv("UNMIX_BINARY") ? std::getenv("UNMIX_BINARY")
+                                                                                      : UNMIX_BINARY_PATH_FOR_TESTS;
+  for (int np : {1, 3}) {
+    INFO(np << " processes");
+    const std::string n = std::to_string(np), full = (d / ("full" + n + ".h5")).string(),
+                      part = (d / ("part" + n + ".h5")).string(), ck = (d / ("ck" + n + ".h5")).string(),
+                      res = (d / ("res" + n + ".h5")).string();
+    auto args = common;
+    args.insert(args.end(), {"--out", full});
+    auto r = run_unmix(np, args, 300);
+    REQUIRE(r.exit_code == 0);
+    // The same run, sent SIGUSR1 once its first periodic checkpoint exists (mid-run).
+    std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun "
+                      "--oversubscribe -n " +
+                      n + " " + bin + " ";
+    for (const auto& a : common) cmd += a + " ";
+    cmd += "--out " + part + " --checkpoint " + ck + " --checkpoint-every 50 & pid=$!; while [ ! -f " + ck +
+           " ]; do sleep 0.02; done; kill -USR1 $pid; wait $pid; echo status=$?";
+    r = unmix::test::run_shell(cmd, 300);
+    INFO(r.out << r.err);
+    CHECK(r.out.find("status=75") != std::string::npos);
+    CHECK(r.err.find("stopped by SIGUSR1") != std::string::npos);
+    CHECK(!fs::exists(part));
+    args = common;
+    args.insert(args.end(), {"--out", res, "--resume", ck});
+    r = run_unmix(np, args, 300);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    for (const char* ds : {"A", "B", "factor_1", "factor_2"})
+      CHECK(unmix::test::run_shell("h5diff " + full + " " + res + " " + ds + " " + ds).exit_code == 0);
+    // A CP checkpoint is refused by the Tucker-1 model, and for another rank.
+    std::vector<std::string> t1(common.begin(), common.end());
+    t1.erase(t1.begin() + 4, t1.begin() + 6);
+    t1.insert(t1.end(), {"--out", (d / "other.h5").string(), "--resume", ck});
+    unmix::test::check_refused(np, t1, "is a checkpoint of --model cp; resume it with --model cp");
+    args = common;
+    args[7] = "3";
+    args.insert(args.end(), {"--out", (d / "other.h5").string(), "--resume", ck});
+    unmix::test::check_refused(np, args, "rank is 3 now but 4 in the checkpoint");
+    CHECK(!fs::exists(d / "other.h5"));
+  }
 }

@@ -74,8 +74,8 @@ using ProgressFn = std::function<void(const IterationStats&, std::size_t maxiter
 /// `linear:FILE.h5` loads C and b from FILE collectively over `comm`.
 ConstraintList parse_factor_constraints(const std::string& spec, const char* factor, const Comm& comm);
 
-/// What --model cp does not take (Tucker-1 features: --rank auto, multiscale, checkpoints, --init, random
-/// orders, --extrapolate), refused with a ConfigError before the data is read.
+/// What --model cp does not take (Tucker-1 features: --rank auto, multiscale, --init nndsvd, random orders,
+/// --extrapolate), refused with a ConfigError before the data is read.
 void check_cp_options(const FactorizeConfig& cfg);
 /// CP constraints: every factor is a matrix, so scaled normalizations must act on columns (or the whole
 /// factor), and B's list (shared by factors of different extents) cannot hold a linear constraint.

@@ -30,6 +30,27 @@ struct CpFactors {
 /// The factor that absorbs the scale weights of factor n's scaled normalization.
 inline std::size_t cp_compensating_factor(std::size_t n) { return n == 0 ? 1 : 0; }
 
+/// Everything beyond the factors the solver needs to continue exactly where it stopped (a run resumed from it
+/// reaches bit-identical factors at the same process count and grid).
+struct CpSolverState {
+  std::size_t iteration = 0;                 // iterations done
+  std::vector<Tensor<double>> prev, last;    // per factor: momentum history, previous iterate
+  std::vector<std::vector<double>> L_last;   // per factor: step constants of the previous iteration
+  std::vector<double> L_cur;                 // per factor: the largest step constant of the last iteration
+  double f_prev = 0, stat0 = 0, t = 1, omega_hat = 0, seconds = 0;
+  std::size_t zero_steps = 0;
+  std::vector<IterationStats> stats;
+};
+
+/// Hooks of a CP solve, all optional, as SolveControl's for Tucker-1.
+struct CpSolveControl {
+  IterationCallback on_iteration;
+  std::function<bool(std::size_t iteration, bool stopping)> want_checkpoint;
+  std::function<void(const CpFactors&, const CpSolverState&)> write_checkpoint;
+  std::function<bool()> stop_requested;
+  const CpSolverState* resume = nullptr; // continue from this state (the factors passed must be its)
+};
+
 /// Random start: |N(0,1)| entries when `nonnegative`, else N(0,1); entry (i, r) of factor n is drawn by
 /// its global index from its own stream, so the start is the same at any process count; then the
 /// constraints (one list per factor) applied once, scaled normalizations compensated exactly.
@@ -45,6 +66,9 @@ void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<C
 /// inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are Tucker-1 options and are
 /// refused (ConfigError). `stop_requested` is polled after every iteration (every process must answer
 /// the same).
+template <class Model>
+SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
+                     const CpSolveControl& control);
 template <class Model>
 SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
                      const IterationCallback& callback = {}, const std::function<bool()>& stop_requested = {});
