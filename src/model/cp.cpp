@@ -26,7 +26,12 @@ CP<T>::CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree)
     block_comm_.push_back(&comms.sub(comms.all_modes() & ~bit));
     reducers_.push_back(std::make_unique<FactorReducers>(comms, std::vector<int>{static_cast<int>(n), -1}));
   }
-  tree_ = dimension_tree && N_ >= 3 && Y.global_shape()[N_ - 1] >= 2 * R_;
+  // Decided from the smallest block of the last mode (the same on every process): where a process's block is
+  // short, its contraction (rows x R) would outgrow its share of Y.
+  const BlockPartition& last_part = Y.layout().partition(N_ - 1);
+  std::size_t shortest = last_part.extent;
+  for (int k = 0; k < last_part.parts; ++k) shortest = std::min(shortest, last_part.size(k));
+  tree_ = dimension_tree && N_ >= 3 && shortest >= 2 * R_;
   if (tree_) {
     const unsigned last = 1u << (N_ - 1);
     last_comm_ = &comms.sub(last);

@@ -39,19 +39,54 @@ void check_cp_options(const FactorizeConfig& cfg) {
   if (cfg.solver.extrapolate) refuse("--extrapolate");
 }
 
+void check_cp_rank(std::size_t rank) {
+  if (rank > kMaxCpRank)
+    throw ConfigError("--rank " + std::to_string(rank) + ": CP ranks above " + std::to_string(kMaxCpRank) +
+                      " are not supported (every step forms R x R matrices; at this rank each takes " +
+                      std::to_string(rank * rank * 8 / (1u << 20)) + " MiB)");
+}
+
 void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB) {
   for (const auto& c : consB.items)
     if (c.kind == ConstraintKind::linear)
       throw ConfigError("--constraint B=" + consB.spec +
                         ": with --model cp, B's constraints apply to the factor of every other mode, which differ in "
                         "size; a linear constraint is available for A (factor 0) only");
-  for (const auto* list : {&consA, &consB})
+  auto side = [&](const ConstraintList* list) { return std::string(list == &consA ? "A=" : "B=") + list->spec; };
+  bool scaled[2] = {false, false};
+  for (const auto* list : {&consA, &consB}) {
+    for (const auto& c : list->items) {
+      // A factor is an extent x R matrix: Tucker-1's slicings of a source tensor would silently mean
+      // something else here (1slices the rows, 12slices single entries).
+      if ((c.is_projected_normalization() || c.is_scaled()) &&
+          (c.slicing == Slicing::slices1 || c.slicing == Slicing::slices12 || c.slicing == Slicing::average12))
+        throw ConfigError("--constraint " + side(list) +
+                          ": with --model cp every factor is a matrix (its mode's extent "
+                          "x R); normalize its columns (e.g. l1scale_columns, simplex_columns) or rows instead of " +
+                          slicing_name(c.slicing));
+      scaled[list == &consB] = scaled[list == &consB] || c.is_scaled();
+    }
     if (!scale_compensable(*list, 2, 1))
       throw ConfigError(
-          "--constraint " + std::string(list == &consA ? "A=" : "B=") + list->spec +
+          "--constraint " + side(list) +
           ": with --model cp every factor is a matrix (its mode's extent x R), and a scaled normalization "
           "must act on its columns (e.g. l1scale_columns) or the whole factor so that another factor "
           "can absorb the scale exactly");
+  }
+  // The factor that absorbs the scale (A for B's factors, factor 1 for A) is multiplied by positive weights
+  // after its own step: only constraints that such a scaling keeps may stand there.
+  auto scale_free = [](const ConstraintList& l) { return l.empty() || is_only_nonnegative(l); };
+  if (scaled[0] && scaled[1])
+    throw ConfigError("--constraint A=" + consA.spec + " and B=" + consB.spec +
+                      ": with --model cp only one side may have a scaled normalization (the other absorbs its scale)");
+  if (scaled[1] && !scale_free(consA))
+    throw ConfigError("--constraint A=" + consA.spec + ": A absorbs the scale of B=" + consB.spec +
+                      " and would no longer satisfy its own constraints; give A nonnegative (or none), or use a "
+                      "projection such as simplex_columns on B instead");
+  if (scaled[0] && !scale_free(consB))
+    throw ConfigError("--constraint B=" + consB.spec + ": factor 1 absorbs the scale of A=" + consA.spec +
+                      " and would no longer satisfy its own constraints; give B nonnegative (or none), or use a "
+                      "projection on A instead");
 }
 
 /// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C
@@ -113,7 +148,12 @@ namespace {
 std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Comm& comm, const std::string& grid) {
   std::ostringstream os;
   const auto& o = cfg.solver;
-  if (cfg.model != "tucker1") os << "model=" << cfg.model << ";"; // Tucker-1 checkpoints predate the option
+  if (cfg.model != "tucker1") // Tucker-1 checkpoints predate these fields
+    os << "model=" << cfg.model << ";block_solver="
+       << (o.bpp    ? "bpp"
+           : o.hals ? "hals"
+                    : "pg")
+       << ";inner=" << o.inner << ";inner_tol=" << o.inner_tol << ";";
   os << "input=" << cfg.input << ";dataset=" << cfg.dataset << ";mixture_axis=" << cfg.mixture_axis
      << ";shape=" << shape_string(shape) << ";rank=" << cfg.rank << ";constraint_A=" << cfg.constraint_A
      << ";constraint_B=" << cfg.constraint_B << ";precision=" << cfg.precision << ";processes=" << comm.size()
@@ -344,6 +384,7 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
   ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
   ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
   if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
+  check_cp_rank(cfg.rank);
   check_cp_constraints(consA, consB);
   DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "the CP model needs at least 2");
   const Shape& shape = Y.global_shape();

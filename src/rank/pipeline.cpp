@@ -66,6 +66,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   const std::size_t rmax = std::min(I, M);
   o.ranks =
       ranks.empty() ? parse_rank_list("1:" + std::to_string(std::min<std::size_t>(rmax, 12))) : parse_rank_list(ranks);
+  if (cp) check_cp_rank(o.ranks.back());
   if (!cp && o.ranks.back() > rmax)
     throw ConfigError("--ranks " + ranks + ": rank " + std::to_string(o.ranks.back()) +
                       " is larger than the tensor allows: with " + std::to_string(I) + " mixtures and " +

@@ -105,8 +105,15 @@ TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing b
       {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (CP starts from a random start or a file) " + not_cp},
       {with({"--rank", "2", "--order", "random"}), "a random --order (CP updates its factors in mode order) " + not_cp},
       {with({"--rank", "2", "--block-solver", "bpp", "--extrapolate"}), "--extrapolate " + not_cp},
-      {with({"--rank", "2", "-c", "B=l1scale_average12slices+nonnegative"}),
-       "a scaled normalization must act on its columns (e.g. l1scale_columns)"},
+      {with({"--rank", "2", "-c", "B=l1scale_average12slices+nonnegative"}), "or rows instead of average12slices"},
+      {with({"--rank", "2", "-c", "B=simplex_1slices"}), "or rows instead of 1slices"},
+      {with({"--rank", "2", "-c", "A=l1scale_columns", "-c", "B=l1scale_columns"}),
+       "only one side may have a scaled normalization"},
+      {with({"--rank", "2", "-c", "A=simplex_columns", "-c", "B=l1scale_columns+nonnegative"}),
+       "A absorbs the scale of B=l1scale_columns+nonnegative and would no longer satisfy its own constraints"},
+      {with({"--rank", "2", "-c", "A=l1scale_columns+nonnegative", "-c", "B=clamp:0:0.3"}),
+       "factor 1 absorbs the scale of A=l1scale_columns+nonnegative"},
+      {with({"--rank", "5000"}), "CP ranks above 4096 are not supported"},
       {{planted, "-d", "Y", "--model", "tucker2", "--rank", "2"}, "--model 'tucker2': use tucker1"},
   };
   const std::string out = (d / "out.h5").string();
@@ -182,7 +189,7 @@ TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every cand
   // A Tucker-1 constraint of B that a CP factor cannot take is refused by rank too.
   unmix::test::check_refused(
       1, {"rank", planted, "-d", "Y", "--model", "cp", "-c", "B=l1scale_1slices", "--out", (d / "bad.h5").string()},
-      "a scaled normalization must act on its columns");
+      "or rows instead of 1slices");
   CHECK(!fs::exists(d / "bad.h5"));
 }
 

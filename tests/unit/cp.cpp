@@ -78,37 +78,38 @@ TEST_CASE("Khatri-Rao product: mode lo fastest, columns are Kronecker products",
 }
 
 TEST_CASE("MTTKRP equals the direct sum for every mode, order and branch", "[cp]") {
-  const std::size_t R = 3;
-  // Orders 2 to 4; extents of 1; the slice branch (L >= Rt) and the chunked branch (L < Rt, several chunks
-  // when R L J exceeds the chunk budget: 2 x 40000 x 3 at R = 3 makes 240000 values a chunk... one chunk; the
-  // 1 x 600000 x 2 case with R = 3 needs two).
-  for (const Shape& shape :
-       {Shape{5, 4, 3}, Shape{3, 1, 4, 2}, Shape{6, 7}, Shape{2, 3, 4, 5}, Shape{1, 600000, 2}, Shape{4, 3, 1}}) {
-    const CounterRng rng(9, shape_size(shape));
-    std::vector<double> Y(shape_size(shape));
-    for (std::size_t k = 0; k < Y.size(); ++k) Y[k] = rng.uniform(k) - 0.3;
-    std::vector<std::vector<double>> F;
-    std::vector<const double*> ptr;
-    for (std::size_t m = 0; m < shape.size(); ++m) {
-      F.emplace_back(shape[m] * R);
-      for (std::size_t i = 0; i < F[m].size(); ++i) F[m][i] = rng.uniform(1000000 + 1000 * m + i);
+  for (const std::size_t R : {3, 40, 200}) { // large R: pieces of the Khatri-Rao rows shorter than L
+    // Orders 2 to 4; extents of 1; the slice branch (L >= Rt) and the chunked branch (L < Rt, several chunks
+    // when R L J exceeds the chunk budget: 2 x 40000 x 3 at R = 3 makes 240000 values a chunk... one chunk; the
+    // 1 x 600000 x 2 case with R = 3 needs two).
+    for (const Shape& shape :
+         {Shape{5, 4, 3}, Shape{3, 1, 4, 2}, Shape{6, 7}, Shape{2, 3, 4, 5}, Shape{1, 600000, 2}, Shape{4, 3, 1}}) {
+      const CounterRng rng(9, shape_size(shape));
+      std::vector<double> Y(shape_size(shape));
+      for (std::size_t k = 0; k < Y.size(); ++k) Y[k] = rng.uniform(k) - 0.3;
+      std::vector<std::vector<double>> F;
+      std::vector<const double*> ptr;
+      for (std::size_t m = 0; m < shape.size(); ++m) {
+        F.emplace_back(shape[m] * R);
+        for (std::size_t i = 0; i < F[m].size(); ++i) F[m][i] = rng.uniform(1000000 + 1000 * m + i);
+      }
+      for (const auto& f : F) ptr.push_back(f.data());
+      const std::vector<float> Yf(Y.begin(), Y.end());
+      for (std::size_t n = 0; n < shape.size(); ++n) {
+        INFO("shape " << shape_string(shape) << ", mode " << n << ", R " << R);
+        const auto want = direct_mttkrp(Y, shape, n, R, F);
+        std::vector<double> got(shape[n] * R, -1.0), gotf(shape[n] * R, -1.0);
+        mttkrp<double>(Y.data(), shape, n, R, ptr, got.data());
+        mttkrp<float>(Yf.data(), shape, n, R, ptr, gotf.data());
+        CHECK(test::rel_diff(got, want) < 1e-13);
+        CHECK(test::rel_diff(gotf, want) < 1e-5);
+      }
     }
-    for (const auto& f : F) ptr.push_back(f.data());
-    const std::vector<float> Yf(Y.begin(), Y.end());
-    for (std::size_t n = 0; n < shape.size(); ++n) {
-      INFO("shape " << shape_string(shape) << ", mode " << n);
-      const auto want = direct_mttkrp(Y, shape, n, R, F);
-      std::vector<double> got(shape[n] * R, -1.0), gotf(shape[n] * R, -1.0);
-      mttkrp<double>(Y.data(), shape, n, R, ptr, got.data());
-      mttkrp<float>(Yf.data(), shape, n, R, ptr, gotf.data());
-      CHECK(test::rel_diff(got, want) < 1e-13);
-      CHECK(test::rel_diff(gotf, want) < 1e-5);
-    }
+    // A block with no entries (a process owning nothing) gives zeros.
+    std::vector<double> M(4 * R, 7.0), F0(0), F1(4 * R, 1.0);
+    mttkrp<double>(nullptr, Shape{0, 4}, 1, R, {F0.data(), F1.data()}, M.data());
+    CHECK(M == std::vector<double>(4 * R, 0.0));
   }
-  // A block with no entries (a process owning nothing) gives zeros.
-  std::vector<double> M(4 * R, 7.0), F0(0), F1(4 * R, 1.0);
-  mttkrp<double>(nullptr, Shape{0, 4}, 1, R, {F0.data(), F1.data()}, M.data());
-  CHECK(M == std::vector<double>(4 * R, 0.0));
 }
 
 TEST_CASE("the contraction of the last mode gives every other mode's MTTKRP (dimension tree)", "[cp]") {

@@ -43,10 +43,10 @@ public:
   /// Y_(n) times the Khatri-Rao product of the other factors, for this process's rows of mode n
   /// (rows_local(n) x R). One pass over the local Y.
   Tensor<double> mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const;
-  /// Dimension tree: with at least 3 modes and a last mode of at least 2R entries (so that the contraction
-  /// is at most half the size of Y), an iteration reads Y twice whatever the order: once to contract the
-  /// last mode with its new factor (contracted(), I_0 ... I_(N-2) x R, reduced over the processes that split
-  /// the last mode) and once for the last mode's MTTKRP; the MTTKRPs of the other modes come from the
+  /// Dimension tree: with at least 3 modes and at least 2R entries of the last mode in every process's block
+  /// (so that the contraction is at most half the size of a block of Y), an iteration reads Y twice whatever the order:
+  /// once to contract the last mode with its new factor (contracted(), I_0 ... I_(N-2) x R, reduced over the processes
+  /// that split the last mode) and once for the last mode's MTTKRP; the MTTKRPs of the other modes come from the
   /// contraction (mttkrp_from(), no pass over Y), which the solver keeps while the last factor is unchanged.
   bool uses_tree() const { return tree_; }
   Tensor<double> contracted(const Tensor<double>& F_last) const;
