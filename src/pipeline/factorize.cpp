@@ -73,20 +73,16 @@ void check_cp_constraints(const ConstraintList& consA, const ConstraintList& con
           "must act on its columns (e.g. l1scale_columns) or the whole factor so that another factor "
           "can absorb the scale exactly");
   }
-  // The factor that absorbs the scale (A for B's factors, factor 1 for A) is multiplied by positive weights
-  // after its own step: only constraints that such a scaling keeps may stand there.
-  auto scale_free = [](const ConstraintList& l) { return l.empty() || is_only_nonnegative(l); };
+  // A factor that absorbs a scale is multiplied by positive weights. Factor 1 absorbs A's during the iteration
+  // and takes its own step (and constraints) after that; A absorbs those of the later factors, the last of
+  // them at the end of the iteration: only constraints that such a scaling keeps may stand on A then.
   if (scaled[0] && scaled[1])
     throw ConfigError("--constraint A=" + consA.spec + " and B=" + consB.spec +
                       ": with --model cp only one side may have a scaled normalization (the other absorbs its scale)");
-  if (scaled[1] && !scale_free(consA))
+  if (scaled[1] && !(consA.empty() || is_only_nonnegative(consA)))
     throw ConfigError("--constraint A=" + consA.spec + ": A absorbs the scale of B=" + consB.spec +
-                      " and would no longer satisfy its own constraints; give A nonnegative (or none), or use a "
-                      "projection such as simplex_columns on B instead");
-  if (scaled[0] && !scale_free(consB))
-    throw ConfigError("--constraint B=" + consB.spec + ": factor 1 absorbs the scale of A=" + consA.spec +
-                      " and would no longer satisfy its own constraints; give B nonnegative (or none), or use a "
-                      "projection on A instead");
+                      " after its own step and would no longer satisfy its own constraints; give A nonnegative (or "
+                      "none), or use a projection such as simplex_columns on B instead");
 }
 
 /// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C

@@ -79,8 +79,8 @@ ConstraintList parse_factor_constraints(const std::string& spec, const char* fac
 void check_cp_options(const FactorizeConfig& cfg);
 /// CP constraints: every factor is a matrix, so normalizations act on columns or rows (not Tucker-1's slices
 /// of a source tensor) and scaled ones on columns (or the whole factor); B's list (shared by factors of
-/// different extents) cannot hold a linear constraint; one side at most has a scaled normalization, and the
-/// factor absorbing its scale (A for B's, factor 1 for A's) has no constraint but nonnegativity.
+/// different extents) cannot hold a linear constraint; one side at most has a scaled normalization, and when it
+/// is B's, A (which absorbs the scale after its own step) has no constraint but nonnegativity.
 void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB);
 /// The largest CP rank taken (every step forms R x R matrices).
 constexpr std::size_t kMaxCpRank = 4096;
