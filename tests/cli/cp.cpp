@@ -110,7 +110,7 @@ TEST_CASE("factorize --model cp refuses what it does not take, leaving nothing b
       {with({"--rank", "2", "-c", "A=l1scale_columns", "-c", "B=l1scale_columns"}),
        "only one side may have a scaled normalization"},
       {with({"--rank", "2", "-c", "A=simplex_columns", "-c", "B=l1scale_columns+nonnegative"}),
-       "A absorbs the scale of B=l1scale_columns+nonnegative and would no longer satisfy its own constraints"},
+       "A absorbs the scale of B=l1scale_columns+nonnegative after its own step and would no longer satisfy"},
 
       {with({"--rank", "5000"}), "CP ranks above 4096 are not supported"},
       {{planted, "-d", "Y", "--model", "tucker2", "--rank", "2"}, "--model 'tucker2': use tucker1"},
