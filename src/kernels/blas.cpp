@@ -74,6 +74,18 @@ template void gemm(Trans, Trans, std::size_t, std::size_t, std::size_t, double, 
 template void gemm(Trans, Trans, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t, const float*,
                    std::size_t, float, float*, std::size_t);
 
+void gemv(Trans ta, std::size_t m, std::size_t n, double alpha, const double* A, std::size_t lda, const double* x,
+          double beta, double* y) {
+  if (m > static_cast<std::size_t>(INT32_MAX) || n > static_cast<std::size_t>(INT32_MAX))
+    throw Error("gemv: a " + std::to_string(m) + " x " + std::to_string(n) + " matrix is beyond the BLAS's int sizes");
+  if (m == 0 || n == 0) {
+    const std::size_t ny = ta == Trans::N ? m : n;
+    for (std::size_t i = 0; i < ny; ++i) y[i] = beta == 0.0 ? 0.0 : beta * y[i];
+    return;
+  }
+  cblas_dgemv(CblasColMajor, tr(ta), I(m), I(n), alpha, A, leading(lda, "lda"), x, 1, beta, y, 1);
+}
+
 std::vector<double> sym_eig(const double* S, std::size_t n, std::vector<double>* vectors) {
   std::vector<double> a(S, S + n * n), w(n);
   if (n == 0) return w;

@@ -182,18 +182,18 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
   if (rows == 0 || R == 0) return;
   khatri_rao(shape, 0, n, R, factors, left, scratch);
   khatri_rao(shape, n + 1, N, R, factors, right, scratch);
+  // Per rank r, two matrix-vector products that read the column of T once: u = T_r^T KL[:, r] over the L
+  // rows below mode n (none for mode 0), then M[:, r] = U KR[:, r] with U = u as J x Rt.
+  std::vector<double>& u = scratch;
+  u.resize(J * Rt);
   for (std::size_t r = 0; r < R; ++r) {
     const double* t = Tin + r * rows;
-    const double* kl = left.data() + r * L;
-    for (std::size_t k = 0; k < Rt; ++k) {
-      const double w = right[k + r * Rt];
-      for (std::size_t j = 0; j < J; ++j) {
-        const double* tj = t + L * (j + J * k);
-        double s = 0;
-        for (std::size_t l = 0; l < L; ++l) s += tj[l] * kl[l];
-        M[j + r * J] += w * s;
-      }
+    const double* ur = t;
+    if (n > 0) { // a block with one row below mode n still carries that row's factor values
+      blas::gemv(blas::Trans::T, L, J * Rt, 1.0, t, L, left.data() + r * L, 0.0, u.data());
+      ur = u.data();
     }
+    blas::gemv(blas::Trans::N, J, Rt, 1.0, ur, J, right.data() + r * Rt, 0.0, M + r * J);
   }
 }
 

@@ -14,6 +14,11 @@ template <class T>
 void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
           const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
 
+/// y = alpha op(A) x + beta y, A m x n (column-major, leading dimension lda), op(A) = A or A^T; x and y
+/// contiguous. Sizes beyond INT_MAX throw unmix::Error.
+void gemv(Trans ta, std::size_t m, std::size_t n, double alpha, const double* A, std::size_t lda, const double* x,
+          double beta, double* y);
+
 /// The largest m, n or k one BLAS call of gemm takes. Tests lower it (the previous value is returned)
 /// to exercise the blocks at small sizes.
 std::size_t gemm_block_limit();
