@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "loop.hpp"
 #include "scaling.hpp"
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
@@ -87,26 +88,10 @@ public:
       IterationStats s = stats(static_cast<double>(k));
       res.stats.push_back(s);
       res.iterations = k;
-      const bool keep_going = ctl.on_iteration ? ctl.on_iteration(s) : true;
-      if (tolerance_met(opts_.tol, s, &why)) {
-        res.stop_reason = "converged: " + why;
-        res.converged = true;
+      if (end_of_iteration(
+              res, s, k, opts_.tol, opts_, ctl, sched_, [&](double v) { return m_.max_all(v); },
+              [&] { ctl.write_checkpoint(f_, snapshot(res, k)); }))
         return finish(res);
-      }
-      sched_.advance();
-      const bool stop = !keep_going || (ctl.stop_requested && ctl.stop_requested());
-      const bool out_of_time = opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds;
-      if (ctl.write_checkpoint && ctl.want_checkpoint && ctl.want_checkpoint(k, stop || out_of_time))
-        ctl.write_checkpoint(f_, snapshot(res, k));
-      if (stop) {
-        res.stop_reason = "interrupted";
-        res.interrupted = true;
-        return finish(res);
-      }
-      if (out_of_time) {
-        res.stop_reason = "wall-clock limit of " + std::to_string(opts_.max_seconds) + " s reached";
-        return finish(res);
-      }
     }
     res.stop_reason = "reached the iteration limit (" + std::to_string(opts_.maxiter) + ")";
     return finish(res);
@@ -123,7 +108,7 @@ public:
     st.stat0 = stat0_;
     st.t = sched_.t;
     st.omega_hat = sched_.omega_hat;
-    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    st.seconds = solve_seconds(t0_);
     st.zero_steps = zero_steps_;
     st.stats = res.stats;
     return st;
@@ -139,8 +124,7 @@ public:
     sched_.t = st.t;
     sched_.omega_hat = st.omega_hat;
     zero_steps_ = st.zero_steps;
-    t0_ = std::chrono::steady_clock::now() -
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(st.seconds));
+    t0_ = solve_started_ago(st.seconds);
   }
 
 private:
@@ -299,7 +283,7 @@ private:
     f_prev_ = s.objective;
     s.L_A = L_cur_[0];
     s.L_B = N_ > 1 ? *std::max_element(L_cur_.begin() + 1, L_cur_.end()) : 0.0;
-    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    s.seconds = solve_seconds(t0_);
     last_ = f_.F;
     return s;
   }

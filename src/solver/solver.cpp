@@ -5,6 +5,7 @@
 #include <cmath>
 #include <optional>
 
+#include "loop.hpp"
 #include "scaling.hpp"
 #include "unmix/core/rng.hpp"
 #include "unmix/kernels/blas.hpp"
@@ -91,26 +92,10 @@ public:
       res.stats.push_back(s);
       if (ext_) adapt_beta(s.objective, f_before);
       res.iterations = k;
-      const bool keep_going = ctl.on_iteration ? ctl.on_iteration(s) : true;
-      if (tolerance_met(fused_ ? immediate_rules_ : opts_.tol, s, &why)) {
-        res.stop_reason = "converged: " + why;
-        res.converged = true;
+      if (end_of_iteration(
+              res, s, k, fused_ ? immediate_rules_ : opts_.tol, opts_, ctl, sched_,
+              [&](double v) { return m_.max_all(v); }, [&] { ctl.write_checkpoint(f_, snapshot(res, k)); }))
         return finish(res);
-      }
-      sched_.advance();
-      const bool stop = !keep_going || (ctl.stop_requested && ctl.stop_requested());
-      const bool out_of_time = opts_.max_seconds > 0 && m_.max_all(s.seconds) >= opts_.max_seconds;
-      if (ctl.write_checkpoint && ctl.want_checkpoint && ctl.want_checkpoint(k, stop || out_of_time))
-        ctl.write_checkpoint(f_, snapshot(res, k));
-      if (stop) {
-        res.stop_reason = "interrupted";
-        res.interrupted = true;
-        return finish(res);
-      }
-      if (out_of_time) {
-        res.stop_reason = "wall-clock limit of " + std::to_string(opts_.max_seconds) + " s reached";
-        return finish(res);
-      }
     }
     res.stop_reason = "reached the iteration limit (" + std::to_string(opts_.maxiter) + ")";
     return finish(res);
@@ -133,7 +118,7 @@ public:
     st.pending_sa2 = pending_sa2_;
     st.t = sched_.t;
     st.omega_hat = sched_.omega_hat;
-    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    st.seconds = solve_seconds(t0_);
     st.rng_state = rng_.state();
     st.zero_steps = zero_steps_;
     st.beta = beta_;
@@ -163,8 +148,7 @@ public:
     beta_ = st.beta;
     beta_bar_ = st.beta_bar;
     restart_ = st.restart;
-    t0_ = std::chrono::steady_clock::now() -
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(st.seconds));
+    t0_ = solve_started_ago(st.seconds);
   }
 
 private:
@@ -561,7 +545,7 @@ private:
     f_prev_ = s.objective;
     s.L_A = LA_cur_;
     s.L_B = LB_cur_;
-    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    s.seconds = solve_seconds(t0_);
     A_last_ = f_.A;
     B_last_ = f_.B;
     return s;

@@ -20,20 +20,6 @@ Tensor<double> rows_of(const Tensor<double>& F, std::size_t i0, std::size_t rows
   return out;
 }
 
-/// The box of a serial source tensor B (R x J1 x ...) that a distributed process holds.
-Tensor<double> box_of_sources(const Tensor<double>& B, const Shape& global_y, const Shape& off, const Shape& box) {
-  const std::size_t R = B.extent(0);
-  Shape bshape = box;
-  bshape[0] = R;
-  Tensor<double> out(bshape);
-  const std::size_t n = out.size() / R;
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t gj = global_column(global_y, off, box, j);
-    for (std::size_t r = 0; r < R; ++r) out[r + j * R] = B[r + gj * R];
-  }
-  return out;
-}
-
 } // namespace
 
 TEST_CASE("CP products, start and statistics equal the serial ones on every grid", "[cp]") {
@@ -65,7 +51,7 @@ TEST_CASE("CP products, start and statistics equal the serial ones on every grid
       }
       CHECK(md.exact_residual2(fd.F) == Approx(ms.exact_residual2(fs.F)).epsilon(1e-13));
       CHECK(test::rel_diff(md.least_squares_core(fd.F), ms.least_squares_core(fs.F)) < 1e-12);
-      CHECK(test::rel_diff(md.sources_local(fd.F).span(), box_of_sources(Bs, shape, off, box).span()) == 0.0);
+      CHECK(test::rel_diff(md.sources_local(fd.F).span(), test::box_of_sources(Bs, shape, off, box).span()) == 0.0);
       SolverOptions o;
       o.maxiter = 0;
       o.tol = {{Stat::stationarity, 1e-300}};

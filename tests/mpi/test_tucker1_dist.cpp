@@ -19,18 +19,6 @@ Tensor<double> slice_A(const Tensor<double>& A, std::size_t i0, std::size_t Ip) 
     for (std::size_t i = 0; i < Ip; ++i) out(i, r) = A(i0 + i, r);
   return out;
 }
-Tensor<double> slice_B(const Tensor<double>& B, const Shape& global_y, const Shape& off, const Shape& box) {
-  const std::size_t R = B.rows();
-  Shape bshape = box;
-  bshape[0] = R;
-  Tensor<double> out(bshape);
-  const std::size_t n = out.size() / R;
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t gj = global_column(global_y, off, box, j);
-    for (std::size_t r = 0; r < R; ++r) out[r + j * R] = B[r + gj * R];
-  }
-  return out;
-}
 
 } // namespace
 
@@ -52,13 +40,13 @@ TEST_CASE("distributed products and gradients equal the serial ones on every gri
     Factors fd;
     init_random(md, fd, 13, true, {}, {});
     CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) == 0.0);
-    CHECK(test::rel_diff(fd.B.span(), slice_B(fs.B, shape, off, box).span()) == 0.0);
+    CHECK(test::rel_diff(fd.B.span(), test::box_of_sources(fs.B, shape, off, box).span()) == 0.0);
     const auto Gs = ms.gram_A(fs.A), Gd = md.gram_A(fd.A);
     const auto Ps = ms.gram_B(fs.B), Pd = md.gram_B(fd.B);
     CHECK(test::rel_diff(Gd, Gs) < 1e-14);
     CHECK(test::rel_diff(Pd, Ps) < 1e-14);
     const auto AtYs = ms.AtY(fs.A), AtYd = md.AtY(fd.A);
-    CHECK(test::rel_diff(AtYd.span(), slice_B(AtYs, shape, off, box).span()) < 1e-14);
+    CHECK(test::rel_diff(AtYd.span(), test::box_of_sources(AtYs, shape, off, box).span()) < 1e-14);
     const auto Qs = ms.YBt(fs.B), Qd = md.YBt(fd.B);
     CHECK(test::rel_diff(Qd.span(), slice_A(Qs, off[0], box[0]).span()) < 1e-14);
     CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
@@ -97,7 +85,7 @@ TEST_CASE("the same seed gives the same iterates at any process count and grid",
       const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
       CHECK(rd.iterations == rs.iterations);
       CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) < 1e-10);
-      CHECK(test::rel_diff(fd.B.span(), slice_B(fs.B, shape, off, box).span()) < 1e-10);
+      CHECK(test::rel_diff(fd.B.span(), test::box_of_sources(fs.B, shape, off, box).span()) < 1e-10);
       CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
     }
   }

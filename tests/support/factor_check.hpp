@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "unmix/core/tensor.hpp"
+#include "unmix/model/planted.hpp"
 
 namespace unmix::test {
 
@@ -55,6 +56,22 @@ inline double matched_column_error(const std::vector<double>& est, const std::ve
   } while (std::next_permutation(perm.begin(), perm.end()));
   if (perm_out) *perm_out = best_perm;
   return best;
+}
+
+/// The box of a whole source tensor B (R x the other modes) that a distributed process holds (its box of Y
+/// is `box` at `off`), for comparing distributed factors with serial ones.
+inline Tensor<double> box_of_sources(const Tensor<double>& B, const Shape& global_y, const Shape& off,
+                                     const Shape& box) {
+  const std::size_t R = B.extent(0);
+  Shape bshape = box;
+  bshape[0] = R;
+  Tensor<double> out(bshape);
+  const std::size_t n = out.size() / R;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t gj = global_column(global_y, off, box, j);
+    for (std::size_t r = 0; r < R; ++r) out[r + j * R] = B[r + gj * R];
+  }
+  return out;
 }
 
 } // namespace unmix::test
