@@ -39,6 +39,17 @@ void check_cp_options(const FactorizeConfig& cfg) {
   if (cfg.solver.extrapolate) refuse("--extrapolate");
 }
 
+void check_tucker1_scaling(const ConstraintList& consA, const ConstraintList& consB) {
+  bool a_scaled = false;
+  for (const auto& c : consA.items) a_scaled = a_scaled || c.is_scaled();
+  if (a_scaled && !(consB.empty() || is_only_nonnegative(consB)))
+    throw ConfigError("--constraint A=" + consA.spec +
+                      ": B absorbs the scale of A after its own step and would no "
+                      "longer satisfy B=" +
+                      consB.spec +
+                      "; give B nonnegative (or none), or use a projection on A (e.g. l1normalize_columns) instead");
+}
+
 void check_cp_rank(std::size_t rank) {
   if (rank > kMaxCpRank)
     throw ConfigError("--rank " + std::to_string(rank) + ": CP ranks above " + std::to_string(kMaxCpRank) +
@@ -282,6 +293,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     throw ConfigError("--constraint A=" + cfg.constraint_A +
                       ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
                       "absorb the scale exactly; use columns, or a projection such as simplex_rows");
+  check_tucker1_scaling(consA, consB);
 
   Tucker1<T> model(Y, cfg.rank);
   const bool y_nonneg = check_values(model, cfg, consA, consB, sum);

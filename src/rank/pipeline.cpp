@@ -62,6 +62,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
     throw ConfigError("--constraint A=" + cfg.constraint_A +
                       ": a scaled normalization of A must act on its columns (or the whole array) so that B can "
                       "absorb the scale exactly");
+  if (!cp) check_tucker1_scaling(o.consA, o.consB);
   const std::size_t I = d[static_cast<std::size_t>(cfg.mixture_axis)], M = shape_size(d) / std::max<std::size_t>(I, 1);
   const std::size_t rmax = std::min(I, M);
   o.ranks =

@@ -74,6 +74,10 @@ using ProgressFn = std::function<void(const IterationStats&, std::size_t maxiter
 /// `linear:FILE.h5` loads C and b from FILE collectively over `comm`.
 ConstraintList parse_factor_constraints(const std::string& spec, const char* factor, const Comm& comm);
 
+/// Tucker-1: B absorbs the weights of A's scaled normalization after B's own step, so with one B may carry
+/// no constraint but nonnegativity (else B ends every iteration rescaled off its constraints).
+void check_tucker1_scaling(const ConstraintList& consA, const ConstraintList& consB);
+
 /// What --model cp does not take (Tucker-1 features: --rank auto, multiscale, --init nndsvd, random orders,
 /// --extrapolate), refused with a ConfigError before the data is read.
 void check_cp_options(const FactorizeConfig& cfg);
