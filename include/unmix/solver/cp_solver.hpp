@@ -33,10 +33,10 @@ inline std::size_t cp_compensating_factor(std::size_t n) { return n == 0 ? 1 : 0
 /// Everything beyond the factors the solver needs to continue exactly where it stopped (a run resumed from it
 /// reaches bit-identical factors at the same process count and grid).
 struct CpSolverState {
-  std::size_t iteration = 0;                 // iterations done
-  std::vector<Tensor<double>> prev, last;    // per factor: momentum history, previous iterate
-  std::vector<std::vector<double>> L_last;   // per factor: step constants of the previous iteration
-  std::vector<double> L_cur;                 // per factor: the largest step constant of the last iteration
+  std::size_t iteration = 0;               // iterations done
+  std::vector<Tensor<double>> prev, last;  // per factor: momentum history, previous iterate
+  std::vector<std::vector<double>> L_last; // per factor: step constants of the previous iteration
+  std::vector<double> L_cur;               // per factor: the largest step constant of the last iteration
   double f_prev = 0, stat0 = 0, t = 1, omega_hat = 0, seconds = 0;
   std::size_t zero_steps = 0;
   std::vector<IterationStats> stats;
