@@ -1,4 +1,4 @@
-// unmix factorize: constrained Tucker-1 factorization of an HDF5 dataset.
+// unmix factorize: constrained Tucker-1 or CP factorization of an HDF5 dataset.
 #include <unistd.h>
 
 #include <csignal>
