@@ -43,12 +43,7 @@ void write_planted_cp(const Comm& world, const Shape& shape, std::size_t R, doub
   const CP<double> m(planted.Y, R);
   const Shape& off = planted.Y.offset();
   std::vector<Tensor<double>> local; // this process's rows of each factor
-  for (std::size_t n = 0; n < shape.size(); ++n) {
-    Tensor<double> X({m.rows_local(n), R});
-    for (std::size_t r = 0; r < R; ++r)
-      for (std::size_t i = 0; i < X.rows(); ++i) X(i, r) = planted.F[n](off[n] + i, r);
-    local.push_back(std::move(X));
-  }
+  for (std::size_t n = 0; n < shape.size(); ++n) local.push_back(factor_rows(planted.F[n], off[n], m.rows_local(n)));
   {
     h5::File f = h5::File::create(world, out.tmp_path());
     h5::write_distributed(f, "Y", shape, off, planted.Y.local(), true);

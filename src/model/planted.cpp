@@ -10,6 +10,13 @@
 
 namespace unmix {
 
+Tensor<double> factor_rows(const Tensor<double>& F, std::size_t i0, std::size_t rows) {
+  Tensor<double> out({rows, F.cols()});
+  for (std::size_t r = 0; r < F.cols(); ++r)
+    for (std::size_t i = 0; i < rows; ++i) out(i, r) = F(i0 + i, r);
+  return out;
+}
+
 std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j) {
   std::size_t g = 0, stride = 1;
   for (std::size_t n = 1; n < global.size(); ++n) {
@@ -133,15 +140,12 @@ PlantedCP<T> make_planted_cp(const Comm& comm, const Shape& shape, std::size_t r
   const Shape& box = Y.local().shape();
   auto& loc = Y.local();
   if (loc.size() > 0) {
+    // khatri_rao takes the box's extents as leading dimensions: the local rows of each factor, copied.
+    std::vector<Tensor<double>> local_rows;
     std::vector<const double*> rows;
-    for (std::size_t n = 0; n < N; ++n) rows.push_back(F[n].data() + off[n]);
-    // khatri_rao reads rows with the box's extents as leading dimensions: copy the local rows first.
-    std::vector<std::vector<double>> local_rows(N);
     for (std::size_t n = 0; n < N; ++n) {
-      local_rows[n].resize(box[n] * R);
-      for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t i = 0; i < box[n]; ++i) local_rows[n][i + r * box[n]] = F[n](off[n] + i, r);
-      rows[n] = local_rows[n].data();
+      local_rows.push_back(factor_rows(F[n], off[n], box[n]));
+      rows.push_back(local_rows.back().data());
     }
     const std::vector<double> K = khatri_rao(box, 1, N, R, rows);
     // In slabs of columns, so that no second copy of the local Y is held.

@@ -216,6 +216,27 @@ struct CheckpointPlan {
   Clock::time_point last = Clock::now();
 };
 
+/// The hooks of a solve (SolveControl or CpSolveControl): progress, stop requests (any process asking stops
+/// all), the resume state when --resume is given, and checkpoints when `plan` says, written by `write`.
+template <class Control, class State, class Write>
+Control solve_control(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress, const State* resume,
+                      CheckpointPlan& plan, FactorizeSummary& sum, Write write) {
+  Control ctl;
+  if (progress)
+    ctl.on_iteration = [&cfg, progress](const IterationStats& s) {
+      progress(s, cfg.solver.maxiter);
+      return true;
+    };
+  if (!cfg.resume.empty()) ctl.resume = resume;
+  if (cfg.stop_requested) ctl.stop_requested = [&cfg, &comm] { return comm.any(cfg.stop_requested()); };
+  ctl.want_checkpoint = [&plan](std::size_t k, bool stopping) { return plan.due(k, stopping); };
+  ctl.write_checkpoint = [&plan, &sum, write](const auto& f, const auto& st) {
+    write(f, st);
+    plan.written(sum);
+  };
+  return ctl;
+}
+
 /// The input, distributed (its read time and grid noted in `sum`); a dataset of one axis is refused with
 /// `needs` (what the model needs).
 template <class T>
@@ -332,22 +353,10 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   // Write to a temporary name; it is renamed only when complete.
   h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
   auto ts = Clock::now();
-  IterationCallback cb;
-  if (progress)
-    cb = [&](const IterationStats& s) {
-      progress(s, cfg.solver.maxiter);
-      return true;
-    };
-  SolveControl ctl;
-  ctl.on_iteration = cb;
-  if (!cfg.resume.empty()) ctl.resume = &resume_state;
-  if (cfg.stop_requested) ctl.stop_requested = [&] { return comm.any(cfg.stop_requested()); };
   CheckpointPlan plan(cfg, comm);
-  ctl.want_checkpoint = [&](std::size_t k, bool stopping) { return plan.due(k, stopping); };
-  ctl.write_checkpoint = [&](const Factors& cf, const SolverState& st) {
-    write_checkpoint(comm, plan.path, model, cf, st, fp);
-    plan.written(sum);
-  };
+  const auto ctl = solve_control<SolveControl>(
+      cfg, comm, progress, &resume_state, plan, sum,
+      [&](const Factors& cf, const SolverState& st) { write_checkpoint(comm, plan.path, model, cf, st, fp); });
   if (cfg.multiscale) {
     if (!cfg.resume.empty() || !cfg.checkpoint.empty())
       throw ConfigError("--multiscale cannot be combined with --checkpoint or --resume yet; run single-scale");
@@ -363,7 +372,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
                           " is the mixture axis, which cannot be coarsened (A would change with the grid)");
       ms.modes.push_back(static_cast<std::size_t>(a < cfg.mixture_axis ? a + 1 : a));
     }
-    sum.result = solve_multiscale(Y, cfg.rank, f, consA, consB, cfg.solver, y_nonneg, ms, cb).result;
+    sum.result = solve_multiscale(Y, cfg.rank, f, consA, consB, cfg.solver, y_nonneg, ms, ctl.on_iteration).result;
   } else {
     sum.result = solve(model, f, consA, consB, cfg.solver, ctl);
     if (sum.result.interrupted) {
@@ -439,22 +448,10 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
 
   h5::AtomicOutput out(comm, cfg.out, cfg.overwrite);
   auto ts = Clock::now();
-  IterationCallback cb;
-  if (progress)
-    cb = [&](const IterationStats& st) {
-      progress(st, cfg.solver.maxiter);
-      return true;
-    };
-  CpSolveControl ctl;
-  ctl.on_iteration = cb;
-  if (!cfg.resume.empty()) ctl.resume = &resume_state;
-  if (cfg.stop_requested) ctl.stop_requested = [&] { return comm.any(cfg.stop_requested()); };
   CheckpointPlan plan(cfg, comm);
-  ctl.want_checkpoint = [&](std::size_t k, bool stopping) { return plan.due(k, stopping); };
-  ctl.write_checkpoint = [&](const CpFactors& cf, const CpSolverState& st) {
-    write_cp_checkpoint(comm, plan.path, model, cf, st, fp);
-    plan.written(sum);
-  };
+  const auto ctl = solve_control<CpSolveControl>(
+      cfg, comm, progress, &resume_state, plan, sum,
+      [&](const CpFactors& cf, const CpSolverState& st) { write_cp_checkpoint(comm, plan.path, model, cf, st, fp); });
   sum.result = solve_cp(model, f, cons, cfg.solver, ctl);
   if (sum.result.interrupted) {
     sum.interrupted = true;

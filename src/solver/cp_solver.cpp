@@ -159,60 +159,23 @@ private:
     return g;
   }
 
-  /// Xu & Yin's extrapolation of factor n's columns: X <- X + omega_r (X - X_prev), X_prev <- X.
-  void momentum(std::size_t n, const std::vector<double>& L) {
-    Tensor<double>& X = f_.F[n];
-    Tensor<double>& Xp = prev_[n];
-    std::vector<double> omega(R_, 0.0);
-    bool any = false;
-    if (!L_last_[n].empty())
-      for (std::size_t r = 0; r < R_; ++r) {
-        const std::size_t q = L.size() == 1 ? 0 : r;
-        omega[r] = mom_.weight(sched_.omega_hat, L_last_[n][q], L[q]);
-        any = any || omega[r] != 0.0;
-      }
-    L_last_[n] = L;
-    if (!any) {
-      Xp = X;
-      return;
-    }
-    const std::size_t rows = X.size() / R_;
-    for (std::size_t r = 0; r < R_; ++r)
-      for (std::size_t i = 0; i < rows; ++i) {
-        const std::size_t idx = i + r * rows;
-        const double cur = X[idx];
-        X[idx] = cur + omega[r] * (cur - Xp[idx]);
-        Xp[idx] = cur;
-      }
-  }
-
   void update(std::size_t n) {
     const std::vector<double> H = hadamard_except(n);
     const std::vector<double> L = step_.constants(H, R_);
-    for (double l : L)
-      if (!(l > 0)) ++zero_steps_;
+    const std::vector<double> inv = inverse_steps(L, R_, zero_steps_);
     L_cur_[n] = *std::max_element(L.begin(), L.end());
-    momentum(n, L);
     Tensor<double>& X = f_.F[n];
+    extrapolate_block(X, prev_[n], L_last_[n], L, R_, false, mom_, sched_.omega_hat);
     Tensor<double> M = mttkrp(n);
     const Tensor<double> g = gradient(X, H, M);
     const std::size_t rows = X.size() / R_;
-    std::vector<double> inv(R_);
-    for (std::size_t r = 0; r < R_; ++r) {
-      const double l = L.size() == 1 ? L[0] : L[r];
-      inv[r] = l > 0 ? 1.0 / l : 1.0;
-    }
     for (std::size_t r = 0; r < R_; ++r)
       for (std::size_t i = 0; i < rows; ++i) X[i + r * rows] -= g[i + r * rows] * inv[r];
     if (opts_.bpp && is_only_nonnegative(cons_[n])) {
       if (rows > 0) nnls_bpp_rows(R_, rows, H.data(), M.data(), X.data());
     } else if (opts_.inner > 1 && is_entrywise_only(cons_[n]) && rows > 0) {
-      EntrywiseProjection proj;
-      if (!cons_[n].empty()) {
-        const ConstraintList* list = &cons_[n];
-        proj = [list](std::span<double> block, std::size_t) { apply_entrywise(*list, block); };
-        proj(X.span(), R_);
-      }
+      const EntrywiseProjection proj = entrywise_projection(cons_[n]);
+      if (proj) proj(X.span(), R_);
       inner_steps_rows(R_, rows, H.data(), M.data(), X.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj,
                        opts_.hals ? InnerMethod::hals : InnerMethod::gradient);
     }
@@ -370,7 +333,9 @@ SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintL
   template void init_random_cp(const M&, CpFactors&, std::uint64_t, bool, const std::vector<ConstraintList>&);         \
   template void apply_cp_constraints_once(const M&, CpFactors&, const std::vector<ConstraintList>&);                   \
   template SolveResult solve_cp(const M&, CpFactors&, const std::vector<ConstraintList>&, const SolverOptions&,        \
-                                const IterationCallback&, const std::function<bool()>&);
+                                const IterationCallback&, const std::function<bool()>&);                               \
+  template SolveResult solve_cp(const M&, CpFactors&, const std::vector<ConstraintList>&, const SolverOptions&,        \
+                                const CpSolveControl&);
 UNMIX_INSTANTIATE_CP(CP<double>)
 UNMIX_INSTANTIATE_CP(CP<float>)
 

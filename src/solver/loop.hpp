@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "unmix/constraints/constraints.hpp"
+#include "unmix/core/tensor.hpp"
+#include "unmix/kernels/inner.hpp"
 #include "unmix/solver/solver.hpp"
 
 namespace unmix {
@@ -17,6 +20,56 @@ inline double solve_seconds(std::chrono::steady_clock::time_point t0) {
 inline std::chrono::steady_clock::time_point solve_started_ago(double seconds) {
   return std::chrono::steady_clock::now() -
          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+/// Xu & Yin's extrapolation of one block before its step: X <- X + omega_r (X - X_prev), X_prev <- X (the
+/// value before), omega_r from the block's step constants now (L) and at the previous iterate (L_last, which
+/// then takes L's value; empty in the first iteration: no extrapolation). `rows`: the rank indexes the rows
+/// of X (R x n, Tucker-1's B) rather than its columns (n x R). Returns whether X changed.
+template <class MomentumT>
+bool extrapolate_block(Tensor<double>& X, Tensor<double>& X_prev, std::vector<double>& L_last,
+                       const std::vector<double>& L, std::size_t R, bool rows, const MomentumT& mom, double omega_hat) {
+  std::vector<double> omega(R, 0.0);
+  bool any = false;
+  if (!L_last.empty())
+    for (std::size_t r = 0; r < R; ++r) {
+      const std::size_t q = L.size() == 1 ? 0 : r;
+      omega[r] = mom.weight(omega_hat, L_last[q], L[q]);
+      any = any || omega[r] != 0.0;
+    }
+  L_last = L;
+  if (!any) {
+    X_prev = X;
+    return false;
+  }
+  const std::size_t n = X.size() / R;
+  for (std::size_t idx = 0; idx < X.size(); ++idx) {
+    const std::size_t r = rows ? idx % R : idx / n;
+    const double cur = X[idx];
+    X[idx] = cur + omega[r] * (cur - X_prev[idx]);
+    X_prev[idx] = cur;
+  }
+  return true;
+}
+
+/// The step sizes 1/L_r of a block (one constant for all r, or one each); a zero constant gives step 1 and is
+/// counted in `zero_steps` (the row or column is left unscaled).
+inline std::vector<double> inverse_steps(const std::vector<double>& L, std::size_t R, std::size_t& zero_steps) {
+  for (double l : L)
+    if (!(l > 0)) ++zero_steps;
+  std::vector<double> inv(R);
+  for (std::size_t r = 0; r < R; ++r) {
+    const double l = L.size() == 1 ? L[0] : L[r];
+    inv[r] = l > 0 ? 1.0 / l : 1.0;
+  }
+  return inv;
+}
+
+/// The constraints of an entrywise list as a projection of groups of columns or rows, for the inner steps
+/// (empty list: none). Holds a reference: the list must outlive it.
+inline EntrywiseProjection entrywise_projection(const ConstraintList& list) {
+  if (list.empty()) return {};
+  return [&list](std::span<double> block, std::size_t) { apply_entrywise(list, block); };
 }
 
 /// Returns true when the run ends after iteration k (res.stop_reason and its flags set). `rules`: the

@@ -194,16 +194,15 @@ private:
   void fused_b_pass() {
     const std::vector<double>& Gm = G();
     const std::vector<double> L = step_.constants(Gm, R_);
-    std::vector<double> omega(R_, 0.0), inv(R_);
+    std::vector<double> omega(R_, 0.0);
     if (!LB_last_.empty() && !ext_)
       for (std::size_t r = 0; r < R_; ++r) {
         const std::size_t q = L.size() == 1 ? 0 : r;
         omega[r] = mom_.weight(sched_.omega_hat, LB_last_[q], L[q]);
       }
     LB_last_ = L;
-    count_zero(L);
+    const std::vector<double> inv = inverse_steps(L, R_, zero_steps_);
     LB_cur_ = *std::max_element(L.begin(), L.end());
-    for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
     FusedStepInput in;
     in.A = f_.A.data();
     in.G = Gm.data();
@@ -344,63 +343,30 @@ private:
     }
   }
 
-  /// X <- X + omega (X - X_prev), X_prev <- X (before extrapolation). `rows`: the constants index
-  /// rows of X (B, R x n) rather than columns (A, n x R).
+  /// Xu & Yin's extrapolation of X before its step (extrapolate_block); its products are then stale.
   void momentum(Tensor<double>& X, Tensor<double>& X_prev, std::vector<double>& L_last, const std::vector<double>& L,
                 bool rows, std::uint64_t& ver) {
-    std::vector<double> omega(R_, 0.0);
-    bool any = false;
-    if (!L_last.empty()) {
-      for (std::size_t r = 0; r < R_; ++r) {
-        const std::size_t q = L.size() == 1 ? 0 : r;
-        omega[r] = mom_.weight(sched_.omega_hat, L_last[q], L[q]);
-        any = any || omega[r] != 0.0;
-      }
-    }
-    L_last = L;
-    if (!any) {
-      X_prev = X;
-      return;
-    }
-    const std::size_t n = X.size() / R_;
-    for (std::size_t idx = 0; idx < X.size(); ++idx) {
-      const std::size_t r = rows ? idx % R_ : idx / n;
-      const double cur = X[idx];
-      X[idx] = cur + omega[r] * (cur - X_prev[idx]);
-      X_prev[idx] = cur;
-    }
-    ++ver;
-  }
-
-  double inv_step(const std::vector<double>& L, std::size_t r) {
-    const double l = L.size() == 1 ? L[0] : L[r];
-    return l > 0 ? 1.0 / l : 1.0;
-  }
-  void count_zero(const std::vector<double>& L) {
-    for (double l : L)
-      if (!(l > 0)) ++zero_steps_;
+    if (extrapolate_block(X, X_prev, L_last, L, R_, rows, mom_, sched_.omega_hat)) ++ver;
   }
 
   void gradient_B() {
     const std::vector<double>& Gm = G();
     const Tensor<double>& M = AtY();
     const std::vector<double> L = step_.constants(Gm, R_);
-    count_zero(L);
+    const std::vector<double> inv = inverse_steps(L, R_, zero_steps_);
     LB_cur_ = *std::max_element(L.begin(), L.end());
     const std::size_t n = f_.B.size() / R_;
     // grad = G B - AtY, computed into a copy then applied with the per-row steps.
     Tensor<double> grad = M;
     blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, n, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0,
                        grad.data(), R_);
-    std::vector<double> inv(R_);
-    for (std::size_t r = 0; r < R_; ++r) inv[r] = inv_step(L, r);
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
     if (opts_.bpp && only_nonnegative(consB_)) {
       nnls_bpp_columns(R_, n, Gm.data(), M.data(), f_.B.data());
       if (ext_) extrapolate_solution(f_.B.size(), beta_, f_.B.data(), B_prev_.data());
     } else if (opts_.inner > 1 && entrywise_only(consB_)) {
-      const auto proj = entrywise(consB_);
+      const auto proj = entrywise_projection(consB_);
       if (proj) proj(f_.B.span(), n);
       inner_steps_columns(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), opts_.inner - 1, opts_.inner_tol, proj,
                           opts_.hals ? InnerMethod::hals : InnerMethod::gradient);
@@ -408,31 +374,22 @@ private:
     ++b_ver_;
   }
 
-  /// The constraints of an entrywise list as a projection of column groups (empty list: none).
-  EntrywiseProjection entrywise(const ConstraintList& list) const {
-    if (list.empty()) return {};
-    return [&list](std::span<double> block, std::size_t) { apply_entrywise(list, block); };
-  }
-
   void gradient_A() {
     const std::vector<double>& Pm = P();
     const Tensor<double>& Qm = Q();
     const std::vector<double> L = step_.constants(Pm, R_);
-    count_zero(L);
+    const std::vector<double> inv = inverse_steps(L, R_, zero_steps_);
     LA_cur_ = *std::max_element(L.begin(), L.end());
     const std::size_t n = f_.A.size() / R_;
     Tensor<double> grad = Qm;
     blas::gemm<double>(blas::Trans::N, blas::Trans::N, n, R_, R_, 1.0, f_.A.data(), n, Pm.data(), R_, -1.0, grad.data(),
                        n);
-    std::vector<double> inv(R_);
-    for (std::size_t r = 0; r < R_; ++r) {
-      inv[r] = inv_step(L, r);
+    for (std::size_t r = 0; r < R_; ++r)
       for (std::size_t i = 0; i < n; ++i) f_.A[i + r * n] -= grad[i + r * n] * inv[r];
-    }
     if (opts_.bpp && only_nonnegative(consA_)) {
       nnls_bpp_rows(R_, n, Pm.data(), Qm.data(), f_.A.data());
     } else if (opts_.inner > 1 && entrywise_only(consA_)) {
-      const auto proj = entrywise(consA_);
+      const auto proj = entrywise_projection(consA_);
       if (proj) {
         FactorView v = local_view(f_.A.span(), Shape{n, R_}, 1);
         unmix::apply(consA_, v);

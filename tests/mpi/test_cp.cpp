@@ -10,18 +10,6 @@
 
 using namespace unmix;
 
-namespace {
-
-/// Rows i0 .. i0 + rows - 1 of a whole (I x R) factor.
-Tensor<double> rows_of(const Tensor<double>& F, std::size_t i0, std::size_t rows) {
-  Tensor<double> out({rows, F.cols()});
-  for (std::size_t r = 0; r < F.cols(); ++r)
-    for (std::size_t i = 0; i < rows; ++i) out(i, r) = F(i0 + i, r);
-  return out;
-}
-
-} // namespace
-
 TEST_CASE("CP products, start and statistics equal the serial ones on every grid", "[cp]") {
   const Comm& comm = test::comm();
   const std::size_t R = 3;
@@ -44,10 +32,10 @@ TEST_CASE("CP products, start and statistics equal the serial ones on every grid
       CpFactors fd;
       init_random_cp(md, fd, 17, true, cons);
       for (std::size_t n = 0; n < 3; ++n) {
-        CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) == 0.0);
+        CHECK(test::rel_diff(fd.F[n].span(), factor_rows(fs.F[n], off[n], box[n]).span()) == 0.0);
         CHECK(test::rel_diff(md.gram(n, fd.F[n]), ms.gram(n, fs.F[n])) < 1e-14);
         const Tensor<double> Md = md.mttkrp(n, fd.F), Mser = ms.mttkrp(n, fs.F);
-        CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
+        CHECK(test::rel_diff(Md.span(), factor_rows(Mser, off[n], box[n]).span()) < 1e-14);
       }
       CHECK(md.exact_residual2(fd.F) == Approx(ms.exact_residual2(fs.F)).epsilon(1e-13));
       CHECK(test::rel_diff(md.least_squares_core(fd.F), ms.least_squares_core(fs.F)) < 1e-12);
@@ -65,7 +53,7 @@ TEST_CASE("CP products, start and statistics equal the serial ones on every grid
         const Tensor<double> Cs = ms.contracted(fs.F[2]), Cd = md.contracted(fd.F[2]);
         for (std::size_t n = 0; n < 2; ++n) {
           const Tensor<double> Mser = ms.mttkrp_from(Cs, n, fs.F), Md = md.mttkrp_from(Cd, n, fd.F);
-          CHECK(test::rel_diff(Md.span(), rows_of(Mser, off[n], box[n]).span()) < 1e-14);
+          CHECK(test::rel_diff(Md.span(), factor_rows(Mser, off[n], box[n]).span()) < 1e-14);
         }
       }
     }
@@ -116,7 +104,7 @@ TEST_CASE("CP: the same seed gives the same iterates at any process count and gr
         const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
         CHECK(rd.iterations == rs.iterations);
         for (std::size_t n = 0; n < 3; ++n)
-          CHECK(test::rel_diff(fd.F[n].span(), rows_of(fs.F[n], off[n], box[n]).span()) < 1e-10);
+          CHECK(test::rel_diff(fd.F[n].span(), factor_rows(fs.F[n], off[n], box[n]).span()) < 1e-10);
         CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
         CHECK(rd.stats.back().rel_error < rd.stats[0].rel_error);
         const BlockPartition& last = dist.Y.layout().partition(2);

@@ -10,18 +10,6 @@
 
 using namespace unmix;
 
-namespace {
-
-/// The local block of a serial (whole) factor that corresponds to a distributed one.
-Tensor<double> slice_A(const Tensor<double>& A, std::size_t i0, std::size_t Ip) {
-  Tensor<double> out({Ip, A.cols()});
-  for (std::size_t r = 0; r < A.cols(); ++r)
-    for (std::size_t i = 0; i < Ip; ++i) out(i, r) = A(i0 + i, r);
-  return out;
-}
-
-} // namespace
-
 TEST_CASE("distributed products and gradients equal the serial ones on every grid", "[dist]") {
   const Comm& comm = test::comm();
   const Shape shape{5, 4, 3};
@@ -39,7 +27,7 @@ TEST_CASE("distributed products and gradients equal the serial ones on every gri
     Tucker1<double> md(dist.Y, R);
     Factors fd;
     init_random(md, fd, 13, true, {}, {});
-    CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) == 0.0);
+    CHECK(test::rel_diff(fd.A.span(), factor_rows(fs.A, off[0], box[0]).span()) == 0.0);
     CHECK(test::rel_diff(fd.B.span(), test::box_of_sources(fs.B, shape, off, box).span()) == 0.0);
     const auto Gs = ms.gram_A(fs.A), Gd = md.gram_A(fd.A);
     const auto Ps = ms.gram_B(fs.B), Pd = md.gram_B(fd.B);
@@ -48,7 +36,7 @@ TEST_CASE("distributed products and gradients equal the serial ones on every gri
     const auto AtYs = ms.AtY(fs.A), AtYd = md.AtY(fd.A);
     CHECK(test::rel_diff(AtYd.span(), test::box_of_sources(AtYs, shape, off, box).span()) < 1e-14);
     const auto Qs = ms.YBt(fs.B), Qd = md.YBt(fd.B);
-    CHECK(test::rel_diff(Qd.span(), slice_A(Qs, off[0], box[0]).span()) < 1e-14);
+    CHECK(test::rel_diff(Qd.span(), factor_rows(Qs, off[0], box[0]).span()) < 1e-14);
     CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
     // The statistics of the starting point (objective, gradient norms) agree.
     SolverOptions o;
@@ -84,7 +72,7 @@ TEST_CASE("the same seed gives the same iterates at any process count and grid",
       auto rd = solve(md, fd, consA, consB, o);
       const Shape off = dist.Y.offset(), box = dist.Y.local().shape();
       CHECK(rd.iterations == rs.iterations);
-      CHECK(test::rel_diff(fd.A.span(), slice_A(fs.A, off[0], box[0]).span()) < 1e-10);
+      CHECK(test::rel_diff(fd.A.span(), factor_rows(fs.A, off[0], box[0]).span()) < 1e-10);
       CHECK(test::rel_diff(fd.B.span(), test::box_of_sources(fs.B, shape, off, box).span()) < 1e-10);
       CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
     }

@@ -46,6 +46,9 @@ extern template PlantedCP<float> make_planted_cp(const Comm&, const Shape&, std:
 extern template PlantedCP<double> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
                                                   const std::optional<ProcessGrid>&);
 
+/// Rows i0 .. i0 + rows - 1 of a whole factor (I x R, column-major): the block of it one process holds.
+Tensor<double> factor_rows(const Tensor<double>& F, std::size_t i0, std::size_t rows);
+
 /// Global column index (in the mode-1 unfolding of the whole tensor) of local column j of a box.
 std::size_t global_column(const Shape& global, const Shape& offset, const Shape& box, std::size_t j);
 
