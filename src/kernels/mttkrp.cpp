@@ -205,8 +205,20 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
   for (std::size_t m = n + 1; m < shape.size(); ++m) Rt *= shape[m];
   std::vector<double> out(L * rows * Rt, 0.0);
   if (out.empty() || J == 0) return out;
-  // Each slice t of X is L x J; its product with M^T (J x rows) is the slice L x rows of the result.
   const std::vector<T> Mt(M, M + rows * J);
+  if (L == 1) {
+    // Mode 0 (or modes below it of extent 1): the result is M X_(0), one product on slabs of columns.
+    const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 18) / std::max<std::size_t>(rows, 1));
+    std::vector<T> part(rows * std::min(slab, Rt));
+    for (std::size_t t0 = 0; t0 < Rt; t0 += slab) {
+      const std::size_t nt = std::min(slab, Rt - t0);
+      blas::gemm<T>(blas::Trans::N, blas::Trans::N, rows, nt, J, T(1), Mt.data(), rows, X + t0 * J, J, T(0),
+                    part.data(), rows);
+      for (std::size_t k = 0; k < rows * nt; ++k) out[t0 * rows + k] = static_cast<double>(part[k]);
+    }
+    return out;
+  }
+  // Each slice t of X is L x J; its product with M^T (J x rows) is the slice L x rows of the result.
   std::vector<T> part(L * rows);
   for (std::size_t t = 0; t < Rt; ++t) {
     blas::gemm<T>(blas::Trans::N, blas::Trans::T, L, rows, J, T(1), X + t * L * J, L, Mt.data(), rows, T(0),
@@ -214,6 +226,50 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
     for (std::size_t k = 0; k < L * rows; ++k) out[t * L * rows + k] = static_cast<double>(part[k]);
   }
   return out;
+}
+
+template <class T>
+std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
+                                       const std::vector<std::size_t>& rows, std::size_t skip) {
+  std::vector<std::size_t> order;
+  for (std::size_t m = 0; m < shape.size(); ++m)
+    if (m != skip) order.push_back(m);
+  auto shrink = [&](std::size_t m) {
+    return static_cast<double>(shape[m]) / static_cast<double>(std::max<std::size_t>(rows[m], 1));
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return shrink(a) > shrink(b); });
+  if (order.empty()) return std::vector<double>(X, X + shape_size(shape));
+  std::vector<double> out = mode_product<T>(X, shape, order[0], Ms[order[0]], rows[order[0]]);
+  shape[order[0]] = rows[order[0]];
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    out = mode_product<double>(out.data(), shape, order[k], Ms[order[k]], rows[order[k]]);
+    shape[order[k]] = rows[order[k]];
+  }
+  return out;
+}
+
+void contract_except(const double* X, const double* Z, const Shape& shape, std::size_t n, std::size_t zn, double* out) {
+  const std::size_t J = shape[n];
+  std::size_t L = 1, Rt = 1;
+  for (std::size_t m = 0; m < n; ++m) L *= shape[m];
+  for (std::size_t m = n + 1; m < shape.size(); ++m) Rt *= shape[m];
+  std::fill(out, out + J * zn, 0.0);
+  if (J == 0 || zn == 0 || L * Rt == 0) return;
+  if (L == 1) {
+    // X_(n) is J x Rt as stored, Z_(n) zn x Rt.
+    blas::gemm<double>(blas::Trans::N, blas::Trans::T, J, zn, Rt, 1.0, X, J, Z, zn, 0.0, out, J);
+    return;
+  }
+  // Slice t of X is L x J, of Z L x zn: out += X_t^T Z_t.
+  for (std::size_t t = 0; t < Rt; ++t)
+    blas::gemm<double>(blas::Trans::T, blas::Trans::N, J, zn, L, 1.0, X + t * L * J, L, Z + t * L * zn, L, 1.0, out, J);
+}
+
+std::vector<double> transposed(const double* F, std::size_t n, std::size_t R) {
+  std::vector<double> Ft(n * R);
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t i = 0; i < n; ++i) Ft[r + i * R] = F[i + r * n];
+  return Ft;
 }
 
 double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t N) {
@@ -232,6 +288,10 @@ double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t
 
 template std::vector<double> mode_product<float>(const float*, const Shape&, std::size_t, const double*, std::size_t);
 template std::vector<double> mode_product<double>(const double*, const Shape&, std::size_t, const double*, std::size_t);
+template std::vector<double> multi_mode_product<float>(const float*, Shape&, const std::vector<const double*>&,
+                                                       const std::vector<std::size_t>&, std::size_t);
+template std::vector<double> multi_mode_product<double>(const double*, Shape&, const std::vector<const double*>&,
+                                                        const std::vector<std::size_t>&, std::size_t);
 template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,
                             double*, MttkrpWorkspace<float>&);
 template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,

@@ -6,26 +6,10 @@
 
 namespace unmix {
 
-namespace {
-std::vector<const double*> pointers(const std::vector<Tensor<double>>& F) {
-  std::vector<const double*> p;
-  for (const auto& f : F) p.push_back(f.data());
-  return p;
-}
-} // namespace
-
 template <class T>
 CP<T>::CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree)
-    : Y_(&Y), N_(Y.global_shape().size()), R_(rank) {
-  if (N_ < 2) throw DataError("the CP model needs a tensor of at least 2 modes");
+    : ModeFactors<T>(Y, std::vector<std::size_t>(Y.global_shape().size(), rank), "CP"), R_(rank) {
   const GridComms& comms = Y.comms();
-  // Every process creates the same sub-communicators in the same order (the first request is collective).
-  for (std::size_t n = 0; n < N_; ++n) {
-    const unsigned bit = 1u << n;
-    rows_comm_.push_back(&comms.sub(bit));
-    block_comm_.push_back(&comms.sub(comms.all_modes() & ~bit));
-    reducers_.push_back(std::make_unique<FactorReducers>(comms, std::vector<int>{static_cast<int>(n), -1}));
-  }
   // Decided from the smallest block of the last mode (the same on every process): where a process's block is
   // short, its contraction (rows x R) would outgrow its share of Y.
   const BlockPartition& last_part = Y.layout().partition(N_ - 1);
@@ -37,7 +21,6 @@ CP<T>::CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree)
     last_comm_ = &comms.sub(last);
     for (std::size_t n = 0; n + 1 < N_; ++n) tree_comm_.push_back(&comms.sub(comms.all_modes() & ~(1u << n) & ~last));
   }
-  summary_ = Y.summary();
 }
 
 template <class T> bool CP<T>::tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last) {
@@ -48,27 +31,10 @@ template <class T> bool CP<T>::tree_pays(std::size_t order, std::size_t rank, st
   return 2.0 + N * ratio <= 0.75 * N;
 }
 
-template <class T> bool CP<T>::owns(std::size_t n) const {
-  const auto& c = Y_->comms().coords();
-  for (std::size_t m = 0; m < N_; ++m)
-    if (m != n && c[m] != 0) return false;
-  return true;
-}
-
-template <class T> std::vector<double> CP<T>::gram(std::size_t n, const Tensor<double>& F) const {
-  std::vector<double> G(R_ * R_, 0.0);
-  const std::size_t rows = rows_local(n);
-  if (rows > 0)
-    blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, R_, rows, 1.0, F.data(), rows, F.data(), rows, 0.0, G.data(),
-                       R_);
-  rows_comm_[n]->allreduce(std::span<double>(G));
-  return G;
-}
-
 template <class T> Tensor<double> CP<T>::mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const {
   ++passes_;
-  Tensor<double> M({rows_local(n), R_});
-  unmix::mttkrp<T>(Y_->local().data(), Y_->local().shape(), n, R_, pointers(F), M.data(), ws_);
+  Tensor<double> M({this->rows_local(n), R_});
+  unmix::mttkrp<T>(Y_->local().data(), Y_->local().shape(), n, R_, factor_pointers(F), M.data(), ws_);
   block_comm_[n]->allreduce(M.span());
   return M;
 }
@@ -86,19 +52,11 @@ template <class T> Tensor<double> CP<T>::contracted(const Tensor<double>& F_last
 
 template <class T>
 Tensor<double> CP<T>::mttkrp_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const {
-  Tensor<double> M({rows_local(n), R_});
-  mttkrp_contracted(C.data(), Y_->local().shape(), n, R_, pointers(F), M.data(), left_, right_, scratch_);
+  Tensor<double> M({this->rows_local(n), R_});
+  mttkrp_contracted(C.data(), Y_->local().shape(), n, R_, factor_pointers(F), M.data(), left_, right_, scratch_);
   tree_comm_[n]->allreduce(M.span());
   return M;
 }
-
-template <class T> double CP<T>::dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const {
-  double s = 0;
-  for (std::size_t i = 0; i < X.size(); ++i) s += X[i] * Z[i];
-  return rows_comm_[n]->allreduce(s);
-}
-
-template <class T> double CP<T>::sum_rows(std::size_t n, double local) const { return rows_comm_[n]->allreduce(local); }
 
 template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double>>& F) const {
   ++passes_;
@@ -108,7 +66,7 @@ template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double
     // The model's block: F_0 (I_0 x R) times the Khatri-Rao product of the others, transposed, a slab of
     // columns at a time.
     const std::size_t I0 = shape[0], cols = shape_size(shape) / I0;
-    const std::vector<double> K = khatri_rao(shape, 1, N_, R_, pointers(F));
+    const std::vector<double> K = khatri_rao(shape, 1, N_, R_, factor_pointers(F));
     const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, I0));
     std::vector<double> Mdl(I0 * std::min(slab, cols));
     const T* y = Y_->local().data();
@@ -132,7 +90,7 @@ template <class T> std::vector<double> CP<T>::least_squares_core(const std::vect
   // This process's columns of each pseudo-inverse: P_n = pinv(F_n^T F_n) F_n(local rows)^T (R x rows).
   std::vector<std::vector<double>> P(N_);
   for (std::size_t n = 0; n < N_; ++n) {
-    const std::vector<double> Gm = gram(n, F[n]);
+    const std::vector<double> Gm = this->gram(n, F[n]);
     std::vector<double> V;
     const std::vector<double> lam = blas::sym_eig(Gm.data(), R_, &V);
     const double cut = 1e-12 * std::max(lam.back(), 0.0);
@@ -141,7 +99,7 @@ template <class T> std::vector<double> CP<T>::least_squares_core(const std::vect
       if (lam[k] > cut && lam[k] > 0)
         for (std::size_t j = 0; j < R_; ++j)
           for (std::size_t i = 0; i < R_; ++i) Ginv[i + j * R_] += V[i + k * R_] * V[j + k * R_] / lam[k];
-    const std::size_t rows = rows_local(n);
+    const std::size_t rows = this->rows_local(n);
     P[n].assign(R_ * rows, 0.0);
     if (rows > 0)
       blas::gemm<double>(blas::Trans::N, blas::Trans::T, R_, rows, R_, 1.0, Ginv.data(), R_, F[n].data(), rows, 0.0,
@@ -151,53 +109,18 @@ template <class T> std::vector<double> CP<T>::least_squares_core(const std::vect
   std::vector<double> G(static_cast<std::size_t>(values), 0.0);
   Shape shape = Y_->local().shape();
   if (shape_size(shape) > 0) {
-    std::vector<std::size_t> order(N_);
-    for (std::size_t n = 0; n < N_; ++n) order[n] = n;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return shape[a] > shape[b]; });
-    std::vector<double> X = mode_product<T>(Y_->local().data(), shape, order[0], P[order[0]].data(), R_);
-    shape[order[0]] = R_;
-    for (std::size_t k = 1; k < N_; ++k) {
-      X = mode_product<double>(X.data(), shape, order[k], P[order[k]].data(), R_);
-      shape[order[k]] = R_;
-    }
-    G = std::move(X);
+    std::vector<const double*> Ps;
+    for (const auto& p : P) Ps.push_back(p.data());
+    G = multi_mode_product<T>(Y_->local().data(), shape, Ps, std::vector<std::size_t>(N_, R_), N_);
   }
   Y_->comm().allreduce(std::span<double>(G));
   return G;
 }
 
-template <class T> FactorView CP<T>::view(std::size_t n, Tensor<double>& F) const {
-  FactorView v;
-  v.data = F.span();
-  v.shape = {rows_local(n), R_};
-  v.global_shape = {extent(n), R_};
-  v.offset = {row_offset(n), 0};
-  v.rank_mode = 1;
-  const FactorReducers* red = reducers_[n].get();
-  v.reducer = [red](unsigned fixed) -> const SliceReducer& { return (*red)(fixed); };
-  return v;
-}
-
-template <class T> Shape CP<T>::b_global_shape() const {
-  Shape s = Y_->global_shape();
-  s[0] = R_;
-  return s;
-}
-template <class T> Shape CP<T>::b_local_shape() const {
-  Shape s = Y_->local().shape();
-  s[0] = R_;
-  return s;
-}
-template <class T> Shape CP<T>::b_offset() const {
-  Shape s = Y_->offset();
-  s[0] = 0;
-  return s;
-}
-
 template <class T> Tensor<double> CP<T>::sources_local(const std::vector<Tensor<double>>& F) const {
   const Shape shape = Y_->local().shape();
-  Tensor<double> B(b_local_shape());
-  const std::vector<double> K = khatri_rao(shape, 1, N_, R_, pointers(F)); // cols x R
+  Tensor<double> B(this->b_local_shape());
+  const std::vector<double> K = khatri_rao(shape, 1, N_, R_, factor_pointers(F)); // cols x R
   const std::size_t cols = B.size() / std::max<std::size_t>(R_, 1);
   for (std::size_t j = 0; j < cols; ++j)
     for (std::size_t r = 0; r < R_; ++r) B[r + j * R_] = K[j + r * cols];

@@ -169,6 +169,85 @@ PlantedCP<T> make_planted_cp(const Comm& comm, const Shape& shape, std::size_t r
   return PlantedCP<T>{std::move(Y), std::move(F)};
 }
 
+template <class T>
+PlantedTucker<T> make_planted_tucker(const Comm& comm, const Shape& shape, const std::vector<std::size_t>& ranks,
+                                     double noise, std::uint64_t seed, const std::optional<ProcessGrid>& grid) {
+  if (shape.size() < 2) throw ConfigError("a planted tensor needs at least 2 modes");
+  if (ranks.size() != shape.size()) throw ConfigError("a planted Tucker tensor needs one rank per mode");
+  for (std::size_t r : ranks)
+    if (r < 1) throw ConfigError("the planted ranks must be at least 1");
+  const std::size_t N = shape.size();
+  ProcessGrid g = grid ? *grid : ProcessGrid::default_for(shape, comm.size());
+  DistTensor<T> Y(comm, BlockLayout(shape, g));
+  std::vector<Tensor<double>> F;
+  for (std::size_t n = 0; n < N; ++n) {
+    const CounterRng rng(seed, 10 + n);
+    Tensor<double> X({shape[n], ranks[n]});
+    for (std::size_t i = 0; i < X.size(); ++i) X[i] = rng.uniform(i);
+    F.push_back(std::move(X));
+  }
+  Tensor<double> G(ranks);
+  {
+    const CounterRng rng(seed, 30);
+    for (std::size_t i = 0; i < G.size(); ++i) G[i] = rng.uniform(i);
+  }
+  double scale = 0;
+  if (noise > 0) {
+    // rms of the model: ||model||^2 = <G, G x_0 F_0^T F_0 ...>.
+    std::vector<std::vector<double>> W(N);
+    std::vector<const double*> Ms(N);
+    for (std::size_t n = 0; n < N; ++n) {
+      const std::size_t R = ranks[n];
+      W[n].assign(R * R, 0.0);
+      blas::gemm<double>(blas::Trans::T, blas::Trans::N, R, R, shape[n], 1.0, F[n].data(), shape[n], F[n].data(),
+                         shape[n], 0.0, W[n].data(), R);
+      Ms[n] = W[n].data();
+    }
+    Shape cs = ranks;
+    const std::vector<double> GW = multi_mode_product<double>(G.data(), cs, Ms, ranks, N);
+    double s2 = 0;
+    for (std::size_t i = 0; i < GW.size(); ++i) s2 += GW[i] * G[i];
+    scale = noise * std::sqrt(s2 / static_cast<double>(shape_size(shape)));
+  }
+  const Shape& off = Y.offset();
+  const Shape& box = Y.local().shape();
+  auto& loc = Y.local();
+  if (loc.size() > 0) {
+    // The local block: W = G x_(m < N-1) F_m (local rows), then W_(0..N-2) times the last factor's rows
+    // transposed, a slab of the last mode at a time (no second copy of the local Y).
+    std::vector<Tensor<double>> local_rows;
+    std::vector<const double*> Ms(N, nullptr);
+    for (std::size_t n = 0; n < N; ++n) {
+      local_rows.push_back(factor_rows(F[n], off[n], box[n]));
+      Ms[n] = local_rows.back().data();
+    }
+    Shape ws = ranks;
+    const std::vector<double> W = multi_mode_product<double>(G.data(), ws, Ms, Shape(box.begin(), box.end()), N - 1);
+    const std::size_t J = box[N - 1], head = loc.size() / J, RL = ranks[N - 1], I0 = box[0];
+    const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 18) / head);
+    std::vector<double> Yd(head * std::min(slab, J));
+    const CounterRng rn(seed, 3);
+    for (std::size_t j0 = 0; j0 < J; j0 += slab) {
+      const std::size_t nj = std::min(slab, J - j0);
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, head, nj, RL, 1.0, W.data(), head,
+                         local_rows[N - 1].data() + j0, J, 0.0, Yd.data(), head);
+      for (std::size_t k = 0; k < head * nj; ++k) {
+        const std::size_t idx = j0 * head + k, i = idx % I0;
+        double v = Yd[k];
+        if (noise > 0)
+          v = std::max(0.0, v + scale * rn.normal(global_column(shape, off, box, idx / I0) * shape[0] + off[0] + i));
+        loc[idx] = static_cast<T>(v);
+      }
+    }
+  }
+  return PlantedTucker<T>{std::move(Y), std::move(F), std::move(G)};
+}
+
+template PlantedTucker<float> make_planted_tucker(const Comm&, const Shape&, const std::vector<std::size_t>&, double,
+                                                  std::uint64_t, const std::optional<ProcessGrid>&);
+template PlantedTucker<double> make_planted_tucker(const Comm&, const Shape&, const std::vector<std::size_t>&, double,
+                                                   std::uint64_t, const std::optional<ProcessGrid>&);
+
 template PlantedCP<float> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
                                           const std::optional<ProcessGrid>&);
 template PlantedCP<double> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,

@@ -64,6 +64,20 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
 template <class T>
 std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows);
 
+/// X times M_m along every mode m but `skip` (M_m: rows[m] x shape[m], column-major; skip >= the order: every
+/// mode), the modes taken in order of decreasing shape[m] / rows[m] so that the intermediate shrinks fastest;
+/// `shape` becomes the result's. Reads X once.
+template <class T>
+std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
+                                       const std::vector<std::size_t>& rows, std::size_t skip);
+
+/// X_(n) Z_(n)^T for two tensors that agree in every mode but n: X of shape `shape`, Z of that shape with `zn`
+/// in mode n; `out` (shape[n] x zn, column-major) is overwritten. The contraction of every mode but n.
+void contract_except(const double* X, const double* Z, const Shape& shape, std::size_t n, std::size_t zn, double* out);
+
+/// The transpose of an n x R column-major matrix (R x n).
+std::vector<double> transposed(const double* F, std::size_t n, std::size_t R);
+
 /// The core consistency of a CP model (Bro & Kiers 2003), in percent: 100 (1 - ||G - I||^2 / R) for the
 /// least-squares Tucker core G (R^N, column-major) of the data with the CP factors fixed, I the
 /// superdiagonal of ones. 100 when the data are exactly the CP model; near or below 0 when a rank-one

@@ -4,42 +4,28 @@
 // mixing proportions (the A of Tucker-1) and source r is the rank-one tensor a1_r o ... o a(N-1)_r (CP is
 // Tucker-1 with every slice of B of rank one).
 //
-// Every process holds the rows of factor n that belong to its block of mode n. Local products are
-// combined by allreduce over the right sub-communicator:
-//   - Gram matrices F_n^T F_n and inner products of factor n: over the processes that split mode n (the
-//     other processes with the same mode-n block hold copies of the same rows);
-//   - the MTTKRP of mode n (Y_(n) times the Khatri-Rao product of the other factors): over the processes
-//     that share the mode-n block.
+// Factors, Gram matrices and the reductions are those of ModeFactors; the MTTKRP of mode n (Y_(n) times the
+// Khatri-Rao product of the other factors) is reduced over the processes that share the mode-n block.
 // The relative error comes from Gram matrices and one MTTKRP, never from the model tensor.
 #include <cstddef>
-#include <memory>
 #include <vector>
 
-#include "unmix/constraints/constraints.hpp"
-#include "unmix/dist/dist_tensor.hpp"
-#include "unmix/dist/reducers.hpp"
 #include "unmix/kernels/mttkrp.hpp"
+#include "unmix/model/mode_factors.hpp"
 
 namespace unmix {
 
-template <class T> class CP {
+template <class T> class CP : public ModeFactors<T> {
 public:
   /// `dimension_tree`: serve the MTTKRPs of modes 0..N-2 from one contraction of the last mode (below)
   /// where that pays; false always reads Y once per mode (for comparisons).
   CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree = true);
+  static constexpr bool has_core = false;
 
-  const DistTensor<T>& data() const { return *Y_; }
-  std::size_t order() const { return N_; }
+  using ModeFactors<T>::rank;
   std::size_t rank() const { return R_; }
-  std::size_t extent(std::size_t n) const { return Y_->global_shape()[n]; }
-  std::size_t rows_local(std::size_t n) const { return Y_->local().extent(n); }
-  std::size_t row_offset(std::size_t n) const { return Y_->offset()[n]; }
-  /// True on the process that holds the first copy of its rows of factor n (for writing).
-  bool owns(std::size_t n) const;
 
   // ---- collective products ----
-  /// F_n^T F_n of the whole factor (R x R) from the local rows.
-  std::vector<double> gram(std::size_t n, const Tensor<double>& F) const;
   /// Y_(n) times the Khatri-Rao product of the other factors, for this process's rows of mode n
   /// (rows_local(n) x R). One pass over the local Y.
   Tensor<double> mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const;
@@ -56,14 +42,6 @@ public:
   static bool tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last);
   Tensor<double> contracted(const Tensor<double>& F_last) const;
   Tensor<double> mttkrp_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const;
-  /// Inner product of two factor-n-shaped arrays, and a sum of local values over factor n's rows.
-  double dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const;
-  double sum_rows(std::size_t n, double local) const;
-  double normY2() const { return summary_.sum2; }
-  double y_min() const { return summary_.min; }
-  double y_max() const { return summary_.max; }
-  double y_nonfinite() const { return summary_.nonfinite; }
-  double max_all(double v) const { return Y_->comm().allreduce(v, Op::max); }
   /// ||Y - model||^2 formed blockwise (one pass over Y); used when the Gram formula would cancel.
   double exact_residual2(const std::vector<Tensor<double>>& F) const;
   /// How many times the products above have read the local Y since construction.
@@ -75,30 +53,22 @@ public:
   /// (largest extent first, so the intermediate shrinks fastest) and the R^N pieces are summed. One pass
   /// over the local Y. Empty when R^N exceeds 2^24 values. For core_consistency (kernels/mttkrp.hpp).
   std::vector<double> least_squares_core(const std::vector<Tensor<double>>& F) const;
-  /// Factor n seen by the constraints (its rows, with reducers over the processes splitting mode n).
-  FactorView view(std::size_t n, Tensor<double>& F) const;
 
   /// The sources as Tucker-1 sees them: B (R x J1 x ... x J(N-1)), B[r, j1, ...] = prod_(m >= 1) F_m[j_m, r],
-  /// for this process's box of the modes 1..N-1; where the output writes it (owns_B) and its shapes.
+  /// for this process's box of the modes 1..N-1 (where and how the output writes them: ModeFactors).
   Tensor<double> sources_local(const std::vector<Tensor<double>>& F) const;
-  Shape b_global_shape() const;
-  Shape b_local_shape() const;
-  Shape b_offset() const;
-  bool owns_B() const { return Y_->comms().coords()[0] == 0; }
 
 private:
-  const DistTensor<T>* Y_;
-  std::size_t N_, R_;
-  ValueSummary summary_;
+  using ModeFactors<T>::Y_;
+  using ModeFactors<T>::N_;
+  using ModeFactors<T>::block_comm_;
+  std::size_t R_;
   mutable std::size_t passes_ = 0;
   mutable MttkrpWorkspace<T> ws_;
-  std::vector<const Comm*> rows_comm_;  // per mode: the processes splitting mode n
-  std::vector<const Comm*> block_comm_; // per mode: the processes sharing this mode-n block
-  std::vector<const Comm*> tree_comm_;  // per mode n < N-1: ... and the same last-mode block
-  const Comm* last_comm_ = nullptr;     // the processes splitting the last mode
+  std::vector<const Comm*> tree_comm_; // per mode n < N-1: the processes sharing the mode-n and last-mode blocks
+  const Comm* last_comm_ = nullptr;    // the processes splitting the last mode
   bool tree_ = false;
   mutable std::vector<double> left_, right_, scratch_;
-  std::vector<std::unique_ptr<FactorReducers>> reducers_;
 };
 
 extern template class CP<float>;

@@ -46,6 +46,26 @@ extern template PlantedCP<float> make_planted_cp(const Comm&, const Shape&, std:
 extern template PlantedCP<double> make_planted_cp(const Comm&, const Shape&, std::size_t, double, std::uint64_t,
                                                   const std::optional<ProcessGrid>&);
 
+/// A planted Tucker problem: Y = G x_0 F_0 x_1 F_1 ... (+ noise), the factors and the core whole on every
+/// process.
+template <class T> struct PlantedTucker {
+  DistTensor<T> Y;
+  std::vector<Tensor<double>> F; // F[n]: shape[n] x ranks[n]
+  Tensor<double> G;              // ranks[0] x ranks[1] x ...
+};
+
+/// Entries of the factors and the core are U(0,1) from counter-based streams (the same at any process count and
+/// grid); noise as make_planted_cp's.
+template <class T>
+PlantedTucker<T> make_planted_tucker(const Comm& comm, const Shape& shape, const std::vector<std::size_t>& ranks,
+                                     double noise, std::uint64_t seed,
+                                     const std::optional<ProcessGrid>& grid = std::nullopt);
+
+extern template PlantedTucker<float> make_planted_tucker(const Comm&, const Shape&, const std::vector<std::size_t>&,
+                                                         double, std::uint64_t, const std::optional<ProcessGrid>&);
+extern template PlantedTucker<double> make_planted_tucker(const Comm&, const Shape&, const std::vector<std::size_t>&,
+                                                          double, std::uint64_t, const std::optional<ProcessGrid>&);
+
 /// Rows i0 .. i0 + rows - 1 of a whole factor (I x R, column-major): the block of it one process holds.
 Tensor<double> factor_rows(const Tensor<double>& F, std::size_t i0, std::size_t rows);
 

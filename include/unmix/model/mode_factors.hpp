@@ -1,0 +1,69 @@
+#pragma once
+// What the models with one factor matrix per mode (CP, Tucker) share on a block-partitioned tensor: factor n
+// is I_n x R_n, and every process holds the rows of factor n that belong to its block of mode n (the other
+// processes with the same mode-n block hold copies of the same rows). Local products are combined by
+// allreduce over the right sub-communicator:
+//   - Gram matrices F_n^T F_n and inner products of factor n: over the processes that split mode n;
+//   - products of Y with every factor but mode n's: over the processes that share the mode-n block.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "unmix/constraints/constraints.hpp"
+#include "unmix/dist/dist_tensor.hpp"
+#include "unmix/dist/reducers.hpp"
+
+namespace unmix {
+
+template <class T> class ModeFactors {
+public:
+  const DistTensor<T>& data() const { return *Y_; }
+  std::size_t order() const { return N_; }
+  /// Factor n's number of columns.
+  std::size_t rank(std::size_t n) const { return ranks_[n]; }
+  std::size_t extent(std::size_t n) const { return Y_->global_shape()[n]; }
+  std::size_t rows_local(std::size_t n) const { return Y_->local().extent(n); }
+  std::size_t row_offset(std::size_t n) const { return Y_->offset()[n]; }
+  /// True on the process that holds the first copy of its rows of factor n (for writing).
+  bool owns(std::size_t n) const;
+
+  /// F_n^T F_n of the whole factor (R_n x R_n) from the local rows.
+  std::vector<double> gram(std::size_t n, const Tensor<double>& F) const;
+  /// Inner product of two factor-n-shaped arrays, and a sum of local values over factor n's rows.
+  double dot(std::size_t n, const Tensor<double>& X, const Tensor<double>& Z) const;
+  double sum_rows(std::size_t n, double local) const;
+  double normY2() const { return summary_.sum2; }
+  double y_min() const { return summary_.min; }
+  double y_max() const { return summary_.max; }
+  double y_nonfinite() const { return summary_.nonfinite; }
+  double max_all(double v) const { return Y_->comm().allreduce(v, Op::max); }
+  /// Factor n seen by the constraints (its rows, with reducers over the processes splitting mode n).
+  FactorView view(std::size_t n, Tensor<double>& F) const;
+
+  /// The sources as Tucker-1 sees them (B: R_0 x J1 x ... x J(N-1)): where the output writes them and their
+  /// shapes for this process's box of the modes 1..N-1.
+  Shape b_global_shape() const;
+  Shape b_local_shape() const;
+  Shape b_offset() const;
+  bool owns_B() const { return Y_->comms().coords()[0] == 0; }
+
+protected:
+  /// `what`: the model's name for the message refusing a tensor of one mode.
+  ModeFactors(const DistTensor<T>& Y, std::vector<std::size_t> ranks, const char* what);
+
+  const DistTensor<T>* Y_;
+  std::size_t N_;
+  std::vector<std::size_t> ranks_;
+  ValueSummary summary_;
+  std::vector<const Comm*> rows_comm_;  // per mode: the processes splitting mode n
+  std::vector<const Comm*> block_comm_; // per mode: the processes sharing this mode-n block
+  std::vector<std::unique_ptr<FactorReducers>> reducers_;
+};
+
+extern template class ModeFactors<float>;
+extern template class ModeFactors<double>;
+
+/// Pointers to the factors' data, in mode order.
+std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F);
+
+} // namespace unmix

@@ -1,0 +1,297 @@
+// Serial checks of the Tucker model: the tensor-times-matrix kernels against direct sums, the solver's
+// objective and gradients (factors and core) against a direct computation, planted tensors fitted, scaled
+// normalizations absorbed by the core exactly.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "../support/factor_check.hpp"
+#include "../support/test_support.hpp"
+#include "unmix/core/rng.hpp"
+#include "unmix/kernels/mttkrp.hpp"
+#include "unmix/model/planted.hpp"
+#include "unmix/model/tucker.hpp"
+#include "unmix/solver/cp_solver.hpp"
+
+using namespace unmix;
+
+namespace {
+
+/// Column-major multi-index of linear index k.
+Shape unravel(std::size_t k, const Shape& shape) {
+  Shape idx(shape.size());
+  for (std::size_t m = 0; m < shape.size(); ++m) {
+    idx[m] = k % shape[m];
+    k /= shape[m];
+  }
+  return idx;
+}
+
+/// prod_m F_m[i_m, r_m], with mode `skip` left out.
+double factor_product(const std::vector<Tensor<double>>& F, const Shape& i, const Shape& r,
+                      std::size_t skip = std::size_t(-1)) {
+  double p = 1;
+  for (std::size_t m = 0; m < F.size(); ++m)
+    if (m != skip) p *= F[m](i[m], r[m]);
+  return p;
+}
+
+/// The whole model tensor sum_r G[r] prod_m F_m[i_m, r_m], by the definition.
+std::vector<double> direct_model(const Shape& shape, const std::vector<Tensor<double>>& F, const Tensor<double>& G) {
+  std::vector<double> X(shape_size(shape), 0.0);
+  for (std::size_t k = 0; k < X.size(); ++k) {
+    const Shape i = unravel(k, shape);
+    for (std::size_t c = 0; c < G.size(); ++c) X[k] += G[c] * factor_product(F, i, unravel(c, G.shape()));
+  }
+  return X;
+}
+
+double direct_objective(const Tensor<double>& Y, const std::vector<Tensor<double>>& F, const Tensor<double>& G) {
+  const auto X = direct_model(Y.shape(), F, G);
+  double f = 0;
+  for (std::size_t k = 0; k < X.size(); ++k) f += (X[k] - Y[k]) * (X[k] - Y[k]);
+  return f;
+}
+
+Tensor<double> random_tensor(const Shape& shape, std::uint64_t stream) {
+  const CounterRng rng(99, stream);
+  Tensor<double> X(shape);
+  for (std::size_t k = 0; k < X.size(); ++k) X[k] = rng.normal(k);
+  return X;
+}
+
+} // namespace
+
+TEST_CASE("multi_mode_product and contract_except equal direct sums", "[tucker]") {
+  for (const Shape& shape : {Shape{4, 3, 5}, Shape{3, 2, 4, 2}, Shape{1, 5, 3}}) {
+    const std::size_t N = shape.size();
+    const Tensor<double> X = random_tensor(shape, 1);
+    for (std::size_t skip = 0; skip <= N; ++skip) {
+      INFO("shape " << shape_string(shape) << " skipping mode " << skip);
+      // M_m: rows[m] x shape[m], rows[m] = m + 2.
+      std::vector<Tensor<double>> M;
+      std::vector<const double*> Ms(N, nullptr);
+      std::vector<std::size_t> rows(N);
+      Shape out_shape = shape;
+      for (std::size_t m = 0; m < N; ++m) {
+        rows[m] = m + 2;
+        M.push_back(random_tensor({rows[m], shape[m]}, 10 + m));
+        Ms[m] = M[m].data();
+        if (m != skip) out_shape[m] = rows[m];
+      }
+      Shape got_shape = shape;
+      const std::vector<double> got = multi_mode_product<double>(X.data(), got_shape, Ms, rows, skip);
+      REQUIRE(got_shape == out_shape);
+      std::vector<double> want(shape_size(out_shape), 0.0);
+      for (std::size_t k = 0; k < X.size(); ++k) {
+        const Shape i = unravel(k, shape);
+        for (std::size_t o = 0; o < want.size(); ++o) {
+          const Shape j = unravel(o, out_shape);
+          double p = X[k];
+          for (std::size_t m = 0; m < N && p != 0; ++m) p = m == skip ? (j[m] == i[m] ? p : 0.0) : p * M[m](j[m], i[m]);
+          want[o] += p;
+        }
+      }
+      CHECK(test::rel_diff(got, want) < 1e-13);
+    }
+    // X_(n) Z_(n)^T for Z of X's shape but 3 in mode n.
+    for (std::size_t n = 0; n < N; ++n) {
+      Shape zs = shape;
+      zs[n] = 3;
+      const Tensor<double> Z = random_tensor(zs, 20 + n);
+      std::vector<double> got(shape[n] * 3), want(shape[n] * 3, 0.0);
+      contract_except(X.data(), Z.data(), shape, n, 3, got.data());
+      for (std::size_t k = 0; k < X.size(); ++k) {
+        Shape i = unravel(k, shape);
+        const std::size_t a = i[n];
+        for (std::size_t b = 0; b < 3; ++b) {
+          i[n] = b;
+          std::size_t lin = 0, stride = 1;
+          for (std::size_t m = 0; m < N; ++m) {
+            lin += i[m] * stride;
+            stride *= zs[m];
+          }
+          want[a + b * shape[n]] += X[k] * Z[lin];
+        }
+      }
+      CHECK(test::rel_diff(got, want) < 1e-13);
+    }
+  }
+}
+
+TEST_CASE("Tucker: objective and gradient statistics (factors and core) match a direct computation", "[tucker]") {
+  const Comm& self = test::comm();
+  const Shape shape{5, 4, 3};
+  const std::vector<std::size_t> ranks{2, 3, 2};
+  auto pl = make_planted_tucker<double>(self, shape, {3, 3, 3}, 0.2, 21); // a model too small: nonzero gradient
+  Tucker<double> m(pl.Y, ranks);
+  const std::vector<ConstraintList> cons(4, parse_constraints("nonnegative"));
+  CpFactors f;
+  init_random_cp(m, f, 4, true, cons);
+  // The start's core is scaled so that the model's norm is the data's.
+  {
+    const auto X = direct_model(shape, f.F, f.G);
+    double x2 = 0;
+    for (double v : X) x2 += v * v;
+    CHECK(x2 == Approx(pl.Y.norm2_squared()).epsilon(1e-12));
+  }
+  SolverOptions o;
+  o.maxiter = 3;
+  o.tol = {{Stat::stationarity, 1e-300}}; // asks for the gradient statistics, never met
+  const SolveResult res = solve_cp(m, f, cons, o);
+  REQUIRE(res.iterations == 3);
+  const double fd = direct_objective(pl.Y.local(), f.F, f.G);
+  CHECK(res.stats.back().objective == Approx(fd).epsilon(1e-12));
+  CHECK(res.stats.back().rel_error == Approx(std::sqrt(fd / pl.Y.norm2_squared())).epsilon(1e-12));
+  // Gradients by the definition (half the objective's): g_n[i, r_n] = sum over the entries with i_n = i of
+  // (model - Y) G[r] prod_(m != n) F_m[i_m, r_m]; g_G[r] = sum over the entries of (model - Y) prod_m F_m[i_m, r_m].
+  const auto X = direct_model(shape, f.F, f.G);
+  std::vector<Tensor<double>> g;
+  for (std::size_t n = 0; n < 3; ++n) g.emplace_back(Shape{shape[n], ranks[n]});
+  Tensor<double> gG(Shape(ranks.begin(), ranks.end()));
+  for (std::size_t k = 0; k < X.size(); ++k) {
+    const Shape i = unravel(k, shape);
+    const double e = X[k] - pl.Y.local()[k];
+    for (std::size_t c = 0; c < f.G.size(); ++c) {
+      const Shape r = unravel(c, f.G.shape());
+      gG[c] += e * factor_product(f.F, i, r);
+      for (std::size_t n = 0; n < 3; ++n) g[n](i[n], r[n]) += e * f.G[c] * factor_product(f.F, i, r, n);
+    }
+  }
+  double g2 = 0, s2 = 0;
+  auto add = [&](const Tensor<double>& gr, const Tensor<double>& V) {
+    for (std::size_t k = 0; k < gr.size(); ++k) {
+      g2 += gr[k] * gr[k];
+      if (V[k] > 0 || gr[k] < 0) s2 += gr[k] * gr[k];
+    }
+  };
+  for (std::size_t n = 0; n < 3; ++n) add(g[n], f.F[n]);
+  add(gG, f.G);
+  CHECK(res.stats.back().grad_norm == Approx(std::sqrt(g2)).epsilon(1e-10));
+  CHECK(res.stats.back().stationarity == Approx(std::sqrt(s2)).epsilon(1e-10));
+  // Passes over Y: one per factor and iteration, N - 1 more for the gradient statistics; without a gradient
+  // tolerance none more.
+  SolverOptions q;
+  q.maxiter = 2;
+  q.tol = {{Stat::rel_error, 1e-12}};
+  const std::size_t before = m.passes();
+  const SolveResult r2 = solve_cp(m, f, cons, q);
+  CHECK(std::isnan(r2.stats.back().stationarity));
+  CHECK(m.passes() - before == 1 + 2 * 3); // the start's objective, then one pass per factor and iteration
+}
+
+TEST_CASE("Tucker: a planted noise-free tensor is fitted (projected gradient and exact block solves)", "[tucker]") {
+  const Comm& self = test::comm();
+  const Shape shape{12, 10, 8};
+  const std::vector<std::size_t> ranks{3, 2, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.0, 5);
+  Tucker<double> m(pl.Y, ranks);
+  const std::vector<ConstraintList> cons(4, parse_constraints("nonnegative"));
+  for (const bool bpp : {false, true}) {
+    INFO((bpp ? "bpp" : "pg"));
+    CpFactors f;
+    init_random_cp(m, f, 2, true, cons);
+    SolverOptions o;
+    o.bpp = bpp;
+    o.inner = bpp ? 5 : 1;
+    o.maxiter = 20000;
+    const double tol = 1e-6;
+    o.tol = {{Stat::rel_error, tol}};
+    const SolveResult res = solve_cp(m, f, cons, o);
+    INFO(res.stop_reason << " after " << res.iterations);
+    CHECK(res.converged);
+    CHECK(direct_objective(pl.Y.local(), f.F, f.G) <= 1.0001 * tol * tol * pl.Y.norm2_squared());
+    for (std::size_t n = 0; n < 3; ++n)
+      for (double v : f.F[n].span()) CHECK(v >= 0);
+    for (double v : f.G.span()) CHECK(v >= 0);
+  }
+}
+
+TEST_CASE("Tucker: momentum changes the iterates and saves iterations to the same fit", "[tucker]") {
+  const Comm& self = test::comm();
+  const std::vector<std::size_t> ranks{3, 3, 2};
+  auto pl = make_planted_tucker<double>(self, {15, 12, 10}, ranks, 0.0, 8);
+  Tucker<double> m(pl.Y, ranks);
+  const std::vector<ConstraintList> cons(4, parse_constraints("nonnegative"));
+  std::size_t iters[2];
+  for (const bool mom : {false, true}) {
+    CpFactors f;
+    init_random_cp(m, f, 3, true, cons);
+    SolverOptions o;
+    o.momentum = mom;
+    o.maxiter = 30000;
+    o.tol = {{Stat::rel_error, 1e-3}};
+    const SolveResult res = solve_cp(m, f, cons, o);
+    INFO("momentum " << mom << ": " << res.stop_reason << " at " << res.stats.back().rel_error);
+    CHECK(res.converged);
+    iters[mom] = res.iterations;
+  }
+  INFO("without momentum " << iters[0] << ", with " << iters[1]);
+  CHECK(iters[1] * 4 < iters[0]);
+}
+
+TEST_CASE("Tucker: scaled normalizations of the factors are absorbed by the core exactly", "[tucker]") {
+  const Comm& self = test::comm();
+  const Shape shape{10, 8, 6};
+  const std::vector<std::size_t> ranks{3, 2, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.01, 13);
+  Tucker<double> m(pl.Y, ranks);
+  const ConstraintList scaled = parse_constraints("l1scale_columns+nonnegative");
+  std::vector<ConstraintList> cons{scaled, scaled, scaled, parse_constraints("nonnegative")};
+  CpFactors f;
+  init_random_cp(m, f, 6, true, cons);
+  SolverOptions o;
+  o.maxiter = 300;
+  o.tol.clear();
+  const SolveResult res = solve_cp(m, f, cons, o);
+  // Every factor has columns summing to 1, and the objective the solver reports is the model's.
+  for (std::size_t n = 0; n < 3; ++n)
+    for (std::size_t r = 0; r < ranks[n]; ++r) {
+      double s = 0;
+      for (std::size_t i = 0; i < shape[n]; ++i) s += f.F[n](i, r);
+      CHECK(s == Approx(1.0).epsilon(1e-12));
+    }
+  CHECK(res.stats.back().objective == Approx(direct_objective(pl.Y.local(), f.F, f.G)).epsilon(1e-10));
+  CHECK(res.stats.back().rel_error < 0.03);
+}
+
+TEST_CASE("Tucker: the sources are the core times the other factors", "[tucker]") {
+  const Comm& self = test::comm();
+  const Shape shape{6, 5, 4};
+  const std::vector<std::size_t> ranks{2, 3, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.0, 3);
+  Tucker<double> m(pl.Y, ranks);
+  const Tensor<double> B = m.sources_local(pl.F, pl.G);
+  REQUIRE(B.shape() == Shape{2, 5, 4});
+  // A B_(1) is the data.
+  for (std::size_t k = 0; k < pl.Y.local().size(); ++k) {
+    const Shape i = unravel(k, shape);
+    double v = 0;
+    for (std::size_t r = 0; r < 2; ++r) v += pl.F[0](i[0], r) * B[r + 2 * (i[1] + 5 * i[2])];
+    CHECK(v == Approx(pl.Y.local()[k]).epsilon(1e-12));
+  }
+  CHECK(m.exact_residual2(pl.F, pl.G) < 1e-24 * pl.Y.norm2_squared());
+}
+
+TEST_CASE("Tucker in float32 storage fits a planted tensor as well as float64", "[tucker]") {
+  const Comm& self = test::comm();
+  const Shape shape{12, 10, 8};
+  const std::vector<std::size_t> ranks{3, 2, 2};
+  auto pd = make_planted_tucker<double>(self, shape, ranks, 0.0, 5);
+  auto pf = make_planted_tucker<float>(self, shape, ranks, 0.0, 5);
+  const std::vector<ConstraintList> cons(4, parse_constraints("nonnegative"));
+  Tucker<double> md(pd.Y, ranks);
+  Tucker<float> mf(pf.Y, ranks);
+  CpFactors fd, ff;
+  init_random_cp(md, fd, 2, true, cons);
+  init_random_cp(mf, ff, 2, true, cons);
+  SolverOptions o;
+  o.bpp = true;
+  o.inner = 5;
+  o.maxiter = 3000;
+  o.tol = {{Stat::rel_error, 1e-4}};
+  const auto rd = solve_cp(md, fd, cons, o), rf = solve_cp(mf, ff, cons, o);
+  CHECK(rd.converged);
+  CHECK(rf.converged);
+  CHECK(rf.iterations <= rd.iterations + 5);
+}
