@@ -127,6 +127,9 @@ void read_common_factorize_options(const po::variables_map& vm, const Comm& worl
       } else if (c.rfind("B=", 0) == 0) {
         cfg.constraint_B = c.substr(2);
         setB = true;
+      } else if (c.rfind("core=", 0) == 0) {
+        cfg.constraint_core = c.substr(5);
+        if (cfg.constraint_core.empty()) throw ConfigError("--constraint core=: give a SPEC (e.g. nonnegative, none)");
       } else {
         if (!setA) cfg.constraint_A = c;
         if (!setB) cfg.constraint_B = c;

@@ -102,16 +102,19 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "model", po::value<std::string>()->default_value("tucker1"),
       "tucker1: Y = B x1 A (A: I x R mixing proportions, B: R sources of the other axes' shape); cp: Y = a sum of R "
       "rank-one tensors, one factor per axis (A: factor 0, B: the sources formed from the others, factor_1 ...: "
-      "each other axis's factor, in the input's order). cp takes a fixed --rank, a random start or --init FILE "
-      "(A and factor_1 ... of an earlier cp output), and no multiscale")(
+      "each other axis's factor, in the input's order); tucker: Y = a core G times a factor per axis (A: factor 0, "
+      "B: the sources G x1 F1 x2 F2 ..., core: G with the mixture axis first, factor_1 ...). cp and tucker take "
+      "fixed ranks, a random start or --init FILE (the datasets of an earlier output of the same model), and no "
+      "multiscale")(
       "rank,r", po::value<std::string>()->required(),
-      "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix "
-      "rank)")("ranks", po::value<std::string>()->default_value(""),
-               "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
-               "12))")("groups", po::value<int>()->default_value(0),
-                       "with --rank auto: process groups solving candidates concurrently (default: "
-                       "automatic)")("curvature", po::value<std::string>()->default_value("finite-differences"),
-                                     "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
+      "number of sources R, or auto: sweep --ranks and keep the rank of maximum curvature (see unmix rank); with "
+      "--model tucker one rank per axis, mixture axis first, e.g. 3,4,2 (a single R: R on every axis)")(
+      "ranks", po::value<std::string>()->default_value(""),
+      "with --rank auto: candidate ranks FIRST:LAST[:STEP] or a list (default 1 to min(I, M, "
+      "12))")("groups", po::value<int>()->default_value(0),
+              "with --rank auto: process groups solving candidates concurrently (default: "
+              "automatic)")("curvature", po::value<std::string>()->default_value("finite-differences"),
+                            "with --rank auto: finite-differences, splines, circles, breakpoints or kneedle")(
       "multiscale", po::bool_switch(),
       "solve coarse to fine along --continuous-axes, each solution interpolated to the next grid as the start")(
       "continuous-axes", po::value<std::string>()->default_value(""),
@@ -120,8 +123,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       "constraints, as A=SPEC or B=SPEC or SPEC for both; SPEC joins names with '+', e.g. "
       "B=l1scale_average12slices+nonnegative, A=simplex_rows, A=linear:FILE.h5, none. Default: nonnegative. Names: "
       "nonnegative, clamp:LO:HI, binary, {l1normalize,simplex,l2normalize,linftynormalize,l1scale,l2scale,linftyscale}_"
-      "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5. With --model cp, A constrains factor 0 "
-      "and B every other factor (each a matrix: scaled normalizations act on columns, e.g. l1scale_columns)")(
+      "{whole,rows,columns,1slices,12slices,average12slices}, linear:FILE.h5. With --model cp or tucker, A constrains "
+      "factor 0 and B every other factor (each a matrix: scaled normalizations act on columns, e.g. l1scale_columns); "
+      "tucker's core takes core=SPEC, entrywise only (default: nonnegative when B is, else none)")(
       "init", po::value<std::string>()->default_value("random"),
       "start: random, nndsvd (from the leading singular vectors of Y(1), computed with ScaLAPACK), or an HDF5 file "
       "with A and B (e.g. an earlier output)")("seed", po::value<unsigned long long>()->default_value(1),
@@ -174,17 +178,34 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
     cfg.groups = vm["groups"].as<int>();
     cfg.curvature = vm["curvature"].as<std::string>();
   } else {
-    long rank = 0;
-    std::size_t used = 0;
-    try {
-      rank = std::stol(rank_text, &used);
-    } catch (const std::exception&) {
-      used = 0;
+    // A number, or (--model tucker) one number per axis separated by commas.
+    std::vector<std::size_t> list;
+    std::size_t pos = 0;
+    while (pos <= rank_text.size()) {
+      const std::size_t c = rank_text.find(',', pos);
+      const std::string w = rank_text.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+      long rank = 0;
+      std::size_t used = 0;
+      try {
+        rank = std::stol(w, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != w.size())
+        throw ConfigError("--rank '" + rank_text + "': give a number of sources, auto, or with --model tucker one " +
+                          "rank per axis (e.g. 3,4,2)");
+      if (rank < 1) throw ConfigError("--rank must be at least 1 (got " + std::to_string(rank) + ")");
+      list.push_back(static_cast<std::size_t>(rank));
+      if (c == std::string::npos) break;
+      pos = c + 1;
     }
-    if (used == 0 || used != rank_text.size())
-      throw ConfigError("--rank '" + rank_text + "': give a number of sources or auto");
-    if (rank < 1) throw ConfigError("--rank must be at least 1 (got " + std::to_string(rank) + ")");
-    cfg.rank = static_cast<std::size_t>(rank);
+    cfg.rank = list[0];
+    if (list.size() > 1) {
+      if (cfg.model != "tucker")
+        throw ConfigError("--rank '" + rank_text + "': one rank per axis is for --model tucker; --model " + cfg.model +
+                          " takes one number");
+      cfg.ranks = list;
+    }
   }
   cfg.multiscale = vm["multiscale"].as<bool>();
   {
@@ -269,8 +290,11 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
   }
   if (world.rank() == 0) {
     const auto& last = s.result.stats.back();
-    std::printf("%srank %zu on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n",
-                cfg.model == "cp" ? "CP " : "", cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank,
+    std::string rank = std::to_string(cfg.rank_auto ? static_cast<std::size_t>(s.chosen_rank) : cfg.rank);
+    if (cfg.model == "cp") rank = "CP rank " + rank;
+    if (cfg.model == "tucker") rank = "Tucker ranks " + s.ranks;
+    if (cfg.model == "tucker1") rank = "rank " + rank;
+    std::printf("%s on %d process%s (grid %s): %zu iterations, relative error %.6g, %.3f s; %s\n", rank.c_str(),
                 world.size(), world.size() > 1 ? "es" : "", s.grid.c_str(), s.result.iterations, last.rel_error,
                 s.seconds, s.result.stop_reason.c_str());
     if (std::isfinite(s.core_consistency))
@@ -282,8 +306,11 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
     std::printf("wrote %s\n", cfg.out.c_str());
     if (!vm["no-plot"].as<bool>()) {
       const std::filesystem::path svg = gnuplot::image_beside(cfg.out);
-      const std::string title = std::filesystem::path(cfg.input).filename().string() + " " + cfg.dataset + ": rank " +
-                                std::to_string(cfg.rank_auto ? s.chosen_rank : cfg.rank) + ", " + s.result.stop_reason;
+      const std::string title =
+          std::filesystem::path(cfg.input).filename().string() + " " + cfg.dataset + ": " +
+          (cfg.model == "tucker" ? "ranks " + s.ranks
+                                 : "rank " + std::to_string(cfg.rank_auto ? s.chosen_rank : cfg.rank)) +
+          ", " + s.result.stop_reason;
       const std::string why =
           gnuplot::make_image(svg, 700, 450, convergence_plot(s.result.stats, title), cfg.overwrite);
       if (why.empty())

@@ -142,24 +142,34 @@ void read_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>
   });
 }
 
-template <class T>
-void write_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>& m, const CpFactors& f,
+template <class Model> std::string model_name() { return Model::has_core ? "tucker" : "cp"; }
+
+template <class Model>
+void write_cp_checkpoint(const Comm& comm, const std::string& path, const Model& m, const CpFactors& f,
                          const CpSolverState& st, const std::string& fingerprint) {
   h5::AtomicOutput out(comm, path, true);
   {
     h5::File fo = h5::File::create(comm, out.tmp_path());
     for (std::size_t n = 0; n < m.order(); ++n) {
       const std::string k = std::to_string(n);
-      const Shape dims{m.extent(n), m.rank()}, off{m.row_offset(n), 0};
+      const Shape dims{m.extent(n), m.rank(n)}, off{m.row_offset(n), 0};
       h5::write_distributed(fo, "F_" + k, dims, off, f.F[n], m.owns(n));
       h5::write_distributed(fo, "prev_" + k, dims, off, st.prev[n], m.owns(n));
       h5::write_distributed(fo, "last_" + k, dims, off, st.last[n], m.owns(n));
       fo.write_replicated("L_last_" + k, {st.L_last[n].size()}, st.L_last[n]);
     }
+    if constexpr (Model::has_core) {
+      const Shape& cs = m.core_shape();
+      const Shape zero(cs.size(), 0);
+      h5::write_distributed(fo, "core", cs, zero, f.G, m.owns_core());
+      h5::write_distributed(fo, "core_prev", cs, zero, st.core_prev, m.owns_core());
+      h5::write_distributed(fo, "core_last", cs, zero, st.core_last, m.owns_core());
+      fo.write_replicated("core_L_last", {st.core_L_last.size()}, st.core_L_last);
+    }
     fo.write_replicated("L_cur", {st.L_cur.size()}, st.L_cur);
     write_stats(fo, st.stats);
     fo.attr("fingerprint", fingerprint);
-    fo.attr("model", std::string("cp"));
+    fo.attr("model", model_name<Model>());
     fo.attr("iteration", static_cast<long long>(st.iteration));
     fo.attr("zero_steps", static_cast<long long>(st.zero_steps));
     const std::pair<const char*, double> scalars[] = {
@@ -169,11 +179,13 @@ void write_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>&
   out.commit();
 }
 
-template <class T>
-void read_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>& m, CpFactors& f, CpSolverState& st,
+template <class Model>
+void read_cp_checkpoint(const Comm& comm, const std::string& path, const Model& m, CpFactors& f, CpSolverState& st,
                         const std::string& fingerprint) {
   h5::File in = h5::File::open_read(comm, path);
-  collective_try(comm, [&] { check_fingerprint(in, path, fingerprint, {"F_0", "prev_0", "L_cur", "stats"}, "cp"); });
+  collective_try(comm, [&] {
+    check_fingerprint(in, path, fingerprint, {"F_0", "prev_0", "L_cur", "stats"}, model_name<Model>());
+  });
   collective_try(comm, [&] {
     const std::size_t N = m.order();
     f.F.assign(N, {});
@@ -182,11 +194,19 @@ void read_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>& 
     st.L_last.assign(N, {});
     for (std::size_t n = 0; n < N; ++n) {
       const std::string k = std::to_string(n);
-      const Shape off{m.row_offset(n), 0}, shape{m.rows_local(n), m.rank()};
+      const Shape off{m.row_offset(n), 0}, shape{m.rows_local(n), m.rank(n)};
       f.F[n] = h5::read_box(in, "F_" + k, off, shape);
       st.prev[n] = h5::read_box(in, "prev_" + k, off, shape);
       st.last[n] = h5::read_box(in, "last_" + k, off, shape);
       st.L_last[n] = in.read_all("L_last_" + k);
+    }
+    if constexpr (Model::has_core) {
+      const Shape& cs = m.core_shape();
+      const Shape zero(cs.size(), 0);
+      f.G = h5::read_box(in, "core", zero, cs);
+      st.core_prev = h5::read_box(in, "core_prev", zero, cs);
+      st.core_last = h5::read_box(in, "core_last", zero, cs);
+      st.core_L_last = in.read_all("core_L_last");
     }
     st.L_cur = in.read_all("L_cur");
     st.stats = read_stats(in, path);
@@ -209,13 +229,14 @@ template void read_checkpoint(const Comm&, const std::string&, const Tucker1<dou
 template void read_checkpoint(const Comm&, const std::string&, const Tucker1<float>&, Factors&, SolverState&,
                               const std::string&);
 
-template void write_cp_checkpoint(const Comm&, const std::string&, const CP<double>&, const CpFactors&,
-                                  const CpSolverState&, const std::string&);
-template void write_cp_checkpoint(const Comm&, const std::string&, const CP<float>&, const CpFactors&,
-                                  const CpSolverState&, const std::string&);
-template void read_cp_checkpoint(const Comm&, const std::string&, const CP<double>&, CpFactors&, CpSolverState&,
-                                 const std::string&);
-template void read_cp_checkpoint(const Comm&, const std::string&, const CP<float>&, CpFactors&, CpSolverState&,
-                                 const std::string&);
+#define UNMIX_INSTANTIATE_CHECKPOINT(M)                                                                                \
+  template void write_cp_checkpoint(const Comm&, const std::string&, const M&, const CpFactors&, const CpSolverState&, \
+                                    const std::string&);                                                               \
+  template void read_cp_checkpoint(const Comm&, const std::string&, const M&, CpFactors&, CpSolverState&,              \
+                                   const std::string&);
+UNMIX_INSTANTIATE_CHECKPOINT(CP<double>)
+UNMIX_INSTANTIATE_CHECKPOINT(CP<float>)
+UNMIX_INSTANTIATE_CHECKPOINT(Tucker<double>)
+UNMIX_INSTANTIATE_CHECKPOINT(Tucker<float>)
 
 } // namespace unmix

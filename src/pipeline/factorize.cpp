@@ -8,6 +8,7 @@
 #include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/cp.hpp"
+#include "unmix/model/tucker.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/multiscale/multiscale.hpp"
 #include "unmix/pipeline/checkpoint.hpp"
@@ -25,18 +26,27 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 } // namespace
 
 void check_cp_options(const FactorizeConfig& cfg) {
-  auto refuse = [](const std::string& what) {
-    throw ConfigError(what + " is not available with --model cp (it is a Tucker-1 feature); drop it or use "
-                             "--model tucker1");
+  const std::string model = cfg.model == "tucker" ? "tucker" : "cp";
+  auto refuse = [&](const std::string& what) {
+    throw ConfigError(what + " is not available with --model " + model +
+                      " (it is a Tucker-1 feature); drop it or use --model tucker1");
   };
   if (cfg.rank_auto)
-    throw ConfigError("--rank auto is not available with --model cp: pick the rank with `unmix rank --model cp`, "
-                      "then factorize at it");
+    throw ConfigError("--rank auto is not available with --model " + model +
+                      (model == "cp" ? ": pick the rank with `unmix rank --model cp`, then factorize at it"
+                                     : ": give one rank per axis, e.g. --rank 3,4,2 (choose each with `unmix rank` on "
+                                       "the tensor unfolded along that axis, or from the CP rank)"));
   if (cfg.multiscale) refuse("--multiscale");
-  if (cfg.init == "nndsvd") refuse("--init nndsvd (CP starts from a random start or a file)");
+  const std::string display = model == "cp" ? "CP" : "Tucker";
+  if (cfg.init == "nndsvd") refuse("--init nndsvd (" + display + " starts from a random start or a file)");
   if (cfg.solver.random_order || cfg.solver.group_by_factor || cfg.solver.recursive_random_order)
-    refuse("a random --order (CP updates its factors in mode order)");
+    refuse("a random --order (" + display + " updates its " + (model == "cp" ? "factors" : "core and factors") +
+           " in mode order)");
   if (cfg.solver.extrapolate) refuse("--extrapolate");
+  if (model == "cp" && !cfg.ranks.empty())
+    throw ConfigError("--rank with one value per axis is for --model tucker; CP has one rank");
+  if (model == "cp" && !cfg.constraint_core.empty())
+    throw ConfigError("--constraint core=... is for --model tucker (CP has no core)");
 }
 
 void check_tucker1_scaling(const ConstraintList& consA, const ConstraintList& consB) {
@@ -57,12 +67,17 @@ void check_cp_rank(std::size_t rank) {
                       std::to_string(rank * rank * 8 / (1u << 20)) + " MiB)");
 }
 
-void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB) {
+namespace {
+/// The constraints of factor matrices (CP and Tucker): B's list is shared by factors of different extents (no
+/// linear constraint), normalizations act on columns, rows or the whole factor, scaled ones so that the rest
+/// of the model can absorb the scale exactly. Returns whether each side has a scaled normalization.
+std::pair<bool, bool> check_factor_constraints(const ConstraintList& consA, const ConstraintList& consB,
+                                               const std::string& model) {
   for (const auto& c : consB.items)
     if (c.kind == ConstraintKind::linear)
-      throw ConfigError("--constraint B=" + consB.spec +
-                        ": with --model cp, B's constraints apply to the factor of every other mode, which differ in "
-                        "size; a linear constraint is available for A (factor 0) only");
+      throw ConfigError("--constraint B=" + consB.spec + ": with --model " + model +
+                        ", B's constraints apply to the factor of every other mode, which differ in size; a linear "
+                        "constraint is available for A (factor 0) only");
   auto side = [&](const ConstraintList* list) { return std::string(list == &consA ? "A=" : "B=") + list->spec; };
   bool scaled[2] = {false, false};
   for (const auto* list : {&consA, &consB}) {
@@ -71,29 +86,90 @@ void check_cp_constraints(const ConstraintList& consA, const ConstraintList& con
       // something else here (1slices the rows, 12slices single entries).
       if ((c.is_projected_normalization() || c.is_scaled()) &&
           (c.slicing == Slicing::slices1 || c.slicing == Slicing::slices12 || c.slicing == Slicing::average12))
-        throw ConfigError("--constraint " + side(list) +
-                          ": with --model cp every factor is a matrix (its mode's extent "
-                          "x R); normalize its columns (e.g. l1scale_columns, simplex_columns) or rows instead of " +
+        throw ConfigError("--constraint " + side(list) + ": with --model " + model +
+                          " every factor is a matrix (its mode's extent x R); normalize its columns (e.g. "
+                          "l1scale_columns, simplex_columns) or rows instead of " +
                           slicing_name(c.slicing));
       scaled[list == &consB] = scaled[list == &consB] || c.is_scaled();
     }
     if (!scale_compensable(*list, 2, 1))
-      throw ConfigError(
-          "--constraint " + side(list) +
-          ": with --model cp every factor is a matrix (its mode's extent x R), and a scaled normalization "
-          "must act on its columns (e.g. l1scale_columns) or the whole factor so that another factor "
-          "can absorb the scale exactly");
+      throw ConfigError("--constraint " + side(list) + ": with --model " + model +
+                        " every factor is a matrix (its mode's extent x R), and a scaled normalization must act on "
+                        "its columns (e.g. l1scale_columns) or the whole factor so that the rest of the model can "
+                        "absorb the scale exactly");
   }
+  return {scaled[0], scaled[1]};
+}
+} // namespace
+
+void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB) {
+  const auto [a_scaled, b_scaled] = check_factor_constraints(consA, consB, "cp");
   // A factor that absorbs a scale is multiplied by positive weights. Factor 1 absorbs A's during the iteration
   // and takes its own step (and constraints) after that; A absorbs those of the later factors, the last of
   // them at the end of the iteration: only constraints that such a scaling keeps may stand on A then.
-  if (scaled[0] && scaled[1])
+  if (a_scaled && b_scaled)
     throw ConfigError("--constraint A=" + consA.spec + " and B=" + consB.spec +
                       ": with --model cp only one side may have a scaled normalization (the other absorbs its scale)");
-  if (scaled[1] && !(consA.empty() || is_only_nonnegative(consA)))
+  if (b_scaled && !(consA.empty() || is_only_nonnegative(consA)))
     throw ConfigError("--constraint A=" + consA.spec + ": A absorbs the scale of B=" + consB.spec +
                       " after its own step and would no longer satisfy its own constraints; give A nonnegative (or "
                       "none), or use a projection such as simplex_columns on B instead");
+}
+
+ConstraintList tucker_core_constraints(const FactorizeConfig& cfg, const ConstraintList& consB) {
+  std::string spec = cfg.constraint_core;
+  if (spec.empty()) spec = implies_nonnegative(consB) ? "nonnegative" : "none";
+  ConstraintList list;
+  if (spec != "none") {
+    try {
+      list = parse_constraints(spec);
+    } catch (const ConfigError& e) {
+      throw ConfigError("--constraint core=" + spec + ": " + e.what());
+    }
+  }
+  list.spec = spec;
+  if (!is_entrywise_only(list))
+    throw ConfigError("--constraint core=" + spec +
+                      ": the Tucker core takes entrywise constraints only (nonnegative, clamp:LO:HI, binary or none)");
+  return list;
+}
+
+void check_tucker_constraints(const ConstraintList& consA, const ConstraintList& consB, const ConstraintList& core) {
+  const auto [a_scaled, b_scaled] = check_factor_constraints(consA, consB, "tucker");
+  // The core absorbs the scales of the factors' normalizations: positive weights keep nonnegativity, not a
+  // clamp or binary values.
+  if ((a_scaled || b_scaled) && !(core.empty() || is_only_nonnegative(core)))
+    throw ConfigError("--constraint core=" + core.spec + ": the core absorbs the scale of " +
+                      (a_scaled ? "A=" + consA.spec : "B=" + consB.spec) +
+                      " and would no longer satisfy its own constraint; give the core nonnegative (or none), or use "
+                      "a projection such as simplex_columns on the factor instead");
+}
+
+std::vector<std::size_t> tucker_ranks(const FactorizeConfig& cfg, const Shape& shape) {
+  std::vector<std::size_t> ranks = cfg.ranks.empty() ? std::vector<std::size_t>(shape.size(), cfg.rank) : cfg.ranks;
+  auto list = [&] {
+    std::string t;
+    for (std::size_t n = 0; n < shape.size(); ++n) t += (n ? "," : "") + std::to_string(std::min(ranks[n], shape[n]));
+    return t;
+  };
+  if (ranks.size() != shape.size())
+    throw ConfigError("--rank " + std::to_string(ranks.size()) + " values for a tensor of " +
+                      std::to_string(shape.size()) + " axes (" + shape_string(shape) +
+                      "): give one rank per axis, the mixture axis first, then the others in the input's order");
+  double core = 1;
+  for (std::size_t n = 0; n < shape.size(); ++n) {
+    if (ranks[n] < 1) throw ConfigError("--rank: every Tucker rank must be at least 1");
+    if (ranks[n] > shape[n])
+      throw ConfigError("--rank: rank " + std::to_string(ranks[n]) + " of the model's axis " + std::to_string(n) +
+                        " exceeds its extent " + std::to_string(shape[n]) + " (the tensor, mixture axis first, is " +
+                        shape_string(shape) + "); e.g. --rank " + list());
+    check_cp_rank(ranks[n]);
+    core *= static_cast<double>(ranks[n]);
+  }
+  if (core > static_cast<double>(std::size_t{1} << 24))
+    throw ConfigError("--rank: a Tucker core of " + std::to_string(static_cast<long long>(core)) +
+                      " values is beyond the 2^24 taken (every process holds it and contracts it every step)");
+  return ranks;
 }
 
 /// Parses a factor's constraint spec. A word `linear:FILE.h5` names an HDF5 file with datasets C
@@ -166,6 +242,11 @@ std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Co
      << ";constraint_B=" << cfg.constraint_B << ";precision=" << cfg.precision << ";processes=" << comm.size()
      << ";grid=" << grid << ";momentum=" << o.momentum << ";delta=" << o.delta << ";subblock=" << o.subblock
      << ";order=" << o.random_order << o.group_by_factor << o.recursive_random_order << ";fused=" << o.fused;
+  if (cfg.model == "tucker") {
+    os << ";ranks=";
+    for (std::size_t n = 0; n < cfg.ranks.size(); ++n) os << (n ? "," : "") << cfg.ranks[n];
+    os << ";constraint_core=" << cfg.constraint_core;
+  }
   return os.str();
 }
 
@@ -394,55 +475,93 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   return sum;
 }
 
-template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+/// The models with one factor per mode: CP (Model = CP<T>) and Tucker (Tucker<T>, with its core).
+template <class T, class Model>
+FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
+  constexpr bool tucker = Model::has_core;
+  const std::string name = tucker ? "tucker" : "cp";
   FactorizeSummary sum;
   check_cp_options(cfg);
   auto t0 = Clock::now();
   ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
   ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
   if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
-  check_cp_rank(cfg.rank);
-  check_cp_constraints(consA, consB);
-  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "the CP model needs at least 2");
+  ConstraintList consCore;
+  if constexpr (tucker) {
+    consCore = tucker_core_constraints(cfg, consB);
+    check_tucker_constraints(consA, consB, consCore);
+  } else {
+    check_cp_rank(cfg.rank);
+    check_cp_constraints(consA, consB);
+  }
+  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "the " + name + " model needs at least 2");
   const Shape& shape = Y.global_shape();
-  CP<T> model(Y, cfg.rank);
-  const bool y_nonneg = check_values(model, cfg, consA, consB, sum);
   const std::size_t N = shape.size();
   std::vector<ConstraintList> cons(N, consB);
   cons[0] = consA;
+  std::optional<Model> built;
+  if constexpr (tucker) {
+    built.emplace(Y, tucker_ranks(cfg, shape));
+    cons.push_back(consCore);
+    sum.ranks = shape_string(built->ranks());
+  } else {
+    built.emplace(Y, cfg.rank);
+  }
+  const Model& model = *built;
+  const bool y_nonneg = check_values(model, cfg, consA, consB, sum);
   CpFactors f;
   CpSolverState resume_state;
-  const std::string fp = fingerprint(cfg, shape, comm, sum.grid);
+  std::string fp;
+  if constexpr (tucker) {
+    // The ranks and the core's constraint as resolved (a single --rank, the default core constraint).
+    FactorizeConfig resolved = cfg;
+    resolved.ranks = model.ranks();
+    resolved.constraint_core = consCore.spec;
+    fp = fingerprint(resolved, shape, comm, sum.grid);
+  } else {
+    fp = fingerprint(cfg, shape, comm, sum.grid);
+  }
   if (!cfg.resume.empty()) {
     read_cp_checkpoint(comm, cfg.resume, model, f, resume_state, fp);
   } else if (cfg.init == "random") {
     init_random_cp(model, f, cfg.solver.seed, y_nonneg, cons);
   } else {
-    // A start from a file with A and factor_1 ... (an earlier --model cp output, e.g. of a run stopped by a
-    // signal), its shapes checked against this problem's.
+    // A start from a file with A and factor_1 ... (and the core for Tucker): an earlier output of the same
+    // model, e.g. of a run stopped by a signal, its shapes checked against this problem's.
     h5::File in = h5::File::open_read(comm, cfg.init);
     std::vector<std::string> names{"A"};
+    std::vector<Shape> want;
     for (std::size_t n = 1; n < N; ++n) names.push_back("factor_" + std::to_string(n));
+    for (std::size_t n = 0; n < N; ++n) want.push_back({shape[n], model.rank(n)});
+    if constexpr (tucker) {
+      names.push_back("core");
+      want.push_back(model.core_shape());
+    }
     collective_try(comm, [&] {
-      for (std::size_t n = 0; n < N; ++n) {
-        if (!in.has(names[n]))
-          throw DataError("--init '" + cfg.init + "' has no dataset " + names[n] +
-                          "; a CP start needs A and factor_1 ... (as factorize --model cp writes them)");
-        const Shape want{shape[n], cfg.rank}, have = in.info(names[n]).dims;
-        if (have != want)
-          throw DataError("--init '" + cfg.init + "': " + names[n] + " is " + shape_string(have) +
-                          " but this problem needs " + shape_string(want));
+      for (std::size_t k = 0; k < names.size(); ++k)
+        if (!in.has(names[k]))
+          throw DataError(
+              "--init '" + cfg.init + "' has no dataset " + names[k] + "; a " +
+              (tucker ? "Tucker start needs A, factor_1 ... and core" : "CP start needs A and factor_1 ...") +
+              " (as factorize --model " + name + " writes them)");
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        const Shape have = in.info(names[k]).dims;
+        if (have != want[k])
+          throw DataError("--init '" + cfg.init + "': " + names[k] + " is " + shape_string(have) +
+                          " but this problem needs " + shape_string(want[k]));
       }
     });
     collective_try(comm, [&] {
       f.F.clear();
       for (std::size_t n = 0; n < N; ++n)
-        f.F.push_back(h5::read_box(in, names[n], {model.row_offset(n), 0}, {model.rows_local(n), cfg.rank}));
+        f.F.push_back(h5::read_box(in, names[n], {model.row_offset(n), 0}, {model.rows_local(n), model.rank(n)}));
+      if constexpr (tucker) f.G = h5::read_box(in, "core", Shape(N, 0), model.core_shape());
     });
     double bad = 0;
     for (const auto& X : f.F)
       for (double v : X.span()) bad += std::isfinite(v) ? 0 : 1;
-    if (comm.allreduce(bad) > 0) throw DataError("--init '" + cfg.init + "': the factors hold NaN or infinite values");
+    for (double v : f.G.span()) bad += std::isfinite(v) ? 0 : 1;
+    if (comm.allreduce(bad) > 0) throw DataError("--init '" + cfg.init + "': the start holds NaN or infinite values");
     apply_cp_constraints_once(model, f, cons);
   }
 
@@ -459,19 +578,32 @@ template <class T> FactorizeSummary run_cp(const FactorizeConfig& cfg, const Com
     return sum; // no output: the checkpoint holds the state (AtomicOutput leaves nothing behind)
   }
   finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");
-  {
+  if constexpr (!tucker) {
     const std::vector<double> core = model.least_squares_core(f.F);
     if (!core.empty()) sum.core_consistency = core_consistency(core, cfg.rank, N);
   }
   {
     h5::File fo = h5::File::create(comm, out.tmp_path());
-    h5::write_distributed(fo, "A", {shape[0], cfg.rank}, {model.row_offset(0), 0}, f.F[0], model.owns(0));
-    h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F), model.owns_B());
+    h5::write_distributed(fo, "A", {shape[0], model.rank(0)}, {model.row_offset(0), 0}, f.F[0], model.owns(0));
+    if constexpr (tucker) {
+      h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F, f.G),
+                            model.owns_B());
+      h5::write_distributed(fo, "core", model.core_shape(), Shape(N, 0), f.G, model.owns_core());
+    } else {
+      h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F),
+                            model.owns_B());
+    }
     if (std::isfinite(sum.core_consistency)) fo.attr("core_consistency", sum.core_consistency);
     for (std::size_t n = 1; n < N; ++n)
-      h5::write_distributed(fo, "factor_" + std::to_string(n), {shape[n], cfg.rank}, {model.row_offset(n), 0}, f.F[n],
-                            model.owns(n));
+      h5::write_distributed(fo, "factor_" + std::to_string(n), {shape[n], model.rank(n)}, {model.row_offset(n), 0},
+                            f.F[n], model.owns(n));
     write_attributes(fo, cfg, sum, comm, consA, consB);
+    if constexpr (tucker) {
+      std::string r;
+      for (std::size_t n = 0; n < N; ++n) r += (n ? "," : "") + std::to_string(model.rank(n));
+      fo.attr("ranks", r);
+      fo.attr("constraint_core", consCore.spec);
+    }
   }
   out.commit();
   return sum;
@@ -507,11 +639,18 @@ std::string convergence_plot(const std::vector<IterationStats>& stats, const std
 
 FactorizeSummary run_factorize(const FactorizeConfig& cfg, const Comm& comm, const ProgressFn& progress) {
   if (cfg.model == "cp") {
-    if (cfg.precision == "double") return run_cp<double>(cfg, comm, progress);
-    if (cfg.precision == "float") return run_cp<float>(cfg, comm, progress);
+    if (cfg.precision == "double") return run_modes<double, CP<double>>(cfg, comm, progress);
+    if (cfg.precision == "float") return run_modes<float, CP<float>>(cfg, comm, progress);
+  } else if (cfg.model == "tucker") {
+    if (cfg.precision == "double") return run_modes<double, Tucker<double>>(cfg, comm, progress);
+    if (cfg.precision == "float") return run_modes<float, Tucker<float>>(cfg, comm, progress);
   } else if (cfg.model != "tucker1") {
-    throw ConfigError("--model '" + cfg.model + "': use tucker1 (Y = B x1 A) or cp (a sum of rank-one tensors)");
+    throw ConfigError("--model '" + cfg.model +
+                      "': use tucker1 (Y = B x1 A), cp (a sum of rank-one tensors) or tucker (a core times a factor "
+                      "per axis)");
   } else {
+    if (!cfg.ranks.empty()) throw ConfigError("--rank with one value per axis is for --model tucker");
+    if (!cfg.constraint_core.empty()) throw ConfigError("--constraint core=... is for --model tucker");
     if (cfg.rank_auto) return run_factorize_auto(cfg, comm, progress);
     if (cfg.precision == "double") return run<double>(cfg, comm, progress);
     if (cfg.precision == "float") return run<float>(cfg, comm, progress);

@@ -40,9 +40,14 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   if (cp) {
     check_cp_options(cfg);
     check_cp_constraints(o.consA, o.consB);
+  } else if (cfg.model == "tucker") {
+    throw ConfigError("--model tucker: a Tucker model has one rank per axis, which a curvature sweep does not pick; "
+                      "sweep the number of sources with --model tucker1 (or the CP rank with --model cp), then "
+                      "factorize --model tucker --rank R0,R1,...");
   } else if (cfg.model != "tucker1") {
     throw ConfigError("--model '" + cfg.model + "': use tucker1 (Y = B x1 A) or cp (a sum of rank-one tensors)");
   }
+  if (!cfg.constraint_core.empty()) throw ConfigError("--constraint core=... is for factorize --model tucker");
   if (cfg.precision != "double" && cfg.precision != "float")
     throw ConfigError("--precision '" + cfg.precision + "': use float or double");
   h5::File f = h5::File::open_read(comm, cfg.input);

@@ -5,6 +5,7 @@
 
 #include "unmix/io/hdf5.hpp"
 #include "unmix/model/cp.hpp"
+#include "unmix/model/tucker.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/solver/cp_solver.hpp"
 #include "unmix/solver/solver.hpp"
@@ -23,13 +24,14 @@ template <class T>
 void read_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T>& m, Factors& f, SolverState& st,
                      const std::string& fingerprint);
 
-/// The same for the CP model: every factor with its momentum history and previous iterate (F_n, prev_n,
-/// last_n), the step constants and the schedule.
-template <class T>
-void write_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>& m, const CpFactors& f,
+/// The same for the CP and Tucker models (Model: CP<T> or Tucker<T>): every factor with its momentum history
+/// and previous iterate (F_n, prev_n, last_n), the step constants and the schedule; for Tucker also the core
+/// with its history (core, core_prev, core_last, core_L_last).
+template <class Model>
+void write_cp_checkpoint(const Comm& comm, const std::string& path, const Model& m, const CpFactors& f,
                          const CpSolverState& st, const std::string& fingerprint);
-template <class T>
-void read_cp_checkpoint(const Comm& comm, const std::string& path, const CP<T>& m, CpFactors& f, CpSolverState& st,
+template <class Model>
+void read_cp_checkpoint(const Comm& comm, const std::string& path, const Model& m, CpFactors& f, CpSolverState& st,
                         const std::string& fingerprint);
 
 } // namespace unmix

@@ -17,11 +17,17 @@ namespace unmix {
 struct FactorizeConfig {
   std::string input, dataset;
   int mixture_axis = 0;
-  /// "tucker1" (Y = B x1 A) or "cp" (Y = sum_r a0_r o a1_r o ...; solver/cp_solver.hpp). With cp,
-  /// constraint_A constrains factor 0 (the mixtures) and constraint_B every other factor.
+  /// "tucker1" (Y = B x1 A), "cp" (Y = sum_r a0_r o a1_r o ...) or "tucker" (Y = G x0 F0 x1 F1 ...; both
+  /// solver/cp_solver.hpp). With cp and tucker, constraint_A constrains factor 0 (the mixtures) and
+  /// constraint_B every other factor.
   std::string model = "tucker1";
   std::size_t rank = 0;
+  /// tucker: one rank per axis of the model (the mixture axis first, then the others in the input's order);
+  /// empty: `rank` for every axis.
+  std::vector<std::size_t> ranks;
   std::string constraint_A = "nonnegative", constraint_B = "nonnegative";
+  /// tucker: the core's constraints (entrywise only); empty: nonnegative when B's imply it, else none.
+  std::string constraint_core;
   SolverOptions solver;
   std::string precision = "double"; // or "float": Y stored in float32
   double memory_limit = 0;          // bytes per node the processes there may use (0: the job's or node's)
@@ -61,6 +67,7 @@ struct FactorizeSummary {
   std::string grid;
   std::vector<std::string> warnings;
   std::size_t chosen_rank = 0; // --rank auto: the rank kept
+  std::string ranks;           // --model tucker: the ranks used, one per axis of the model ("3x2x2")
   /// --model cp: the core consistency of the result in percent (kernels/mttkrp.hpp), NaN when not computed.
   double core_consistency = std::numeric_limits<double>::quiet_NaN();
   bool interrupted = false;       // stopped on request: no output written, the checkpoint holds the state
@@ -78,7 +85,8 @@ ConstraintList parse_factor_constraints(const std::string& spec, const char* fac
 /// no constraint but nonnegativity (else B ends every iteration rescaled off its constraints).
 void check_tucker1_scaling(const ConstraintList& consA, const ConstraintList& consB);
 
-/// What --model cp does not take (Tucker-1 features: --rank auto, multiscale, --init nndsvd, random orders,
+/// What --model cp and --model tucker do not take (Tucker-1 features: --rank auto, multiscale, --init nndsvd, random
+/// orders,
 /// --extrapolate), refused with a ConfigError before the data is read.
 void check_cp_options(const FactorizeConfig& cfg);
 /// CP constraints: every factor is a matrix, so normalizations act on columns or rows (not Tucker-1's slices
@@ -86,7 +94,15 @@ void check_cp_options(const FactorizeConfig& cfg);
 /// different extents) cannot hold a linear constraint; one side at most has a scaled normalization, and when it
 /// is B's, A (which absorbs the scale after its own step) has no constraint but nonnegativity.
 void check_cp_constraints(const ConstraintList& consA, const ConstraintList& consB);
-/// The largest CP rank taken (every step forms R x R matrices).
+/// Tucker constraints: as CP's for the factors (check_cp_constraints), and the core, which absorbs the scales of
+/// the factors' scaled normalizations, then takes no constraint but nonnegativity.
+void check_tucker_constraints(const ConstraintList& consA, const ConstraintList& consB, const ConstraintList& core);
+/// The Tucker core's constraint list from --constraint core=SPEC (or its default, FactorizeConfig).
+ConstraintList tucker_core_constraints(const FactorizeConfig& cfg, const ConstraintList& consB);
+/// The Tucker ranks of a tensor of this shape (mixture axis first), checked: one per axis, 1 to its extent,
+/// a core of at most 2^24 values.
+std::vector<std::size_t> tucker_ranks(const FactorizeConfig& cfg, const Shape& shape);
+/// The largest CP (and Tucker) rank taken (every step forms R x R matrices).
 constexpr std::size_t kMaxCpRank = 4096;
 void check_cp_rank(std::size_t rank);
 
