@@ -7,6 +7,7 @@
 #include "unmix/model/cp.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker.hpp"
+#include "unmix/pipeline/factorize.hpp"
 
 namespace unmix::cli {
 
@@ -37,51 +38,34 @@ Shape parse_shape(const std::string& text) {
   return s;
 }
 
-/// Y, A_true (factor 0), B_true (the sources: the rank-one tensors of the other factors) and factor_N_true.
-void write_planted_cp(const Comm& world, const Shape& shape, std::size_t R, double noise, std::uint64_t seed,
-                      h5::AtomicOutput& out) {
-  auto planted = make_planted_cp<double>(world, shape, R, noise, seed);
-  const CP<double> m(planted.Y, R);
+/// Y, A_true (factor 0), B_true (the sources: for CP the rank-one tensors of the other factors, for Tucker the
+/// core times them), factor_N_true and, for Tucker, core_true.
+template <class Model, class Planted>
+void write_planted_modes(const Comm& world, const Shape& shape, const Model& m, const Planted& planted, double noise,
+                         std::uint64_t seed, h5::AtomicOutput& out) {
   const Shape& off = planted.Y.offset();
   std::vector<Tensor<double>> local; // this process's rows of each factor
   for (std::size_t n = 0; n < shape.size(); ++n) local.push_back(factor_rows(planted.F[n], off[n], m.rows_local(n)));
   {
     h5::File f = h5::File::create(world, out.tmp_path());
     h5::write_distributed(f, "Y", shape, off, planted.Y.local(), true);
-    h5::write_distributed(f, "A_true", {shape[0], R}, {off[0], 0}, local[0], m.owns(0));
-    h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local), m.owns_B());
+    h5::write_distributed(f, "A_true", {shape[0], m.rank(0)}, {off[0], 0}, local[0], m.owns(0));
+    std::vector<std::size_t> ranks;
+    for (std::size_t n = 0; n < shape.size(); ++n) ranks.push_back(m.rank(n));
+    if constexpr (Model::has_core) {
+      h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local, planted.G),
+                            m.owns_B());
+      h5::write_distributed(f, "core_true", m.core_shape(), Shape(shape.size(), 0), planted.G, m.owns_core());
+      f.attr("model", std::string("tucker"));
+      f.attr("ranks", list_text(ranks));
+    } else {
+      h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local), m.owns_B());
+      f.attr("model", std::string("cp"));
+    }
     for (std::size_t n = 1; n < shape.size(); ++n)
-      h5::write_distributed(f, "factor_" + std::to_string(n) + "_true", {shape[n], R}, {off[n], 0}, local[n],
+      h5::write_distributed(f, "factor_" + std::to_string(n) + "_true", {shape[n], m.rank(n)}, {off[n], 0}, local[n],
                             m.owns(n));
-    f.attr("model", std::string("cp"));
-    f.attr("rank", static_cast<long long>(R));
-    f.attr("noise", noise);
-    f.attr("seed", static_cast<long long>(seed));
-    f.attr("unmix_version", std::string(UNMIX_VERSION));
-  }
-  out.commit();
-}
-
-/// Y, A_true (factor 0), B_true (the sources: the core times the other factors), core_true and factor_N_true.
-void write_planted_tucker(const Comm& world, const Shape& shape, const std::vector<std::size_t>& ranks, double noise,
-                          std::uint64_t seed, h5::AtomicOutput& out) {
-  auto planted = make_planted_tucker<double>(world, shape, ranks, noise, seed);
-  const Tucker<double> m(planted.Y, ranks);
-  const Shape& off = planted.Y.offset();
-  std::vector<Tensor<double>> local; // this process's rows of each factor
-  for (std::size_t n = 0; n < shape.size(); ++n) local.push_back(factor_rows(planted.F[n], off[n], m.rows_local(n)));
-  {
-    h5::File f = h5::File::create(world, out.tmp_path());
-    h5::write_distributed(f, "Y", shape, off, planted.Y.local(), true);
-    h5::write_distributed(f, "A_true", {shape[0], ranks[0]}, {off[0], 0}, local[0], m.owns(0));
-    h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local, planted.G), m.owns_B());
-    h5::write_distributed(f, "core_true", m.core_shape(), Shape(shape.size(), 0), planted.G, m.owns_core());
-    for (std::size_t n = 1; n < shape.size(); ++n)
-      h5::write_distributed(f, "factor_" + std::to_string(n) + "_true", {shape[n], ranks[n]}, {off[n], 0}, local[n],
-                            m.owns(n));
-    f.attr("model", std::string("tucker"));
-    f.attr("rank", static_cast<long long>(ranks[0]));
-    f.attr("ranks", shape_string(ranks));
+    f.attr("rank", static_cast<long long>(m.rank(0)));
     f.attr("noise", noise);
     f.attr("seed", static_cast<long long>(seed));
     f.attr("unmix_version", std::string(UNMIX_VERSION));
@@ -139,6 +123,13 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
     if (ranks.size() > 1 && ranks.size() != shape.size())
       throw ConfigError("--rank '" + text + "': " + std::to_string(ranks.size()) + " ranks for " +
                         std::to_string(shape.size()) + " axes");
+    if (model == "tucker") {
+      // The same bounds as factorize --model tucker takes.
+      FactorizeConfig c;
+      c.ranks = ranks;
+      c.rank = ranks[0];
+      ranks = tucker_ranks(c, shape);
+    }
   }
   const long R = static_cast<long>(ranks[0]);
   const double noise = p.vm["noise"].as<double>();
@@ -148,14 +139,16 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
     throw ConfigError("--separable makes pure mixtures and sources of a Tucker-1 model; drop it with --model " + model);
   h5::AtomicOutput out(world, p.vm["out"].as<std::string>(), p.vm["overwrite"].as<bool>());
   if (model == "cp") {
-    write_planted_cp(world, shape, static_cast<std::size_t>(R), noise, seed, out);
+    const auto planted = make_planted_cp<double>(world, shape, static_cast<std::size_t>(R), noise, seed);
+    write_planted_modes(world, shape, CP<double>(planted.Y, static_cast<std::size_t>(R)), planted, noise, seed, out);
     if (world.rank() == 0)
       std::printf("wrote %s: Y (%s), A_true, B_true, factor_1_true ...; CP rank %ld, noise %g, seed %llu\n",
                   out.final_path().c_str(), shape_string(shape).c_str(), R, noise, seed);
     return 0;
   }
   if (model == "tucker") {
-    write_planted_tucker(world, shape, ranks, noise, seed, out);
+    const auto planted = make_planted_tucker<double>(world, shape, ranks, noise, seed);
+    write_planted_modes(world, shape, Tucker<double>(planted.Y, ranks), planted, noise, seed, out);
     if (world.rank() == 0)
       std::printf("wrote %s: Y (%s), A_true, B_true, core_true, factor_1_true ...; Tucker ranks %s, noise %g, seed "
                   "%llu\n",

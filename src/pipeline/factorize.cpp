@@ -145,16 +145,25 @@ void check_tucker_constraints(const ConstraintList& consA, const ConstraintList&
                       "a projection such as simplex_columns on the factor instead");
 }
 
+std::string list_text(const std::vector<std::size_t>& v) {
+  std::string t;
+  for (std::size_t n = 0; n < v.size(); ++n) {
+    if (n > 0) t += ',';
+    t += std::to_string(v[n]);
+  }
+  return t;
+}
+
 std::vector<std::size_t> tucker_ranks(const FactorizeConfig& cfg, const Shape& shape) {
   std::vector<std::size_t> ranks = cfg.ranks.empty() ? std::vector<std::size_t>(shape.size(), cfg.rank) : cfg.ranks;
   auto list = [&] {
-    std::string t;
-    for (std::size_t n = 0; n < shape.size(); ++n) t += (n ? "," : "") + std::to_string(std::min(ranks[n], shape[n]));
-    return t;
+    std::vector<std::size_t> fit(ranks.size());
+    for (std::size_t n = 0; n < ranks.size(); ++n) fit[n] = std::min(ranks[n], shape[n]);
+    return list_text(fit);
   };
   if (ranks.size() != shape.size())
-    throw ConfigError("--rank " + std::to_string(ranks.size()) + " values for a tensor of " +
-                      std::to_string(shape.size()) + " axes (" + shape_string(shape) +
+    throw ConfigError("--rank '" + list_text(ranks) + "': " + std::to_string(ranks.size()) +
+                      " values for a tensor of " + std::to_string(shape.size()) + " axes (" + shape_string(shape) +
                       "): give one rank per axis, the mixture axis first, then the others in the input's order");
   double core = 1;
   for (std::size_t n = 0; n < shape.size(); ++n) {
@@ -163,7 +172,9 @@ std::vector<std::size_t> tucker_ranks(const FactorizeConfig& cfg, const Shape& s
       throw ConfigError("--rank: rank " + std::to_string(ranks[n]) + " of the model's axis " + std::to_string(n) +
                         " exceeds its extent " + std::to_string(shape[n]) + " (the tensor, mixture axis first, is " +
                         shape_string(shape) + "); e.g. --rank " + list());
-    check_cp_rank(ranks[n]);
+    if (ranks[n] > kMaxCpRank)
+      throw ConfigError("--rank: Tucker ranks above " + std::to_string(kMaxCpRank) +
+                        " are not supported (every step forms R x R matrices)");
     core *= static_cast<double>(ranks[n]);
   }
   if (core > static_cast<double>(std::size_t{1} << 24))
@@ -254,7 +265,7 @@ std::string fingerprint(const FactorizeConfig& cfg, const Shape& shape, const Co
 /// are constrained nonnegative but the data has negative entries. Returns whether the data is nonnegative.
 template <class Model>
 bool check_values(const Model& model, const FactorizeConfig& cfg, const ConstraintList& consA,
-                  const ConstraintList& consB, FactorizeSummary& sum) {
+                  const ConstraintList& consB, FactorizeSummary& sum, const ConstraintList* core = nullptr) {
   if (model.y_nonfinite() > 0)
     throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' has " +
                     std::to_string(static_cast<long long>(model.y_nonfinite())) +
@@ -263,12 +274,11 @@ bool check_values(const Model& model, const FactorizeConfig& cfg, const Constrai
     throw DataError("dataset '" + cfg.dataset + "' of '" + cfg.input + "' is all zeros: there is nothing to factorize");
   const double tiny = 1e-12 * std::max(std::abs(model.y_max()), std::abs(model.y_min()));
   const bool y_nonneg = model.y_min() >= -tiny;
-  if (!y_nonneg && (implies_nonnegative(consA) && implies_nonnegative(consB))) {
+  if (!y_nonneg && implies_nonnegative(consA) && implies_nonnegative(consB) && (!core || implies_nonnegative(*core))) {
     char buf[200];
     std::snprintf(buf, sizeof buf,
-                  "the data has negative entries (min %.4g) but both factors are constrained nonnegative: the model "
-                  "cannot fit them",
-                  model.y_min());
+                  "the data has negative entries (min %.4g) but %s constrained nonnegative: the model cannot fit them",
+                  model.y_min(), core ? "the factors and the core are" : "both factors are");
     sum.warnings.push_back(buf);
   }
 
@@ -508,7 +518,21 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
     built.emplace(Y, cfg.rank);
   }
   const Model& model = *built;
-  const bool y_nonneg = check_values(model, cfg, consA, consB, sum);
+  const bool y_nonneg = check_values(model, cfg, consA, consB, sum, tucker ? &consCore : nullptr);
+  if constexpr (tucker) {
+    // R_n above the product of the other ranks: the core's mode-n unfolding has at most that rank, and so
+    // factor n at most that many independent columns.
+    for (std::size_t n = 0; n < N; ++n) {
+      std::size_t others = 1;
+      for (std::size_t m = 0; m < N; ++m)
+        if (m != n) others *= model.rank(m);
+      if (model.rank(n) > others)
+        sum.warnings.push_back("Tucker rank " + std::to_string(model.rank(n)) + " of axis " + std::to_string(n) +
+                               " exceeds the product of the other ranks (" + std::to_string(others) +
+                               "): that factor has at most " + std::to_string(others) +
+                               " independent columns; a lower rank fits as well");
+    }
+  }
   CpFactors f;
   CpSolverState resume_state;
   std::string fp;
@@ -529,6 +553,14 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
     // A start from a file with A and factor_1 ... (and the core for Tucker): an earlier output of the same
     // model, e.g. of a run stopped by a signal, its shapes checked against this problem's.
     h5::File in = h5::File::open_read(comm, cfg.init);
+    collective_try(comm, [&] {
+      // An output of the other factor model may have the same factor shapes: refuse it rather than drop its core
+      // (or read a CP result as a Tucker start without one).
+      const std::string written = in.attr_string("model").value_or("");
+      if ((written == "cp" || written == "tucker") && written != name)
+        throw DataError("--init '" + cfg.init + "' is an output of --model " + written + "; a " + name +
+                        " start needs an output of --model " + name);
+    });
     std::vector<std::string> names{"A"};
     std::vector<Shape> want;
     for (std::size_t n = 1; n < N; ++n) names.push_back("factor_" + std::to_string(n));
@@ -577,7 +609,9 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
     sum.seconds = comm.allreduce(since(ts), Op::max);
     return sum; // no output: the checkpoint holds the state (AtomicOutput leaves nothing behind)
   }
-  finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)), "an all-zero column of a factor");
+  finish_summary(sum, ts, comm, static_cast<double>(Y.local().size() * sizeof(T)),
+                 tucker ? "an all-zero column of a factor, or a factor of zeros (the core's step)"
+                        : "an all-zero column of a factor");
   if constexpr (!tucker) {
     const std::vector<double> core = model.least_squares_core(f.F);
     if (!core.empty()) sum.core_consistency = core_consistency(core, cfg.rank, N);
@@ -599,9 +633,7 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
                             f.F[n], model.owns(n));
     write_attributes(fo, cfg, sum, comm, consA, consB);
     if constexpr (tucker) {
-      std::string r;
-      for (std::size_t n = 0; n < N; ++n) r += (n ? "," : "") + std::to_string(model.rank(n));
-      fo.attr("ranks", r);
+      fo.attr("ranks", list_text(model.ranks()));
       fo.attr("constraint_core", consCore.spec);
     }
   }

@@ -200,42 +200,15 @@ TEST_CASE("factorize --model cp: a signal checkpoints; resuming reaches bit-iden
           .exit_code == 0);
   const std::vector<std::string> common{"factorize", data,        "-d",   "Y",     "--model",     "cp",        "--rank",
                                         "4",         "--maxiter", "3000", "--tol", "rel_error=0", "--no-plot", "-q"};
-  const std::string bin = std::getenv("UNMIX_BINARY") && *std::getenv("UNMIX_BINARY") ? std::getenv("UNMIX_BINARY")
-                                                                                      : UNMIX_BINARY_PATH_FOR_TESTS;
   for (int np : {1, 3}) {
-    INFO(np << " processes");
-    const std::string n = std::to_string(np), full = (d / ("full" + n + ".h5")).string(),
-                      part = (d / ("part" + n + ".h5")).string(), ck = (d / ("ck" + n + ".h5")).string(),
-                      res = (d / ("res" + n + ".h5")).string();
-    auto args = common;
-    args.insert(args.end(), {"--out", full});
-    auto r = run_unmix(np, args, 300);
-    REQUIRE(r.exit_code == 0);
-    // The same run, sent SIGUSR1 once its first periodic checkpoint exists (mid-run).
-    std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun "
-                      "--oversubscribe -n " +
-                      n + " " + bin + " ";
-    for (const auto& a : common) cmd += a + " ";
-    cmd += "--out " + part + " --checkpoint " + ck + " --checkpoint-every 50 & pid=$!; while [ ! -f " + ck +
-           " ]; do sleep 0.02; done; kill -USR1 $pid; wait $pid; echo status=$?";
-    r = unmix::test::run_shell(cmd, 300);
-    INFO(r.out << r.err);
-    CHECK(r.out.find("status=75") != std::string::npos);
-    CHECK(r.err.find("stopped by SIGUSR1") != std::string::npos);
-    CHECK(!fs::exists(part));
-    args = common;
-    args.insert(args.end(), {"--out", res, "--resume", ck});
-    r = run_unmix(np, args, 300);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    for (const char* ds : {"A", "B", "factor_1", "factor_2"})
-      CHECK(unmix::test::run_shell("h5diff " + full + " " + res + " " + ds + " " + ds).exit_code == 0);
+    const std::string ck =
+        unmix::test::check_signal_then_resume(np, common, d, std::to_string(np), {"A", "B", "factor_1", "factor_2"});
     // A CP checkpoint is refused by the Tucker-1 model, and for another rank.
     std::vector<std::string> t1(common.begin(), common.end());
     t1.erase(t1.begin() + 4, t1.begin() + 6);
     t1.insert(t1.end(), {"--out", (d / "other.h5").string(), "--resume", ck});
     unmix::test::check_refused(np, t1, "is a checkpoint of --model cp; resume it with --model cp");
-    args = common;
+    auto args = common;
     args[7] = "3";
     args.insert(args.end(), {"--out", (d / "other.h5").string(), "--resume", ck});
     unmix::test::check_refused(np, args, "rank is 3 now but 4 in the checkpoint");

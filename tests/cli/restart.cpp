@@ -10,9 +10,11 @@
 #include <sstream>
 #include <string>
 
+#include "../support/cli_checks.hpp"
 #include "../support/test_support.hpp"
 
 namespace fs = std::filesystem;
+using unmix::test::check_signal_then_resume;
 using unmix::test::run_shell;
 using unmix::test::run_unmix;
 
@@ -23,19 +25,10 @@ std::string dir() {
   return d;
 }
 
-std::string bin() {
-  const char* env = std::getenv("UNMIX_BINARY");
-  return env && *env ? env : UNMIX_BINARY_PATH_FOR_TESTS;
-}
-
-std::string mpirun(int np) {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -n " +
-         std::to_string(np) + " " + bin() + " ";
-}
-
-/// h5diff exits 0 when the datasets are identical to the bit.
+std::string bin() { return unmix::test::unmix_binary(); }
+std::string mpirun(int np) { return unmix::test::mpirun_unmix(np); }
 bool identical(const std::string& a, const std::string& b, const std::string& ds) {
-  return run_shell("h5diff " + a + " " + b + " " + ds + " " + ds).exit_code == 0;
+  return unmix::test::identical_datasets(a, b, ds);
 }
 
 } // namespace
@@ -47,39 +40,12 @@ TEST_CASE("a signal checkpoints every rank; resuming reaches bit-identical facto
   const std::vector<std::string> common = {"factorize", data,   "--dataset", "Y",           "--rank", "5",
                                            "--maxiter", "1500", "--tol",     "rel_error=0", "-q"};
   for (int np : {1, 2, 3, 4}) {
-    INFO(np << " processes");
-    const std::string full = dir() + "/full" + std::to_string(np) + ".h5";
-    const std::string part = dir() + "/part" + std::to_string(np) + ".h5";
-    const std::string ck = dir() + "/ck" + std::to_string(np) + ".h5";
-    const std::string res = dir() + "/res" + std::to_string(np) + ".h5";
-    auto args = common;
-    args.insert(args.end(), {"--out", full});
-    auto r = run_unmix(np, args, 300);
-    REQUIRE(r.exit_code == 0);
-    // The same run, sent SIGUSR1 (what SLURM sends before the time limit) once its first periodic
-    // checkpoint (iteration 50 of 1500) exists, so the signal always lands mid-run.
-    std::string cmd = mpirun(np);
-    for (const auto& a : common) cmd += a + " ";
-    cmd += "--out " + part + " --checkpoint " + ck + " --checkpoint-every 50 & pid=$!; while [ ! -f " + ck +
-           " ]; do sleep 0.02; done; kill -USR1 $pid; wait $pid; echo status=$?";
-    r = run_shell(cmd, 300);
-    INFO(r.out << r.err);
-    CHECK(r.out.find("status=75") != std::string::npos);
-    CHECK(r.err.find("stopped by SIGUSR1") != std::string::npos);
-    CHECK(fs::exists(ck));
-    CHECK(!fs::exists(part)); // no half result
-    args = common;
-    args.insert(args.end(), {"--out", res, "--resume", ck});
-    r = run_unmix(np, args, 300);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    CHECK(identical(full, res, "A"));
-    CHECK(identical(full, res, "B"));
+    const std::string ck = check_signal_then_resume(np, common, dir(), std::to_string(np), {"A", "B"});
     // A checkpoint is refused for other options or another process count.
-    args = common;
+    auto args = common;
     args[5] = "4";
     args.insert(args.end(), {"--out", dir() + "/other.h5", "--resume", ck});
-    r = run_unmix(np, args, 60);
+    auto r = run_unmix(np, args, 60);
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("rank is 4 now but 5 in the checkpoint") != std::string::npos);
     args = common;

@@ -118,7 +118,7 @@ TEST_CASE("factorize --model tucker refuses what it does not take, leaving nothi
       {with({"--rank", "2", "--init", "nndsvd"}), "--init nndsvd (Tucker starts from a random start or a file)"},
       {with({"--rank", "2", "--order", "random"}),
        "a random --order (Tucker updates its core and factors in mode order)"},
-      {with({"--rank", "2,2"}), "--rank 2 values for a tensor of 3 axes (6 x 5 x 4): give one rank per axis"},
+      {with({"--rank", "2,2"}), "--rank '2,2': 2 values for a tensor of 3 axes (6 x 5 x 4): give one rank per axis"},
       {with({"--rank", "2,6,2"}), "rank 6 of the model's axis 1 exceeds its extent 5 (the tensor, mixture axis first, "
                                   "is 6 x 5 x 4); e.g. --rank 2,5,2"},
       {with({"--rank", "5"}), "rank 5 of the model's axis 2 exceeds its extent 4"},
@@ -159,14 +159,19 @@ TEST_CASE("factorize --model tucker --init continues from an earlier Tucker outp
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
-  // A CP output has no core; an output of other ranks has other shapes.
-  const std::string cp = (d / "cp.h5").string(), first = (d / "first.h5").string(), second = (d / "second.h5").string(),
-                    third = (d / "third.h5").string();
+  // A CP output (factors of the same shapes, no core) and a Tucker-1 output are refused; an output of other
+  // ranks has other shapes (below).
+  const std::string cp = (d / "cp.h5").string(), t1 = (d / "t1.h5").string(), first = (d / "first.h5").string(),
+                    second = (d / "second.h5").string(), third = (d / "third.h5").string();
   REQUIRE(run_unmix(2, {"factorize", planted, "-d", "Y", "--model", "cp", "--rank", "2", "--maxiter", "3", "--out", cp,
                         "--no-plot"})
               .exit_code == 0);
+  REQUIRE(run_unmix(1, {"factorize", planted, "-d", "Y", "--rank", "2", "--maxiter", "3", "--out", t1, "--no-plot"})
+              .exit_code == 0);
   unmix::test::check_refused(2, with({"--init", cp, "--out", second}),
-                             "has no dataset core; a Tucker start needs A, factor_1 ... and core");
+                             "is an output of --model cp; a tucker start needs an output of --model tucker");
+  unmix::test::check_refused(1, with({"--init", t1, "--out", second}),
+                             "has no dataset factor_1; a Tucker start needs A, factor_1 ... and core");
   CHECK(!fs::exists(second));
   // Five iterations, then five more from their result: a lower error.
   REQUIRE(run_unmix(2, with({"--maxiter", "5", "--tol", "rel_error=0", "--out", first})).exit_code == 0);
@@ -184,6 +189,17 @@ TEST_CASE("factorize --model tucker --init continues from an earlier Tucker outp
                              {"factorize", planted, "-d", "Y", "--model", "tucker", "--rank", "2,2,2", "--init", first,
                               "--out", (d / "x.h5").string()},
                              "factor_1 is 5 x 3 but this problem needs 5 x 2");
+  // And a Tucker output is no CP start.
+  unmix::test::check_refused(1,
+                             {"factorize", planted, "-d", "Y", "--model", "cp", "--rank", "2", "--init", first, "--out",
+                              (d / "x.h5").string()},
+                             "is an output of --model tucker; a cp start needs an output of --model cp");
+  CHECK(!fs::exists(d / "x.h5"));
+  // A rank above the product of the others is allowed, with a warning.
+  const auto w = run_unmix(1, {"factorize", planted, "-d", "Y", "--model", "tucker", "--rank", "5,2,2", "--maxiter",
+                               "2", "--out", (d / "w.h5").string(), "--no-plot"});
+  CHECK(w.exit_code == 0);
+  CHECK(w.err.find("Tucker rank 5 of axis 0 exceeds the product of the other ranks (4)") != std::string::npos);
 }
 
 TEST_CASE("factorize --model tucker: a signal checkpoints; resuming reaches bit-identical results", "[tucker]") {
@@ -192,40 +208,18 @@ TEST_CASE("factorize --model tucker: a signal checkpoints; resuming reaches bit-
   REQUIRE(run_unmix(0, {"synth", "--model", "tucker", "--shape", "60x50x40", "--rank", "4,3,3", "--noise", "0.01",
                         "--out", data})
               .exit_code == 0);
-  const std::vector<std::string> common{"factorize", data,        "-d",   "Y",     "--model",     "tucker",    "--rank",
-                                        "4,3,3",     "--maxiter", "3000", "--tol", "rel_error=0", "--no-plot", "-q"};
-  const std::string bin = std::getenv("UNMIX_BINARY") && *std::getenv("UNMIX_BINARY") ? std::getenv("UNMIX_BINARY")
-                                                                                      : UNMIX_BINARY_PATH_FOR_TESTS;
+  // Scaled normalizations absorbed by the core, exact solves for A and inner steps for the others and the core:
+  // every piece of the state a resume must restore is in use.
+  const std::vector<std::string> common{
+      "factorize",      data,    "-d",        "Y",    "--model", "tucker",
+      "--rank",         "4,3,3", "--maxiter", "3000", "--tol",   "rel_error=0",
+      "--block-solver", "bpp",   "--inner",   "3",    "-c",      "B=l1scale_columns+nonnegative",
+      "--no-plot",      "-q"};
   for (int np : {1, 3}) {
-    INFO(np << " processes");
-    const std::string n = std::to_string(np), full = (d / ("full" + n + ".h5")).string(),
-                      part = (d / ("part" + n + ".h5")).string(), ck = (d / ("ck" + n + ".h5")).string(),
-                      res = (d / ("res" + n + ".h5")).string();
-    auto args = common;
-    args.insert(args.end(), {"--out", full});
-    auto r = run_unmix(np, args, 300);
-    REQUIRE(r.exit_code == 0);
-    // The same run, sent SIGUSR1 once its first periodic checkpoint exists (mid-run).
-    std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun "
-                      "--oversubscribe -n " +
-                      n + " " + bin + " ";
-    for (const auto& a : common) cmd += a + " ";
-    cmd += "--out " + part + " --checkpoint " + ck + " --checkpoint-every 50 & pid=$!; while [ ! -f " + ck +
-           " ]; do sleep 0.02; done; kill -USR1 $pid; wait $pid; echo status=$?";
-    r = unmix::test::run_shell(cmd, 300);
-    INFO(r.out << r.err);
-    CHECK(r.out.find("status=75") != std::string::npos);
-    CHECK(r.err.find("stopped by SIGUSR1") != std::string::npos);
-    CHECK(!fs::exists(part));
-    args = common;
-    args.insert(args.end(), {"--out", res, "--resume", ck});
-    r = run_unmix(np, args, 300);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    for (const char* ds : {"A", "B", "core", "factor_1", "factor_2"})
-      CHECK(unmix::test::run_shell("h5diff " + full + " " + res + " " + ds + " " + ds).exit_code == 0);
+    const std::string ck = unmix::test::check_signal_then_resume(np, common, d, std::to_string(np),
+                                                                 {"A", "B", "core", "factor_1", "factor_2"});
     // A Tucker checkpoint is refused by the CP model, and for other ranks or another core constraint.
-    args = common;
+    auto args = common;
     args[5] = "cp";
     args[7] = "4";
     args.insert(args.end(), {"--out", (d / "other.h5").string(), "--resume", ck});

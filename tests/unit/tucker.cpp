@@ -295,3 +295,91 @@ TEST_CASE("Tucker in float32 storage fits a planted tensor as well as float64", 
   CHECK(rf.converged);
   CHECK(rf.iterations <= rd.iterations + 5);
 }
+
+TEST_CASE("Tucker: with scaled normalizations the momentum histories stay the previous iterates' models", "[tucker]") {
+  // The rescaling trick moves every factor's history to its new scale and the core's history to the inverse
+  // one: the model of (prev, core_prev) must stay the previous iterate's model, that of (last, core_last) the
+  // current one, whichever factor was normalized.
+  const Comm& self = test::comm();
+  const Shape shape{7, 6, 5};
+  const std::vector<std::size_t> ranks{3, 2, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.05, 17);
+  Tucker<double> m(pl.Y, ranks);
+  const ConstraintList scaled = parse_constraints("l1scale_columns+nonnegative");
+  const std::vector<ConstraintList> cons{parse_constraints("l2scale_columns+nonnegative"), scaled, scaled,
+                                         parse_constraints("nonnegative")};
+  CpFactors f;
+  init_random_cp(m, f, 8, true, cons);
+  std::vector<double> previous = direct_model(shape, f.F, f.G);
+  std::size_t checked = 0;
+  CpSolveControl ctl;
+  ctl.want_checkpoint = [](std::size_t, bool) { return true; };
+  ctl.write_checkpoint = [&](const CpFactors& now, const CpSolverState& st) {
+    const std::vector<double> current = direct_model(shape, now.F, now.G);
+    CHECK(test::rel_diff(direct_model(shape, st.last, st.core_last), current) < 1e-13);
+    CHECK(test::rel_diff(direct_model(shape, st.prev, st.core_prev), previous) < 1e-13);
+    previous = current;
+    ++checked;
+  };
+  SolverOptions o;
+  o.maxiter = 12;
+  o.tol.clear();
+  const SolveResult res = solve_cp(m, f, cons, o, ctl);
+  CHECK(checked == 12);
+  // Without momentum the objective never rises: every block step is a descent step of the same model.
+  CpFactors g;
+  init_random_cp(m, g, 8, true, cons);
+  o.momentum = false;
+  o.maxiter = 60;
+  const SolveResult plain = solve_cp(m, g, cons, o);
+  for (std::size_t k = 1; k < plain.stats.size(); ++k)
+    CHECK(plain.stats[k].objective <= plain.stats[k - 1].objective * (1 + 1e-12));
+  CHECK(res.stats.back().rel_error < res.stats.front().rel_error);
+}
+
+TEST_CASE("Tucker products over several slabs: planted data, mode-0 products and the exact residual", "[tucker]") {
+  const Comm& self = test::comm();
+  // 16 x 16 x 4200: the planted block and the exact residual each take several slabs of the last mode, and the
+  // mode-0 product of the 256 x 4200 unfolding by a 70-row matrix more than one slab of columns.
+  const Shape shape{16, 16, 4200};
+  const std::vector<std::size_t> ranks{2, 3, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.0, 23);
+  Tucker<double> m(pl.Y, ranks);
+  for (const std::size_t k : {std::size_t{0}, std::size_t{16 * 16 * 1500 + 37}, pl.Y.local().size() - 1}) {
+    std::size_t rest = k;
+    const std::size_t i = rest % 16, j = (rest /= 16) % 16, l = rest / 16;
+    double v = 0;
+    for (std::size_t c = 0; c < pl.G.size(); ++c) {
+      const std::size_t a = c % 2, b = (c / 2) % 3, e = c / 6;
+      v += pl.G[c] * pl.F[0](i, a) * pl.F[1](j, b) * pl.F[2](l, e);
+    }
+    CHECK(pl.Y.local()[k] == Approx(v).epsilon(1e-13));
+  }
+  CHECK(m.exact_residual2(pl.F, pl.G) < 1e-26 * pl.Y.norm2_squared());
+  Tensor<double> F2 = pl.F[2];
+  F2[100] += 1.0; // one changed entry of the last factor: the residual is exactly that change times the rest
+  const std::vector<Tensor<double>> moved{pl.F[0], pl.F[1], F2};
+  double want = 0;
+  {
+    // d model[i, j, 100] = sum G[a, b, 0] F0[i, a] F1[j, b] (the column 0 entry 100 of F2 moved by 1).
+    for (std::size_t i = 0; i < 16; ++i)
+      for (std::size_t j = 0; j < 16; ++j) {
+        double dv = 0;
+        for (std::size_t a = 0; a < 2; ++a)
+          for (std::size_t b = 0; b < 3; ++b) dv += pl.G[a + 2 * b] * pl.F[0](i, a) * pl.F[1](j, b);
+        want += dv * dv;
+      }
+  }
+  CHECK(m.exact_residual2(moved, pl.G) == Approx(want).epsilon(1e-10));
+  // The mode-0 product in slabs: the block as 256 x 4200 (its first two modes merged) times a 70 x 256 matrix.
+  const Shape s{256, 4200};
+  const Tensor<double> M = random_tensor({70, 256}, 5);
+  const double* Y0 = pl.Y.local().data();
+  const std::vector<double> got = mode_product<double>(Y0, s, 0, M.data(), 70);
+  for (const std::size_t col : {std::size_t{0}, std::size_t{3744}, std::size_t{4199}})
+    for (const std::size_t r : {std::size_t{0}, std::size_t{69}}) {
+      double v = 0;
+      for (std::size_t q = 0; q < 256; ++q) v += M(r, q) * Y0[q + 256 * col];
+      CHECK(got[r + 70 * col] == Approx(v).epsilon(1e-12));
+    }
+}

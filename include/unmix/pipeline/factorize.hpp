@@ -102,6 +102,8 @@ ConstraintList tucker_core_constraints(const FactorizeConfig& cfg, const Constra
 /// The Tucker ranks of a tensor of this shape (mixture axis first), checked: one per axis, 1 to its extent,
 /// a core of at most 2^24 values.
 std::vector<std::size_t> tucker_ranks(const FactorizeConfig& cfg, const Shape& shape);
+/// Ranks as --rank takes them ("3,2,4").
+std::string list_text(const std::vector<std::size_t>& v);
 /// The largest CP (and Tucker) rank taken (every step forms R x R matrices).
 constexpr std::size_t kMaxCpRank = 4096;
 void check_cp_rank(std::size_t rank);
