@@ -205,23 +205,59 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
   for (std::size_t m = n + 1; m < shape.size(); ++m) Rt *= shape[m];
   std::vector<double> out(L * rows * Rt, 0.0);
   if (out.empty() || J == 0) return out;
-  const std::vector<T> Mt(M, M + rows * J);
+  // The tile kernels (written for R in the tens) where the contiguous direction is long enough for their
+  // vectors; BLAS otherwise. Measured on a 2-core Zen 4 for 200 x 200 x 200 by a 10-row M: mode 0 11.5 ms
+  // (tile_yta on 160-column tiles) against 20 (one BLAS product M X_(0)) and 13.8 (BLAS X_(0)^T M^T); the
+  // last mode 8.0 ms (tile_ybt on pieces of rows_max rows) against 14; a middle mode 10.9 against 14.4.
+  const bool tiles = rows <= 32 && (L == 1 ? J >= 64 : L >= 256);
+  if (tiles && L == 1) {
+    // out^T (Rt x rows) = X_(0)^T M^T, a tile of columns of X at a time (J x nt, about 32 Ki values).
+    std::vector<T> Mt(J * rows); // M^T, J x rows
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t j = 0; j < J; ++j) Mt[j + r * J] = static_cast<T>(M[r + j * rows]);
+    const std::size_t nt = std::max<std::size_t>(4, (std::size_t{32} << 10) / J);
+    std::vector<T> part(nt * rows);
+    for (std::size_t t0 = 0; t0 < Rt; t0 += nt) {
+      const std::size_t nc = std::min(nt, Rt - t0);
+      tile_yta<T>(J, nc, rows, X + t0 * J, J, Mt.data(), part.data());
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t t = 0; t < nc; ++t) out[r + (t0 + t) * rows] = static_cast<double>(part[t + r * nc]);
+    }
+    return out;
+  }
+  const std::vector<T> Mc(M, M + rows * J); // M in T (rows x J)
+  if (tiles) {
+    // Slice t of X is L x J: out_t (L x rows) = X_t M^T on pieces of rows_max rows, each a tile of columns at
+    // a time (tile_ybt accumulates), as contract_last's products.
+    const std::size_t piece = std::min(L, rows_max(rows, 256)), nt = std::min(J, tile_cols(piece));
+    std::vector<T> Q(piece * rows);
+    for (std::size_t t = 0; t < Rt; ++t)
+      for (std::size_t p0 = 0; p0 < L; p0 += piece) {
+        const std::size_t pr = std::min(piece, L - p0);
+        std::fill(Q.begin(), Q.begin() + static_cast<std::ptrdiff_t>(pr * rows), T(0));
+        for (std::size_t j0 = 0; j0 < J; j0 += nt)
+          tile_ybt<T>(pr, std::min(nt, J - j0), rows, X + t * L * J + j0 * L + p0, L, Mc.data() + j0 * rows, Q.data());
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t i = 0; i < pr; ++i) out[t * L * rows + r * L + p0 + i] = static_cast<double>(Q[i + r * pr]);
+      }
+    return out;
+  }
   if (L == 1) {
     // Mode 0 (or modes below it of extent 1): the result is M X_(0), one product on slabs of columns.
     const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 18) / std::max<std::size_t>(rows, 1));
     std::vector<T> part(rows * std::min(slab, Rt));
     for (std::size_t t0 = 0; t0 < Rt; t0 += slab) {
-      const std::size_t nt = std::min(slab, Rt - t0);
-      blas::gemm<T>(blas::Trans::N, blas::Trans::N, rows, nt, J, T(1), Mt.data(), rows, X + t0 * J, J, T(0),
+      const std::size_t nc = std::min(slab, Rt - t0);
+      blas::gemm<T>(blas::Trans::N, blas::Trans::N, rows, nc, J, T(1), Mc.data(), rows, X + t0 * J, J, T(0),
                     part.data(), rows);
-      for (std::size_t k = 0; k < rows * nt; ++k) out[t0 * rows + k] = static_cast<double>(part[k]);
+      for (std::size_t k = 0; k < rows * nc; ++k) out[t0 * rows + k] = static_cast<double>(part[k]);
     }
     return out;
   }
   // Each slice t of X is L x J; its product with M^T (J x rows) is the slice L x rows of the result.
   std::vector<T> part(L * rows);
   for (std::size_t t = 0; t < Rt; ++t) {
-    blas::gemm<T>(blas::Trans::N, blas::Trans::T, L, rows, J, T(1), X + t * L * J, L, Mt.data(), rows, T(0),
+    blas::gemm<T>(blas::Trans::N, blas::Trans::T, L, rows, J, T(1), X + t * L * J, L, Mc.data(), rows, T(0),
                   part.data(), L);
     for (std::size_t k = 0; k < L * rows; ++k) out[t * L * rows + k] = static_cast<double>(part[k]);
   }

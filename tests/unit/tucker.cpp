@@ -382,4 +382,32 @@ TEST_CASE("Tucker products over several slabs: planted data, mode-0 products and
       for (std::size_t q = 0; q < 256; ++q) v += M(r, q) * Y0[q + 256 * col];
       CHECK(got[r + 70 * col] == Approx(v).epsilon(1e-12));
     }
+  // With 10 rows the tile kernels take mode 0 (256 contiguous values) and mode 2 (256 x 4200 slices), in
+  // double and in float; BLAS mode 1 (16 contiguous values).
+  const Shape s3{16, 16, 4200};
+  const std::vector<float> Yf(Y0, Y0 + pl.Y.local().size());
+  for (std::size_t n = 0; n < 3; ++n) {
+    const Tensor<double> Mn = random_tensor({10, s3[n]}, 30 + n);
+    const std::vector<double> gd = mode_product<double>(Y0, s3, n, Mn.data(), 10);
+    const std::vector<double> gf = mode_product<float>(Yf.data(), s3, n, Mn.data(), 10);
+    Shape os = s3;
+    os[n] = 10;
+    for (const std::size_t o : {std::size_t{0}, gd.size() / 3, gd.size() / 2 + 7, gd.size() - 1}) {
+      Shape idx(3);
+      std::size_t rest = o;
+      for (std::size_t a = 0; a < 3; ++a) {
+        idx[a] = rest % os[a];
+        rest /= os[a];
+      }
+      double v = 0;
+      for (std::size_t q = 0; q < s3[n]; ++q) {
+        Shape at = idx;
+        at[n] = q;
+        v += Mn(idx[n], q) * Y0[at[0] + 16 * (at[1] + 16 * at[2])];
+      }
+      INFO("mode " << n << ", entry " << o);
+      CHECK(gd[o] == Approx(v).epsilon(1e-12));
+      CHECK(gf[o] == Approx(v).epsilon(1e-4));
+    }
+  }
 }
