@@ -266,10 +266,10 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
 
 template <class T>
 std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
-                                       const std::vector<std::size_t>& rows, std::size_t skip) {
+                                       const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip) {
   std::vector<std::size_t> order;
   for (std::size_t m = 0; m < shape.size(); ++m)
-    if (m != skip) order.push_back(m);
+    if (m != skip && m != also_skip) order.push_back(m);
   auto shrink = [&](std::size_t m) {
     return static_cast<double>(shape[m]) / static_cast<double>(std::max<std::size_t>(rows[m], 1));
   };
@@ -325,9 +325,9 @@ double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t
 template std::vector<double> mode_product<float>(const float*, const Shape&, std::size_t, const double*, std::size_t);
 template std::vector<double> mode_product<double>(const double*, const Shape&, std::size_t, const double*, std::size_t);
 template std::vector<double> multi_mode_product<float>(const float*, Shape&, const std::vector<const double*>&,
-                                                       const std::vector<std::size_t>&, std::size_t);
+                                                       const std::vector<std::size_t>&, std::size_t, std::size_t);
 template std::vector<double> multi_mode_product<double>(const double*, Shape&, const std::vector<const double*>&,
-                                                        const std::vector<std::size_t>&, std::size_t);
+                                                        const std::vector<std::size_t>&, std::size_t, std::size_t);
 template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,
                             double*, MttkrpWorkspace<float>&);
 template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,

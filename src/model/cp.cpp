@@ -9,26 +9,7 @@ namespace unmix {
 template <class T>
 CP<T>::CP(const DistTensor<T>& Y, std::size_t rank, bool dimension_tree)
     : ModeFactors<T>(Y, std::vector<std::size_t>(Y.global_shape().size(), rank), "CP"), R_(rank) {
-  const GridComms& comms = Y.comms();
-  // Decided from the smallest block of the last mode (the same on every process): where a process's block is
-  // short, its contraction (rows x R) would outgrow its share of Y.
-  const BlockPartition& last_part = Y.layout().partition(N_ - 1);
-  std::size_t shortest = last_part.extent;
-  for (int k = 0; k < last_part.parts; ++k) shortest = std::min(shortest, last_part.size(k));
-  tree_ = dimension_tree && tree_pays(N_, R_, shortest);
-  if (tree_) {
-    const unsigned last = 1u << (N_ - 1);
-    last_comm_ = &comms.sub(last);
-    for (std::size_t n = 0; n + 1 < N_; ++n) tree_comm_.push_back(&comms.sub(comms.all_modes() & ~(1u << n) & ~last));
-  }
-}
-
-template <class T> bool CP<T>::tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last) {
-  // Memory traffic per iteration in units of the local Y: the tree reads Y twice and writes and then reads the
-  // contraction (R / J of Y, J the last mode's block) once per mode, 2 + N R / J; without it, N passes.
-  if (order < 3 || shortest_last < 2 * rank) return false;
-  const double N = static_cast<double>(order), ratio = static_cast<double>(rank) / static_cast<double>(shortest_last);
-  return 2.0 + N * ratio <= 0.75 * N;
+  this->plan_tree(dimension_tree);
 }
 
 template <class T> Tensor<double> CP<T>::mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const {

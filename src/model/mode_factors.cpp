@@ -2,6 +2,8 @@
 
 #include "unmix/kernels/blas.hpp"
 
+#include <algorithm>
+
 namespace unmix {
 
 std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F) {
@@ -24,6 +26,28 @@ ModeFactors<T>::ModeFactors(const DistTensor<T>& Y, std::vector<std::size_t> ran
     reducers_.push_back(std::make_unique<FactorReducers>(comms, std::vector<int>{static_cast<int>(n), -1}));
   }
   summary_ = Y.summary();
+}
+
+template <class T> bool ModeFactors<T>::tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last) {
+  // Memory traffic per iteration in units of the local Y: the tree reads Y twice and writes and then reads the
+  // contraction (R / J of Y, J the last mode's block) once per mode, 2 + N R / J; without it, N passes.
+  if (order < 3 || shortest_last < 2 * rank) return false;
+  const double N = static_cast<double>(order), ratio = static_cast<double>(rank) / static_cast<double>(shortest_last);
+  return 2.0 + N * ratio <= 0.75 * N;
+}
+
+template <class T> void ModeFactors<T>::plan_tree(bool wanted) {
+  // Decided from the smallest block of the last mode (the same on every process): where a process's block is
+  // short, its contraction would outgrow its share of Y.
+  const BlockPartition& last_part = Y_->layout().partition(N_ - 1);
+  std::size_t shortest = last_part.extent;
+  for (int k = 0; k < last_part.parts; ++k) shortest = std::min(shortest, last_part.size(k));
+  tree_ = wanted && tree_pays(N_, ranks_[N_ - 1], shortest);
+  if (!tree_) return;
+  const GridComms& comms = Y_->comms();
+  const unsigned last = 1u << (N_ - 1);
+  last_comm_ = &comms.sub(last);
+  for (std::size_t n = 0; n + 1 < N_; ++n) tree_comm_.push_back(&comms.sub(comms.all_modes() & ~(1u << n) & ~last));
 }
 
 template <class T> bool ModeFactors<T>::owns(std::size_t n) const {

@@ -7,8 +7,10 @@
 namespace unmix {
 
 template <class T>
-Tucker<T>::Tucker(const DistTensor<T>& Y, std::vector<std::size_t> ranks)
-    : ModeFactors<T>(Y, std::move(ranks), "Tucker") {}
+Tucker<T>::Tucker(const DistTensor<T>& Y, std::vector<std::size_t> ranks, bool dimension_tree)
+    : ModeFactors<T>(Y, std::move(ranks), "Tucker") {
+  this->plan_tree(dimension_tree);
+}
 
 template <class T> Tensor<double> Tucker<T>::partial(std::size_t n, const std::vector<Tensor<double>>& F) const {
   ++passes_;
@@ -24,6 +26,38 @@ template <class T> Tensor<double> Tucker<T>::partial(std::size_t n, const std::v
   Tensor<double> out(shape);
   std::copy(P.begin(), P.end(), out.data());
   block_comm_[n]->allreduce(out.span());
+  return out;
+}
+
+template <class T> Tensor<double> Tucker<T>::contracted(const Tensor<double>& F_last) const {
+  if (!this->tree_) throw Error("internal error: the contraction of the last mode is not used for this problem");
+  ++passes_;
+  const std::size_t L = N_ - 1;
+  Shape shape = Y_->local().shape();
+  const std::vector<double> Ft = transposed(F_last.data(), this->rows_local(L), this->rank(L));
+  const std::vector<double> C = mode_product<T>(Y_->local().data(), shape, L, Ft.data(), this->rank(L));
+  shape[L] = this->rank(L);
+  Tensor<double> out(shape);
+  std::copy(C.begin(), C.end(), out.data());
+  last_comm_->allreduce(out.span());
+  return out;
+}
+
+template <class T>
+Tensor<double> Tucker<T>::partial_from(const Tensor<double>& C, std::size_t n,
+                                       const std::vector<Tensor<double>>& F) const {
+  Shape shape = C.shape();
+  std::vector<std::vector<double>> Ft(N_);
+  std::vector<const double*> Ms(N_, nullptr);
+  for (std::size_t m = 0; m + 1 < N_; ++m)
+    if (m != n) {
+      Ft[m] = transposed(F[m].data(), this->rows_local(m), this->rank(m));
+      Ms[m] = Ft[m].data();
+    }
+  const std::vector<double> P = multi_mode_product<double>(C.data(), shape, Ms, this->ranks_, n, N_ - 1);
+  Tensor<double> out(shape);
+  std::copy(P.begin(), P.end(), out.data());
+  tree_comm_[n]->allreduce(out.span());
   return out;
 }
 

@@ -90,9 +90,8 @@ public:
       if constexpr (Model::has_core) {
         P_ = m_.partial(N_ - 1, f_.F);
         Z_ = m_.projected(N_ - 1, P_, f_.F[N_ - 1]);
-      } else if (m_.uses_tree()) {
-        C_ = m_.contracted(f_.F[N_ - 1]);
       }
+      if (m_.uses_tree()) C_ = m_.contracted(f_.F[N_ - 1]);
     } else {
       prev_ = f_.F;
       last_ = f_.F;
@@ -104,6 +103,7 @@ public:
         P_ = m_.partial(n_last_, f_.F);
         M_last_ = m_.times_core(n_last_, P_, f_.G);
         Z_ = m_.projected(n_last_, P_, f_.F[n_last_]);
+        if (m_.uses_tree()) C_ = m_.contracted(f_.F[N_ - 1]);
       } else if (m_.uses_tree()) {
         C_ = m_.contracted(f_.F[N_ - 1]);
         n_last_ = 0;
@@ -182,7 +182,7 @@ private:
   /// recomputed whenever the last factor changes), else one pass over Y.
   Tensor<double> product(std::size_t n) {
     if constexpr (Model::has_core) {
-      Tensor<double> P = m_.partial(n, f_.F);
+      Tensor<double> P = m_.uses_tree() && n + 1 < N_ ? m_.partial_from(C_, n, f_.F) : m_.partial(n, f_.F);
       Tensor<double> M = m_.times_core(n, P, f_.G);
       if (n == N_ - 1) P_ = std::move(P);
       return M;
@@ -290,11 +290,9 @@ private:
         if (m_.uses_tree() && c == N_ - 1) scale_by(C_, R, w, false); // C is linear in the last factor
       }
     }
-    if constexpr (Model::has_core) {
+    if constexpr (Model::has_core)
       if (n == N_ - 1) Z_ = m_.projected(n, P_, f_.F[n]);
-    } else {
-      if (m_.uses_tree() && n == N_ - 1) C_ = m_.contracted(f_.F[n]);
-    }
+    if (m_.uses_tree() && n == N_ - 1) C_ = m_.contracted(f_.F[n]);
   }
 
   IterationStats stats(double k) {

@@ -15,7 +15,7 @@ TEST_CASE("Tucker products, start and statistics equal the serial ones on every 
   const std::vector<std::size_t> ranks{2, 3, 2};
   Comm self = Comm::self();
   // At 3 and 4 processes, grids splitting the last mode of the second shape leave processes empty.
-  for (const Shape& shape : {Shape{6, 5, 7}, Shape{5, 4, 2}}) {
+  for (const Shape& shape : {Shape{6, 5, 7}, Shape{5, 4, 2}, Shape{4, 3, 48}}) {
     auto serial = make_planted_tucker<double>(self, shape, {3, 3, 3}, 0.1, 31);
     Tucker<double> ms(serial.Y, ranks);
     const std::vector<ConstraintList> cons(4, parse_constraints("nonnegative"));
@@ -42,6 +42,13 @@ TEST_CASE("Tucker products, start and statistics equal the serial ones on every 
         CHECK(test::rel_diff(md.projected(n, Pd, fd.F[n]).span(), ms.projected(n, Ps, fs.F[n]).span()) < 1e-13);
       }
       CHECK(md.exact_residual2(fd.F, fd.G) == Approx(ms.exact_residual2(fs.F, fs.G)).epsilon(1e-13));
+      // The dimension tree's products equal the direct ones.
+      Tucker<double> mt(dist.Y, ranks);
+      if (mt.uses_tree()) {
+        const Tensor<double> C = mt.contracted(fd.F[2]);
+        for (std::size_t n = 0; n < 2; ++n)
+          CHECK(test::rel_diff(mt.partial_from(C, n, fd.F).span(), md.partial(n, fd.F).span()) < 1e-13);
+      }
       CHECK(test::rel_diff(md.sources_local(fd.F, fd.G).span(), test::box_of_sources(Bs, shape, off, box).span()) <
             1e-14);
       SolverOptions o;
@@ -78,9 +85,10 @@ TEST_CASE("Tucker: the same seed gives the same iterates at any process count an
   // shape they stay unique, and every grid must agree as for the gradient steps.
   std::vector<std::pair<Case, Shape>> runs;
   for (const Case& c : pg)
-    for (const Shape& shape : {Shape{7, 6, 5}, Shape{5, 2, 9}}) runs.emplace_back(c, shape);
+    for (const Shape& shape : {Shape{7, 6, 5}, Shape{5, 2, 9}, Shape{4, 3, 48}}) runs.emplace_back(c, shape);
   runs.emplace_back(bpp, Shape{5, 2, 9});
-  // The second shape leaves processes without entries at 3 and 4 processes (its mode 1 has 2).
+  // The second shape leaves processes without entries at 3 and 4 processes (its mode 1 has 2); the third uses
+  // the dimension tree on the grids that leave its last mode 24 or more per process.
   for (const auto& [c, shape] : runs) {
     std::vector<ConstraintList> cons{parse_constraints(c.a), parse_constraints(c.others), parse_constraints(c.others),
                                      parse_constraints(c.core)};
@@ -112,6 +120,10 @@ TEST_CASE("Tucker: the same seed gives the same iterates at any process count an
       CHECK(test::rel_diff(fd.G.span(), fs.G.span()) < 1e-10);
       CHECK(rd.stats.back().rel_error == Approx(rs.stats.back().rel_error).epsilon(1e-10));
       CHECK(rd.stats.back().rel_error < rd.stats[0].rel_error);
+      const BlockPartition& last = dist.Y.layout().partition(2);
+      std::size_t shortest = last.extent;
+      for (int k = 0; k < last.parts; ++k) shortest = std::min(shortest, last.size(k));
+      CHECK(md.uses_tree() == Tucker<double>::tree_pays(3, ranks[2], shortest));
       // The core is the same on every process.
       std::vector<double> lo(fd.G.span().begin(), fd.G.span().end()), hi = lo;
       comm.allreduce(std::span<double>(lo), Op::min);

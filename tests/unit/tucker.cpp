@@ -411,3 +411,34 @@ TEST_CASE("Tucker products over several slabs: planted data, mode-0 products and
     }
   }
 }
+
+TEST_CASE("Tucker: the dimension tree gives the iterates of one pass per mode, in two passes per iteration",
+          "[tucker]") {
+  const Comm& self = test::comm();
+  const std::vector<std::size_t> ranks{3, 2, 3};
+  auto pl = make_planted_tucker<double>(self, {6, 5, 40}, ranks, 0.05, 12);
+  for (const char* others : {"nonnegative", "l1scale_columns+nonnegative"}) {
+    const std::vector<ConstraintList> cons{parse_constraints("nonnegative"), parse_constraints(others),
+                                           parse_constraints(others), parse_constraints("nonnegative")};
+    Tucker<double> tree(pl.Y, ranks), plain(pl.Y, ranks, false);
+    REQUIRE(tree.uses_tree());
+    REQUIRE(!plain.uses_tree());
+    CpFactors ft, fp;
+    init_random_cp(tree, ft, 9, true, cons);
+    init_random_cp(plain, fp, 9, true, cons);
+    SolverOptions o;
+    o.maxiter = 30;
+    o.tol = {{Stat::stationarity, 1e-300}};
+    const auto rt = solve_cp(tree, ft, cons, o), rp = solve_cp(plain, fp, cons, o);
+    INFO("others " << others);
+    for (std::size_t n = 0; n < 3; ++n) CHECK(test::rel_diff(ft.F[n].span(), fp.F[n].span()) < 1e-12);
+    CHECK(test::rel_diff(ft.G.span(), fp.G.span()) < 1e-12);
+    CHECK(rt.stats.back().stationarity == Approx(rp.stats.back().stationarity).epsilon(1e-10));
+    CHECK(rt.stats.back().objective == Approx(rp.stats.back().objective).epsilon(1e-12));
+    CHECK(tree.passes() == 2 + 2 * 30); // the start (the last mode's product, the contraction), two per iteration
+    CHECK(plain.passes() == 1 + 3 * 30 + (2 * 30 + 2)); // one per mode, and two more for the statistics
+  }
+  // The rule: the shortest block of the last mode at least 12 times its rank for three modes.
+  CHECK(Tucker<double>::tree_pays(3, 3, 36));
+  CHECK(!Tucker<double>::tree_pays(3, 3, 35));
+}

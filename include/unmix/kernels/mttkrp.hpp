@@ -64,12 +64,13 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
 template <class T>
 std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows);
 
-/// X times M_m along every mode m but `skip` (M_m: rows[m] x shape[m], column-major; skip >= the order: every
-/// mode), the modes taken in order of decreasing shape[m] / rows[m] so that the intermediate shrinks fastest;
-/// `shape` becomes the result's. Reads X once.
+/// X times M_m along every mode m but `skip` and `also_skip` (M_m: rows[m] x shape[m], column-major; a skip
+/// >= the order skips nothing), the modes taken in order of decreasing shape[m] / rows[m] so that the intermediate
+/// shrinks fastest; `shape` becomes the result's. Reads X once.
 template <class T>
 std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
-                                       const std::vector<std::size_t>& rows, std::size_t skip);
+                                       const std::vector<std::size_t>& rows, std::size_t skip,
+                                       std::size_t also_skip = static_cast<std::size_t>(-1));
 
 /// X_(n) Z_(n)^T for two tensors that agree in every mode but n: X of shape `shape`, Z of that shape with `zn`
 /// in mode n; `out` (shape[n] x zn, column-major) is overwritten. The contraction of every mode but n.

@@ -29,17 +29,11 @@ public:
   /// Y_(n) times the Khatri-Rao product of the other factors, for this process's rows of mode n
   /// (rows_local(n) x R). One pass over the local Y.
   Tensor<double> mttkrp(std::size_t n, const std::vector<Tensor<double>>& F) const;
-  /// Dimension tree: an iteration reads Y twice whatever the order: once to contract the last mode with its
-  /// new factor (contracted(), I_0 ... I_(N-2) x R, reduced over the processes that split the last mode) and
-  /// once for the last mode's MTTKRP; the MTTKRPs of the other modes come from the contraction (mttkrp_from(),
-  /// no pass over Y), which the solver keeps while the last factor is unchanged. Used where it pays
-  /// (tree_pays, from the shortest block of the last mode, the same on every process).
-  bool uses_tree() const { return tree_; }
-  /// The tree's memory traffic per iteration, 2 + N R / J in units of Y (J: the shortest block of the last
-  /// mode), is at most 3/4 of one pass per mode (J > 12 R for three modes, J > 4 R for four), with J >= 2R.
-  /// Measured on a 2-core Zen 4 at R = 10: 1.6-1.85 times faster at 200 x 200 x 200, 0.8-1.0 at
-  /// 2000 x 100 x 40 (J = 4R), which the rule leaves without.
-  static bool tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last);
+  /// Dimension tree (ModeFactors::tree_pays): an iteration reads Y once to contract the last mode with its new
+  /// factor (contracted(),
+  /// I_0 ... I_(N-2) x R, reduced over the processes that split the last mode) and once for the last mode's
+  /// MTTKRP; the MTTKRPs of the other modes come from the contraction (mttkrp_from(), no pass over Y), which the
+  /// solver keeps while the last factor is unchanged.
   Tensor<double> contracted(const Tensor<double>& F_last) const;
   Tensor<double> mttkrp_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const;
   /// ||Y - model||^2 formed blockwise (one pass over Y); used when the Gram formula would cancel.
@@ -62,12 +56,12 @@ private:
   using ModeFactors<T>::Y_;
   using ModeFactors<T>::N_;
   using ModeFactors<T>::block_comm_;
+  using ModeFactors<T>::tree_;
+  using ModeFactors<T>::tree_comm_;
+  using ModeFactors<T>::last_comm_;
   std::size_t R_;
   mutable std::size_t passes_ = 0;
   mutable MttkrpWorkspace<T> ws_;
-  std::vector<const Comm*> tree_comm_; // per mode n < N-1: the processes sharing the mode-n and last-mode blocks
-  const Comm* last_comm_ = nullptr;    // the processes splitting the last mode
-  bool tree_ = false;
   mutable std::vector<double> left_, right_, scratch_;
 };
 

@@ -24,7 +24,9 @@ namespace unmix {
 template <class T> class Tucker : public ModeFactors<T> {
 public:
   /// ranks[n]: the number of columns of factor n (the core's extent in mode n).
-  Tucker(const DistTensor<T>& Y, std::vector<std::size_t> ranks);
+  /// `dimension_tree`: serve the products of modes 0..N-2 from one contraction of the last mode where that pays
+  /// (ModeFactors::tree_pays with the last rank); false always reads Y once per mode (for comparisons).
+  Tucker(const DistTensor<T>& Y, std::vector<std::size_t> ranks, bool dimension_tree = true);
   static constexpr bool has_core = true;
 
   const std::vector<std::size_t>& ranks() const { return this->ranks_; }
@@ -37,6 +39,11 @@ public:
   /// P_n = Y x_(m != n) F_m^T for this process's rows of mode n: the core's shape with rows_local(n) in mode n.
   /// One pass over the local Y.
   Tensor<double> partial(std::size_t n, const std::vector<Tensor<double>>& F) const;
+  /// With the dimension tree: C = Y x_(N-1) F_(N-1)^T (this process's block with R_(N-1) in the last mode,
+  /// reduced over the processes splitting the last mode; one pass over the local Y), and P_n for n < N-1 from it
+  /// (no pass over Y), equal to partial(n, F) while the last factor is the one C was made with.
+  Tensor<double> contracted(const Tensor<double>& F_last) const;
+  Tensor<double> partial_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const;
   /// Z = P_n x_n F_n^T (the core's shape), the same on every process.
   Tensor<double> projected(std::size_t n, const Tensor<double>& P, const Tensor<double>& Fn) const;
   /// ||Y - model||^2 formed blockwise (one pass over Y); used when the Gram formula would cancel.
@@ -62,6 +69,8 @@ private:
   using ModeFactors<T>::N_;
   using ModeFactors<T>::rows_comm_;
   using ModeFactors<T>::block_comm_;
+  using ModeFactors<T>::tree_comm_;
+  using ModeFactors<T>::last_comm_;
   mutable std::size_t passes_ = 0;
 };
 
