@@ -304,7 +304,7 @@ private:
     for (std::size_t i = 0; i < H.size(); ++i) hg += H[i] * G_[n_last_][i];
     double fval = y2 - 2.0 * m_.dot(n_last_, f_.F[n_last_], M_last_) + hg;
     // The Gram formula cancels when the error is tiny: form the residual instead.
-    if (fval < 1e-9 * y2) {
+    if (fval < Model::exact_below * y2) {
       if constexpr (Model::has_core)
         fval = m_.exact_residual2(f_.F, f_.G);
       else

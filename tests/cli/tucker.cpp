@@ -234,3 +234,38 @@ TEST_CASE("factorize --model tucker: a signal checkpoints; resuming reaches bit-
     CHECK(!fs::exists(d / "other.h5"));
   }
 }
+
+TEST_CASE("factorize --model tucker and --model cp with --precision float fit as in double", "[tucker]") {
+  const fs::path d = unmix::test::fresh_cli_dir("tucker", "float");
+  const std::size_t I = 12, J = 10, K = 8;
+  for (const std::string model : {"tucker", "cp"}) {
+    INFO("model " << model);
+    const std::string planted = (d / (model + ".h5")).string();
+    REQUIRE(run_unmix(1, {"synth", "--model", model, "--shape", "12x10x8", "--rank", model == "cp" ? "3" : "3,2,2",
+                          "--seed", "6", "--out", planted})
+                .exit_code == 0);
+    const auto Y = read_dataset(planted, "Y");
+    double rel[2] = {0, 0};
+    for (const std::string precision : {"double", "float"}) {
+      INFO("precision " << precision);
+      const std::string out = (d / (model + precision + ".h5")).string();
+      const auto r = run_unmix(2, {"factorize", planted, "-d", "Y", "--model", model, "--rank",
+                                   model == "cp" ? "3" : "3,2,2", "--block-solver", "bpp", "--tol", "rel_error=1e-4",
+                                   "--maxiter", "5000", "--precision", precision, "--out", out, "--no-plot"});
+      INFO(r.err);
+      REQUIRE(r.exit_code == 0);
+      CHECK(read_attribute(out, "precision") == precision);
+      rel[precision == "float"] = std::stod(read_attribute(out, "rel_error"));
+      CHECK(rel[precision == "float"] <= 1e-4);
+      // The written factors (and core) are the model whose error was reported, to float rounding of Y.
+      std::vector<double> model_values(Y.size(), 0.0);
+      const auto A = read_dataset(out, "A"), B = read_dataset(out, "B");
+      const std::size_t R = 3;
+      for (std::size_t i = 0; i < I; ++i)
+        for (std::size_t jk = 0; jk < J * K; ++jk)
+          for (std::size_t q = 0; q < R; ++q) model_values[i * J * K + jk] += A[i * R + q] * B[q * J * K + jk];
+      CHECK(unmix::test::rel_diff(model_values, Y) <= rel[precision == "float"] * 1.001 + 1e-6);
+    }
+    CHECK(rel[1] > 0);
+  }
+}

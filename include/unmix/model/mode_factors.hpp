@@ -54,6 +54,11 @@ public:
   /// for four), with J >= 2R. Measured for CP on a 2-core Zen 4 at R = 10: 1.6-1.85 times faster at
   /// 200 x 200 x 200, 0.8-1.0 at 2000 x 100 x 40 (J = 4R), which the rule leaves without.
   static bool tree_pays(std::size_t order, std::size_t rank, std::size_t shortest_last);
+  /// The objective from Gram matrices and a product with Y cancels when it is small against ||Y||^2: below this
+  /// fraction the solvers form the residual instead. The products of float32 data carry float rounding
+  /// (measured: 3e-8 of ||Y||^2 on a 12 x 10 x 8 tensor, which hid a relative error of 1.9e-4 behind a reported
+  /// 5.9e-5), double ones about 1e-16.
+  static constexpr double exact_below = sizeof(T) == 4 ? 1e-6 : 1e-9;
   bool uses_tree() const { return tree_; }
 
 protected:
