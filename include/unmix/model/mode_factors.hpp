@@ -57,7 +57,7 @@ public:
   /// The objective from Gram matrices and a product with Y cancels when it is small against ||Y||^2: below this
   /// fraction the solvers form the residual instead. The products of float32 data carry float rounding
   /// (measured: 3e-8 of ||Y||^2 on a 12 x 10 x 8 tensor, which hid a relative error of 1.9e-4 behind a reported
-  /// 5.9e-5), double ones about 1e-16.
+  /// 5.8e-5), double ones about 1e-16.
   static constexpr double exact_below = sizeof(T) == 4 ? 1e-6 : 1e-9;
   bool uses_tree() const { return tree_; }
 
