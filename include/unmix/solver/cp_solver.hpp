@@ -75,10 +75,10 @@ void init_random_cp(const Model& m, CpFactors& f, std::uint64_t seed, bool nonne
 template <class Model>
 void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons);
 
-/// Solve from the factors given (and the core, for Tucker; `cons` holds its list last). Honours maxiter, max_seconds, tol, momentum, delta, subblock, inner,
-/// inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are Tucker-1 options and are
-/// refused (ConfigError). `stop_requested` is polled after every iteration (every process must answer
-/// the same).
+/// Solve from the factors given (and the core, for Tucker; `cons` holds its list last). Honours maxiter, max_seconds,
+/// tol, momentum, delta, subblock, inner, inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are
+/// Tucker-1 options and are refused (ConfigError). `stop_requested` is polled after every iteration (every process must
+/// answer the same).
 template <class Model>
 SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
                      const CpSolveControl& control);
