@@ -74,4 +74,14 @@ inline Tensor<double> box_of_sources(const Tensor<double>& B, const Shape& globa
   return out;
 }
 
+/// Column-major multi-index of linear index k in a tensor of this shape.
+inline Shape unravel(std::size_t k, const Shape& shape) {
+  Shape idx(shape.size());
+  for (std::size_t m = 0; m < shape.size(); ++m) {
+    idx[m] = k % shape[m];
+    k /= shape[m];
+  }
+  return idx;
+}
+
 } // namespace unmix::test

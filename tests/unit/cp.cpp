@@ -13,18 +13,9 @@
 #include "unmix/solver/cp_solver.hpp"
 
 using namespace unmix;
+using unmix::test::unravel;
 
 namespace {
-
-/// Column-major multi-index of linear index k.
-Shape unravel(std::size_t k, const Shape& shape) {
-  Shape idx(shape.size());
-  for (std::size_t m = 0; m < shape.size(); ++m) {
-    idx[m] = k % shape[m];
-    k /= shape[m];
-  }
-  return idx;
-}
 
 /// M[i_n, r] = sum over all entries of Y[i] prod_(m != n) F_m[i_m, r], by the definition.
 std::vector<double> direct_mttkrp(const std::vector<double>& Y, const Shape& shape, std::size_t n, std::size_t R,

@@ -14,18 +14,9 @@
 #include "unmix/solver/cp_solver.hpp"
 
 using namespace unmix;
+using unmix::test::unravel;
 
 namespace {
-
-/// Column-major multi-index of linear index k.
-Shape unravel(std::size_t k, const Shape& shape) {
-  Shape idx(shape.size());
-  for (std::size_t m = 0; m < shape.size(); ++m) {
-    idx[m] = k % shape[m];
-    k /= shape[m];
-  }
-  return idx;
-}
 
 /// prod_m F_m[i_m, r_m], with mode `skip` left out.
 double factor_product(const std::vector<Tensor<double>>& F, const Shape& i, const Shape& r,
@@ -395,12 +386,7 @@ TEST_CASE("Tucker products over several slabs: planted data, mode-0 products and
     Shape os = s3;
     os[n] = 10;
     for (const std::size_t o : {std::size_t{0}, gd.size() / 3, gd.size() / 2 + 7, gd.size() - 1}) {
-      Shape idx(3);
-      std::size_t rest = o;
-      for (std::size_t a = 0; a < 3; ++a) {
-        idx[a] = rest % os[a];
-        rest /= os[a];
-      }
+      const Shape idx = unravel(o, os);
       double v = 0;
       for (std::size_t q = 0; q < s3[n]; ++q) {
         Shape at = idx;
