@@ -208,8 +208,10 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
 // 76, R = 40 172 -> 158-160; R = 7 and 8 unchanged within noise; blocks of 4 or 3 were slower
 // (R = 11 as 4 + 4 + 3: 52-55 ms). With AVX2 (12 accumulators) 6 was already the limit and stays best
 // (R = 10: 49 ms, against 61-67 with blocks of 3 or 4). UNMIX_TILE_RB=1..12 overrides it.
-template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kernel, bool second = false) {
-  const int limit = second && tile_rank_block_second > 0 ? tile_rank_block_second : tile_rank_block;
+// one_block (the first product under mode flag 8): blocks of up to 12, so one pass over the tile at R <= 12.
+template <class Kernel>
+inline void for_rank_blocks(std::size_t R, Kernel&& kernel, bool second = false, bool one_block = false) {
+  const int limit = one_block ? 12 : (second && tile_rank_block_second > 0 ? tile_rank_block_second : tile_rank_block);
   const std::size_t max_rb = limit > 0 ? static_cast<std::size_t>(limit) : 6;
   const std::size_t nb = (R + max_rb - 1) / max_rb;
   std::size_t r0 = 0;
@@ -235,13 +237,16 @@ template <class Kernel> inline void for_rank_blocks(std::size_t R, Kernel&& kern
 }
 
 // Inner steps of the two products on an I x n tile (each step: one prefetch slot of an Ahead).
-template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size_t R) {
+template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size_t R, bool one_block) {
   std::size_t steps = 0;
-  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t) {
-    constexpr std::size_t NC = yta_columns(RB);
-    const std::size_t rest = n % 8;
-    steps += (I / Vec<T>::width) * (n / 8 * (8 / NC) + rest / NC + rest % NC);
-  });
+  for_rank_blocks(
+      R,
+      [&]<std::size_t RB>(std::size_t) {
+        constexpr std::size_t NC = yta_columns(RB);
+        const std::size_t rest = n % 8;
+        steps += (I / Vec<T>::width) * (n / 8 * (8 / NC) + rest / NC + rest % NC);
+      },
+      false, one_block);
   return steps;
 }
 template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R) {
@@ -267,22 +272,27 @@ template <class T> Ahead spread_over(const T* next, std::size_t count, int from,
   return a;
 }
 
-// The read-ahead of `next` (mode, chosen by tile_products.cpp): 4: half of it during each product,
-// spread evenly over the product's inner steps; otherwise bit 1: all of it during the first product's
-// first block of R, a line for every line of this tile it reads; bit 2: all of it during the second
-// product, two lines per step.
+// The read-ahead of `next` (mode, chosen by tile_products.cpp; its flag 8 only sets the first product's
+// blocks of R): 4: half of it during each product, spread evenly over the product's inner steps; otherwise
+// bit 1: all of it during the first product's first block of R, a line for every line of this tile it
+// reads; bit 2: all of it during the second product, two lines per step.
 template <class T>
 void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
          std::size_t next_count, int mode) {
-  Ahead spread = mode == 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R)) : Ahead{};
-  for_rank_blocks(R, [&]<std::size_t RB>(std::size_t r0) {
-    const bool far = r0 == 0 && (mode & 1) != 0 && next;
-    const std::size_t offset = far ? static_cast<std::size_t>(next - Y) : 0;
-    if (spread.next)
-      yta_block<T, RB, true>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
-    else
-      yta_block<T, RB, false>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
-  });
+  const int read_ahead = mode & 7;
+  const bool one_block = (mode & 8) != 0;
+  Ahead spread = read_ahead == 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R, one_block)) : Ahead{};
+  for_rank_blocks(
+      R,
+      [&]<std::size_t RB>(std::size_t r0) {
+        const bool far = r0 == 0 && (read_ahead & 1) != 0 && next;
+        const std::size_t offset = far ? static_cast<std::size_t>(next - Y) : 0;
+        if (spread.next)
+          yta_block<T, RB, true>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
+        else
+          yta_block<T, RB, false>(I, n, Y, ldy, A + r0 * I, I, C + r0 * n, n, offset, spread);
+      },
+      false, one_block);
 }
 
 template <class T, class TQ>
@@ -290,11 +300,12 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
          std::size_t next_count, int mode) {
   // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run.
   Ahead ahead;
-  if (mode == 4)
+  const int read_ahead = mode & 7;
+  if (read_ahead == 4)
     ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R));
-  else if (next && (mode & 2) != 0)
+  else if (next && (read_ahead & 2) != 0)
     ahead = Ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + next_count), 2};
-  const bool spread = mode == 4;
+  const bool spread = read_ahead == 4;
   for_rank_blocks(
       R,
       [&]<std::size_t RB>(std::size_t r0) {

@@ -186,7 +186,7 @@ SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int ite
 }
 
 /// One setting of the pass for the in-process comparison: "default", or comma-separated key=value
-/// pairs among pf (the read-ahead mode, 0-4), rb (the block limit of R), rb2 (the second product's own
+/// pairs among pf (the read-ahead mode, 0-4 or 8-12), rb (the block limit of R), rb2 (the second product's own
 /// limit), kib (the tile size), pages=4k (Y on 4 KiB pages) and fused=0 (the two-pass iteration).
 struct PassSetting {
   std::string name;

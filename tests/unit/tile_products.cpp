@@ -120,6 +120,43 @@ TEST_CASE("the second product's own block limit gives the same sums, bit for bit
   REQUIRE(tile_products_rank_block(0));
 }
 
+TEST_CASE("the first product in one block of R (mode flag 8) gives the same sums, bit for bit", "[tile_products]") {
+  // Y^T A sums each column of Y against each column of A in the same order whatever the blocks of R and
+  // whatever is read ahead; flag 8 only changes the blocks (up to 12 instead of 6). Checked with a next
+  // tile to read (bits 1 and 2 and the spread mode 4 take paths of their own) on every instruction set.
+  const std::string original = tile_products_isa();
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!tile_products_use(isa)) continue;
+    for (std::size_t R : {1, 5, 10, 12, 13, 25})
+      for (std::size_t I : {7, 33, 2000})
+        for (std::size_t n : {1, 9, 24}) {
+          const auto Y = random_values<double>(I * 2 * n, 31);
+          const auto A = random_values<double>(I * R, 32);
+          const auto Yf = random_values<float>(I * 2 * n, 31);
+          const auto Af = random_values<float>(I * R, 32);
+          std::vector<double> plain(n * R);
+          std::vector<float> plainf(n * R);
+          tile_yta<double>(I, n, R, Y.data(), I, A.data(), plain.data(), nullptr, 0, 0);
+          tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), plainf.data(), nullptr, 0, 0);
+          for (int mode : {0, 3, 4}) {
+            std::vector<double> C(n * R, -1.0);
+            std::vector<float> Cf(n * R, -1.0f);
+            tile_yta<double>(I, n, R, Y.data(), I, A.data(), C.data(), Y.data() + n * I, n * I, tile_one_block | mode);
+            tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), Cf.data(), Yf.data() + n * I, n * I,
+                            tile_one_block | mode);
+            INFO("isa " << isa << " R " << R << " I " << I << " n " << n << " mode " << (tile_one_block | mode));
+            CHECK(C == plain);
+            CHECK(Cf == plainf);
+          }
+        }
+  }
+  REQUIRE(tile_products_use(original.c_str()));
+  // The modes that can be set: 0-4 and 8-12.
+  for (int mode : {-1, 0, 4, 8, 11, 12}) CHECK(tile_products_prefetch(mode));
+  for (int mode : {-2, 5, 7, 13, 16}) CHECK_FALSE(tile_products_prefetch(mode));
+  REQUIRE(tile_products_prefetch(-1));
+}
+
 TEST_CASE("float products added to a double Q equal the float tile sums added in double", "[tile_products]") {
   // tile_ybt_double_sum must give, bit for bit, what a zeroed float Q filled by tile_ybt<float> and then
   // added to the double Q gives: the same sums in float, converted once.

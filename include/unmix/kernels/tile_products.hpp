@@ -13,7 +13,7 @@ namespace unmix {
 
 /// `next` (next_count elements, may be null) is brought into the caches while the products run: the
 /// caller passes the next tile (the n columns after this one), so that reading memory overlaps the
-/// multiply-adds of this tile. `read_ahead` (0-4, as UNMIX_TILE_PREFETCH below) says how; -1: as set
+/// multiply-adds of this tile. `read_ahead` (a mode as UNMIX_TILE_PREFETCH below) says how; -1: as set
 /// by UNMIX_TILE_PREFETCH or tile_products_prefetch, else by the rule below. The sums do not depend on it.
 template <class T>
 void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C,
@@ -36,18 +36,21 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
-/// UNMIX_TILE_PREFETCH (0-4) fixes the software prefetching of `next` for experiments on other
+/// UNMIX_TILE_PREFETCH (0-4, 8-12) fixes the software prefetching of `next` for experiments on other
 /// machines: bit 1 reads the next tile during the first product as well, when both tiles, A and a double
 /// Q fill at most 15/16 of the level-2 cache; bit 2 reads it during the second product; 4 reads half of
 /// it during each product, spread evenly over the product's inner steps (the rate the memory can serve
-/// one core, instead of bursts that fill the load buffers). Unset: 4 when both tiles, A and Q take at
-/// most 60 % of the level-2 cache (2 MiB caches at R = 10), else 1|2 (3, with bit 1's check), as
-/// measured on the two machines named in tile_products.cpp. That rule is only the first guess of the
-/// single-pass iteration, which times the candidates (tile_read_ahead_modes) on its first passes and
-/// keeps the fastest (fused.hpp).
+/// one core, instead of bursts that fill the load buffers). Flag 8 (tile_one_block) makes the first
+/// product take up to 12 columns of A per pass over the tile instead of 6 (one pass at R <= 12), so
+/// that with bit 1 the next tile is read during a pass that does half the tile's arithmetic instead of
+/// a quarter. Unset: 4 when both tiles, A and Q take at most 60 % of the level-2 cache (2 MiB caches at
+/// R = 10), else 1|2 (3, with bit 1's check), as measured on the two machines named in
+/// tile_products.cpp. That rule is only the first guess of the single-pass iteration, which times the
+/// candidates (tile_read_ahead_modes) on its first passes and keeps the fastest (fused.hpp).
+constexpr int tile_one_block = 8;
 
-/// Sets the prefetch mode (0-4 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later calls; false
-/// (nothing changes) for a value outside -1..4. For comparisons.
+/// Sets the prefetch mode (0-4 or 8-12 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later
+/// calls; false (nothing changes) for any other value. For comparisons.
 bool tile_products_prefetch(int mode);
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
