@@ -15,6 +15,7 @@
 #include "unmix/apps/sediment.hpp"
 #include "unmix/dist/dist_tensor.hpp"
 #include "unmix/model/tucker1.hpp"
+#include "unmix/pipeline/factorize.hpp"
 
 namespace unmix::apps {
 
@@ -90,6 +91,7 @@ Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::
   if (!scale_compensable(consA, 2, 1))
     throw ConfigError("--constraint A=" + s.constraint_A +
                       ": a scaled normalization of A must act on its columns so that B can absorb the scale");
+  check_tucker1_scaling(consA, consB); // B absorbs A's scale: only where that keeps B's constraints
   const ProcessGrid grid =
       s.grid ? ProcessGrid::parse(*s.grid, shape.size(), comm.size()) : ProcessGrid::default_for(shape, comm.size(), 0);
   DistTensor<double> Yd(comm, BlockLayout(shape, grid));
@@ -180,7 +182,7 @@ void write_fit_record(const h5::File& f, const Fit& fit, const FitSettings& s, c
   f.write_table("stats", IterationStats::columns(), st);
   f.attr("unmix_version", std::string(UNMIX_VERSION));
   f.attr("rank", static_cast<long long>(fit.rank));
-  f.attr("seed", static_cast<long long>(fit.seed));
+  f.attr("seed", static_cast<unsigned long long>(fit.seed));
   f.attr("processes", static_cast<long long>(comm.size()));
   f.attr("constraint_A", s.constraint_A);
   f.attr("constraint_B", s.constraint_B);

@@ -67,7 +67,7 @@ void write_planted_modes(const Comm& world, const Shape& shape, const Model& m, 
                             m.owns(n));
     f.attr("rank", static_cast<long long>(m.rank(0)));
     f.attr("noise", noise);
-    f.attr("seed", static_cast<long long>(seed));
+    f.attr("seed", static_cast<unsigned long long>(seed));
     f.attr("unmix_version", std::string(UNMIX_VERSION));
   }
   out.commit();
@@ -173,7 +173,7 @@ int cmd_synth(const std::vector<std::string>& args, const Comm& world) {
     h5::write_distributed(f, "B_true", bdims, boff, planted.B_local, owner);
     f.attr("rank", static_cast<long long>(R));
     f.attr("noise", noise);
-    f.attr("seed", static_cast<long long>(seed));
+    f.attr("seed", static_cast<unsigned long long>(seed));
     f.attr("separable", static_cast<long long>(p.vm["separable"].as<bool>() ? 1 : 0));
     f.attr("unmix_version", std::string(UNMIX_VERSION));
   }

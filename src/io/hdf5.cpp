@@ -318,22 +318,27 @@ void File::attr(const std::string& name, const std::string& value) const {
   check(H5Awrite(a, type, v.data()), "H5Awrite", ctx);
 }
 
-void File::attr(const std::string& name, double value) const {
-  const std::string ctx = path_ + " attribute " + name;
+namespace {
+// A scalar numeric attribute of the file's root group, of HDF5 memory type `type`.
+void write_scalar_attr(hid_t file, const std::string& ctx, const std::string& name, hid_t type, const void* value) {
   Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "H5Screate", ctx)), H5Sclose);
-  Handle a(static_cast<hid_t>(check(H5Acreate2(file_, name.c_str(), H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT),
-                                    "H5Acreate", ctx)),
+  Handle a(static_cast<hid_t>(
+               check(H5Acreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate", ctx)),
            H5Aclose);
-  check(H5Awrite(a, H5T_NATIVE_DOUBLE, &value), "H5Awrite", ctx);
+  check(H5Awrite(a, type, value), "H5Awrite", ctx);
+}
+} // namespace
+
+void File::attr(const std::string& name, double value) const {
+  write_scalar_attr(file_, path_ + " attribute " + name, name, H5T_NATIVE_DOUBLE, &value);
 }
 
 void File::attr(const std::string& name, long long value) const {
-  const std::string ctx = path_ + " attribute " + name;
-  Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "H5Screate", ctx)), H5Sclose);
-  Handle a(static_cast<hid_t>(check(H5Acreate2(file_, name.c_str(), H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT),
-                                    "H5Acreate", ctx)),
-           H5Aclose);
-  check(H5Awrite(a, H5T_NATIVE_LLONG, &value), "H5Awrite", ctx);
+  write_scalar_attr(file_, path_ + " attribute " + name, name, H5T_NATIVE_LLONG, &value);
+}
+
+void File::attr(const std::string& name, unsigned long long value) const {
+  write_scalar_attr(file_, path_ + " attribute " + name, name, H5T_NATIVE_ULLONG, &value);
 }
 
 std::optional<std::string> File::attr_string(const std::string& name) const {

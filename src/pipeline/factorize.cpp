@@ -364,7 +364,7 @@ void write_attributes(h5::File& fo, const FactorizeConfig& cfg, const FactorizeS
   fo.attr("dataset", cfg.dataset);
   fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
   fo.attr("rank", static_cast<long long>(cfg.rank));
-  fo.attr("seed", static_cast<long long>(cfg.solver.seed));
+  fo.attr("seed", static_cast<unsigned long long>(cfg.solver.seed));
   fo.attr("processes", static_cast<long long>(comm.size()));
   fo.attr("grid", sum.grid);
   fo.attr("precision", cfg.precision);

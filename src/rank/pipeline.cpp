@@ -159,7 +159,7 @@ void common_attrs(const h5::File& fo, const FactorizeConfig& cfg, const RankSwee
   fo.attr("input", cfg.input);
   fo.attr("dataset", cfg.dataset);
   fo.attr("mixture_axis", static_cast<long long>(cfg.mixture_axis));
-  fo.attr("seed", static_cast<long long>(cfg.solver.seed));
+  fo.attr("seed", static_cast<unsigned long long>(cfg.solver.seed));
   fo.attr("processes", static_cast<long long>(comm.size()));
   fo.attr("groups", static_cast<long long>(res.plan.groups));
   std::string grids;

@@ -153,6 +153,36 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
   CHECK(rel(read_dataset(out2, "B"), read_dataset(out1, "B")) < 1e-14);
 }
 
+TEST_CASE("seeds take all 64 bits: stored as given, and the same seed gives the same run", "[factorize]") {
+  // Seeds of 2^63 and above were written as signed integers (negative in the file).
+  const std::string big = "18446744073709551615", half = "9223372036854775808";
+  const std::string in1 = dir() + "/seed_big1.h5", in2 = dir() + "/seed_big2.h5";
+  for (const auto& in : {in1, in2}) {
+    const auto s = run_unmix(1, {"synth", "--shape", "12x10x8", "--rank", "2", "--seed", big, "--out", in, "-q"});
+    INFO(s.err);
+    REQUIRE(s.exit_code == 0);
+    CHECK(unmix::test::read_integer_attribute(in, "seed") == big);
+  }
+  CHECK(read_dataset(in1, "Y") == read_dataset(in2, "Y"));
+  std::vector<std::vector<double>> As;
+  for (int np : {1, 2}) {
+    const std::string out = dir() + "/seed_half" + std::to_string(np) + ".h5";
+    const auto r = run_unmix(np, {"factorize", in1, "--dataset", "Y", "--rank", "2", "--maxiter", "30", "--seed", half,
+                                  "--out", out, "-q", "--no-plot"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(unmix::test::read_integer_attribute(out, "seed") == half);
+    As.push_back(read_dataset(out, "A"));
+  }
+  CHECK(rel(As[1], As[0]) < 1e-10);
+  // Another seed starts elsewhere.
+  const std::string other = dir() + "/seed_other.h5";
+  REQUIRE(run_unmix(1, {"factorize", in1, "--dataset", "Y", "--rank", "2", "--maxiter", "30", "--seed", "7", "--out",
+                        other, "-q", "--no-plot"})
+              .exit_code == 0);
+  CHECK(rel(read_dataset(other, "A"), As[0]) > 1e-6);
+}
+
 TEST_CASE("--extrapolate (with bpp): the same factors at 1 to 4 processes, fewer iterations than plain bpp",
           "[factorize]") {
   const std::string in = dir() + "/planted_extrapolate.h5";

@@ -117,6 +117,9 @@ TEST_CASE("spatial rejects bad input with a clear message and leaves no output",
       {{small, "--spots", two, "--rank", "2", "--min-spots", "3"}, "no gene is detected in 3 or more spots"},
       {{small, "--spots", two, "--rank", "2", "--plots", "gif"}, "use png, svg or none"},
       {{small, "--spots", two, "--rank", "2", "--constraint", "A=nope"}, "--constraint A=nope"},
+      {{small, "--spots", two, "--rank", "1", "--min-spots", "1", "--constraint", "A=l1scale_columns+nonnegative",
+        "--constraint", "B=clamp:0:1"},
+       "B absorbs the scale of A"},
   };
   unmix::test::check_all_refused("spatial", cases, (d / "out").string(), {1, 3},
                                  [&] { CHECK(!fs::exists(d / "out")); });

@@ -168,4 +168,31 @@ std::string read_attribute(const std::string& path, const std::string& name) {
   return out;
 }
 
+std::string read_integer_attribute(const std::string& path, const std::string& name) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("cannot open " + path);
+  if (H5Aexists(f, name.c_str()) <= 0) {
+    H5Fclose(f);
+    return "<missing>";
+  }
+  hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
+  hid_t t = H5Aget_type(a);
+  std::string out = "<not an integer>";
+  if (H5Tget_class(t) == H5T_INTEGER) {
+    if (H5Tget_sign(t) == H5T_SGN_NONE) {
+      unsigned long long v = 0;
+      H5Aread(a, H5T_NATIVE_ULLONG, &v);
+      out = std::to_string(v);
+    } else {
+      long long v = 0;
+      H5Aread(a, H5T_NATIVE_LLONG, &v);
+      out = std::to_string(v);
+    }
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  H5Fclose(f);
+  return out;
+}
+
 } // namespace unmix::test

@@ -37,6 +37,9 @@ std::vector<double> read_dataset(const std::string& path, const std::string& nam
                                  std::vector<hsize_t>* dims = nullptr);
 /// A root attribute of an HDF5 file as text (numbers as std::to_string of a double), "<missing>" if absent.
 std::string read_attribute(const std::string& path, const std::string& name);
+/// A root integer attribute as exact decimal text, read with its own sign ("<missing>" if absent,
+/// "<not an integer>" for another class).
+std::string read_integer_attribute(const std::string& path, const std::string& name);
 
 /// Runs any command line through /bin/sh with a time limit.
 RunResult run_shell(const std::string& command, double timeout_s = 60);

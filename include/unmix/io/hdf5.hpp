@@ -104,6 +104,8 @@ public:
   void attr(const std::string& name, const std::string& value) const;
   void attr(const std::string& name, double value) const;
   void attr(const std::string& name, long long value) const;
+  /// An unsigned 64-bit integer (seeds take all 64 bits).
+  void attr(const std::string& name, unsigned long long value) const;
   std::optional<std::string> attr_string(const std::string& name) const;
   std::optional<double> attr_double(const std::string& name) const;
   /// A table: one float64 column per name, written as a compound dataset (one row per entry).
