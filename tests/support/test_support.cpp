@@ -143,7 +143,9 @@ std::vector<double> read_dataset(const std::string& path, const std::string& nam
   return out;
 }
 
-std::string read_attribute(const std::string& path, const std::string& name) {
+namespace {
+// Opens a root attribute of an HDF5 file and returns read(attribute, its type); "<missing>" if absent.
+template <class Read> std::string with_attribute(const std::string& path, const std::string& name, Read&& read) {
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) throw std::runtime_error("cannot open " + path);
   if (H5Aexists(f, name.c_str()) <= 0) {
@@ -152,47 +154,42 @@ std::string read_attribute(const std::string& path, const std::string& name) {
   }
   hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
   hid_t t = H5Aget_type(a);
-  std::string out;
-  if (H5Tget_class(t) == H5T_STRING) {
-    out.resize(H5Tget_size(t));
-    H5Aread(a, t, out.data());
-    while (!out.empty() && out.back() == '\0') out.pop_back();
-  } else {
-    double v = 0;
-    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-    out = std::to_string(v);
-  }
+  std::string out = read(a, t);
   H5Tclose(t);
   H5Aclose(a);
   H5Fclose(f);
   return out;
 }
+} // namespace
+
+std::string read_attribute(const std::string& path, const std::string& name) {
+  return with_attribute(path, name, [](hid_t a, hid_t t) {
+    std::string out;
+    if (H5Tget_class(t) == H5T_STRING) {
+      out.resize(H5Tget_size(t));
+      H5Aread(a, t, out.data());
+      while (!out.empty() && out.back() == '\0') out.pop_back();
+    } else {
+      double v = 0;
+      H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+      out = std::to_string(v);
+    }
+    return out;
+  });
+}
 
 std::string read_integer_attribute(const std::string& path, const std::string& name) {
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) throw std::runtime_error("cannot open " + path);
-  if (H5Aexists(f, name.c_str()) <= 0) {
-    H5Fclose(f);
-    return "<missing>";
-  }
-  hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
-  hid_t t = H5Aget_type(a);
-  std::string out = "<not an integer>";
-  if (H5Tget_class(t) == H5T_INTEGER) {
+  return with_attribute(path, name, [](hid_t a, hid_t t) -> std::string {
+    if (H5Tget_class(t) != H5T_INTEGER) return "<not an integer>";
     if (H5Tget_sign(t) == H5T_SGN_NONE) {
       unsigned long long v = 0;
       H5Aread(a, H5T_NATIVE_ULLONG, &v);
-      out = std::to_string(v);
-    } else {
-      long long v = 0;
-      H5Aread(a, H5T_NATIVE_LLONG, &v);
-      out = std::to_string(v);
+      return std::to_string(v);
     }
-  }
-  H5Tclose(t);
-  H5Aclose(a);
-  H5Fclose(f);
-  return out;
+    long long v = 0;
+    H5Aread(a, H5T_NATIVE_LLONG, &v);
+    return std::to_string(v);
+  });
 }
 
 } // namespace unmix::test
