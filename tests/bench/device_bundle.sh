@@ -6,7 +6,9 @@
 #   bash .devbundle/run.sh | tee $OUT/scaling.txt
 # run.sh prints the host, the table at 1 2 4 8 16 processes (tests/bench/scaling_tucker1.sh: bench_memory's
 # read rates per count, then the solve timed twice per count, about 2.5 minutes in all) and passes on
-# SCALING_ENV (e.g. SCALING_ENV="VARIANTS=1" or "COMPARE_AT='1 16'") to the scaling script.
+# SCALING_ENV (e.g. SCALING_ENV="VARIANTS=1") to the scaling script. The scaling script's own variables set
+# in the call's environment reach it as well, values with spaces included, e.g.
+#   COMPARE_AT="1 2 4 8 16" COMPARE_ROUNDS=2 COMPARE_LIST="default;pf=4;pf=11" bash .devbundle/run.sh
 #   tests/bench/device_bundle.sh            (from the project root)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
