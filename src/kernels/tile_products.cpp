@@ -166,7 +166,9 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   // The first product in one block of R (flag 8) with the whole next tile read during it (3) or spread (4):
   // on the 16-core Intel host (I = 2000, R = 10, 2000 x 400 x 800), 8 | 3 against 4 and the shipped
   // choice, ms per iteration (in-process, 2 rounds): 1 process 701 / 692 / 703, 2: 345 / 388 / 375,
-  // 4: 185 / 181 / 209, 8: 117 / 132 / 127, 16: 69 / 88 / 87.
+  // 4: 185 / 181 / 209, 8: 117 / 132 / 127, 16: 69 / 88 / 87; ten minutes later, with 8|3 among the
+  // candidates: 1 process 681 / 685 / 758, 2: 448 / 349 / 359, 4: 221 / 223 / 211, 8: 125 / 111 / 121,
+  // 16: 80 / 88 / 83. The host's drift is the size of the differences: candidates to measure, not a rule.
   for (int m : {0, 2, 3, 4, tile_one_block | 3, tile_one_block | 4}) {
     const int effective = read_ahead_mode(I, n, ldy, R, elem, m);
     if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
