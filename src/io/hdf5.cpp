@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -683,11 +685,38 @@ void check_output_path(const std::string& final_path, bool overwrite, const std:
     throw IoError("cannot write '" + f + "': folder '" + parent.string() + "' is not writable");
 }
 
+namespace {
+// Temporaries of earlier writes of `final_path` (FINAL.tmp.PID) that are still there: left by runs killed
+// before they could remove them (SIGKILL, a job's time limit), or being written by a run still going.
+// Named on standard error, never removed (a run on another node may own one).
+void warn_leftover_temporaries(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  const fs::path target(final_path);
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  std::vector<std::string> found;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+      found.push_back(it->path().string());
+  }
+  std::sort(found.begin(), found.end());
+  for (const std::string& f : found)
+    std::fprintf(stderr,
+                 "warning: '%s' is the temporary file of an earlier write of '%s' that did not finish (a run "
+                 "killed before it could remove it, or one still writing); remove it if no run is writing there\n",
+                 f.c_str(), final_path.c_str());
+}
+} // namespace
+
 AtomicOutput::AtomicOutput(const Comm& comm, std::string final_path, bool overwrite)
     : comm_(&comm), final_(std::move(final_path)) {
   collective_try(comm, [&] {
     if (comm.rank() == 0) check_output_path(final_, overwrite, "file", "--out FILE.h5");
   });
+  if (comm.rank() == 0) warn_leftover_temporaries(final_);
   tmp_ = comm.bcast(final_ + ".tmp." + std::to_string(getpid()), 0);
 }
 

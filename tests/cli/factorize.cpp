@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/cli_checks.hpp"
 #include "../support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -151,6 +152,33 @@ TEST_CASE("config files, user-supplied starts and the stats table", "[factorize]
   REQUIRE(r.exit_code == 0);
   CHECK(rel(read_dataset(out2, "A"), read_dataset(out1, "A")) < 1e-14);
   CHECK(rel(read_dataset(out2, "B"), read_dataset(out1, "B")) < 1e-14);
+}
+
+TEST_CASE("a temporary left by a killed run is named, kept, and does not stop the write", "[factorize]") {
+  // Outputs are written to OUT.tmp.PID and renamed; a run killed outright (SIGKILL, a job's time limit)
+  // leaves that file. The next write of OUT names it on standard error (once, from one process) and leaves
+  // it alone: it may belong to a run still writing, possibly on another node.
+  const fs::path d = unmix::test::fresh_cli_dir("factorize", "leftover");
+  const std::string out = (d / "p.h5").string(), left = out + ".tmp.4194303";
+  std::ofstream(left) << "partial";
+  std::ofstream(out + ".tmp.x") << "not ours";
+  std::ofstream((d / "q.h5.tmp.12").string()) << "another output's";
+  const auto r = run_unmix(2, {"synth", "--shape", "6x5x4", "--rank", "2", "--out", out, "-q"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(fs::exists(out));
+  const std::string line = "warning: '" + left + "' is the temporary file of an earlier write of '" + out + "'";
+  const auto first = r.err.find(line);
+  CHECK(first != std::string::npos);
+  CHECK(r.err.find(line, first + 1) == std::string::npos); // once, not once per process
+  CHECK(r.err.find(".tmp.x") == std::string::npos);
+  CHECK(r.err.find("q.h5.tmp.12") == std::string::npos);
+  CHECK(fs::exists(left));
+  // Once it is gone, no warning.
+  fs::remove(left);
+  const auto again = run_unmix(1, {"synth", "--shape", "6x5x4", "--rank", "2", "--out", out, "--overwrite", "-q"});
+  REQUIRE(again.exit_code == 0);
+  CHECK(again.err.find("temporary file") == std::string::npos);
 }
 
 TEST_CASE("seeds take all 64 bits: stored as given, and the same seed gives the same run", "[factorize]") {
