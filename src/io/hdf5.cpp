@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "unmix/core/resources.hpp"
 
@@ -688,8 +689,11 @@ void check_output_path(const std::string& final_path, bool overwrite, const std:
 namespace {
 // Temporaries of earlier writes of `final_path` (FINAL.tmp.PID) that are still there: left by runs killed
 // before they could remove them (SIGKILL, a job's time limit), or being written by a run still going.
-// Named on standard error, never removed (a run on another node may own one).
+// Named on standard error, never removed (a run on another node may own one). Looked for once per path in
+// a process: a checkpoint rewrites its file every --checkpoint-every, and each write would repeat the warning.
 void warn_leftover_temporaries(const std::string& final_path) {
+  static std::set<std::string> looked;
+  if (!looked.insert(final_path).second) return;
   namespace fs = std::filesystem;
   const fs::path target(final_path);
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();

@@ -179,6 +179,17 @@ TEST_CASE("a temporary left by a killed run is named, kept, and does not stop th
   const auto again = run_unmix(1, {"synth", "--shape", "6x5x4", "--rank", "2", "--out", out, "--overwrite", "-q"});
   REQUIRE(again.exit_code == 0);
   CHECK(again.err.find("temporary file") == std::string::npos);
+  // A checkpoint rewrites its file every --checkpoint-every: a leftover of it is named once, not per write.
+  const std::string ck = (d / "ck.h5").string();
+  std::ofstream(ck + ".tmp.4194303") << "partial";
+  const auto fit = run_unmix(1, {"factorize", out, "--dataset", "Y", "--rank", "2", "--maxiter", "40", "--tol",
+                                 "rel_error=1e-30", "--checkpoint", ck, "--checkpoint-every", "5", "--out",
+                                 (d / "fit.h5").string(), "-q", "--no-plot"});
+  INFO(fit.err);
+  REQUIRE(fit.exit_code == 0);
+  const auto at = fit.err.find("temporary file of an earlier write of '" + ck + "'");
+  CHECK(at != std::string::npos);
+  CHECK(fit.err.find("temporary file", at + 1) == std::string::npos);
 }
 
 TEST_CASE("seeds take all 64 bits: stored as given, and the same seed gives the same run", "[factorize]") {
