@@ -49,6 +49,11 @@ namespace {
 // passes of that shape in this process. Whole passes, because tiles measured in short blocks ranked the modes wrongly
 // (the first pass of a solve runs slower for every mode, and a mode's cost through the caches and the hardware
 // prefetchers takes many tiles to show); alternating passes, so that a machine whose speed drifts still ranks them.
+// Measured by each process alone, the choices differed between the processes of one run (8 processes on the 16-core
+// host: 3 on five, 4 on two, 12 on one) and the run was slower than with one fixed mode everywhere (121 ms against
+// 111 ms per iteration): an iteration waits for its slowest process, and a mix of modes is a load on the memory
+// that no process measured. A model's processes therefore measure together (FusedStepInput::tuning): every pass of
+// the measurement runs one mode on all of them, and the choice minimizes the slowest process's time.
 constexpr std::size_t kSkipPasses = 1, kRounds = 2;
 
 struct Tuning {
@@ -79,6 +84,9 @@ std::map<TuneKey, Tuning>& tunings() {
   return all;
 }
 
+// Counts fused_read_ahead_tuning calls: a joint measurement begun before one starts again.
+unsigned tuning_generation = 0;
+
 double seconds_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -86,17 +94,82 @@ double seconds_now() {
 // One pass's read-ahead: the mode, and while measuring, which candidate it times and since when.
 struct PassTiming {
   int mode = 0;
-  Tuning* tuning = nullptr; // null: not measured
+  Tuning* tuning = nullptr;     // measured alone (null: not measured alone)
+  FusedTuning* joint = nullptr; // measured with the other processes
   std::size_t candidate = 0;
   double start = 0;
 };
 
-PassTiming begin_pass(std::size_t Ip, std::size_t nt, std::size_t R, std::size_t elem, std::size_t Mp) {
+void log_choice(std::size_t Ip, std::size_t nt, const std::vector<int>& modes,
+                const std::vector<std::vector<double>>& per, int chosen, const char* unit) {
+  std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, %s:", Ip, nt, unit);
+  for (std::size_t c = 0; c < modes.size(); ++c) {
+    std::fprintf(stderr, " mode %d:", modes[c]);
+    for (double x : per[c]) std::fprintf(stderr, " %.1f", x);
+  }
+  std::fprintf(stderr, "; chose %d\n", chosen);
+}
+
+// The candidate with the smallest sum of its measurements.
+std::size_t fastest(const std::vector<std::vector<double>>& per) {
+  std::size_t best = 0;
+  double best_time = 0;
+  for (std::size_t c = 0; c < per.size(); ++c) {
+    double sum = 0;
+    for (double x : per[c]) sum += x;
+    if (c == 0 || sum < best_time) {
+      best = c;
+      best_time = sum;
+    }
+  }
+  return best;
+}
+
+// The joint measurement's pass. On its first pass every process states, through `agree`, how many candidates it
+// has, whether it measures at all and whether it already holds a choice for this shape: all of them then start
+// from their choices, or measure together when their candidate counts match, or else keep the rule's pick.
+PassTiming begin_joint_pass(const FusedStepInput& in, const std::vector<int>& modes, const TuneKey& key) {
+  FusedTuning& t = *in.tuning;
+  if (t.generation != tuning_generation || t.modes != modes) {
+    const bool report = t.report;
+    t = FusedTuning{modes, {}, 0, -1, tuning_generation, report};
+  }
+  PassTiming p;
+  p.mode = modes.front();
+  const std::size_t k = t.passes++;
+  if (t.chosen >= 0) {
+    p.mode = t.chosen;
+    return p;
+  }
+  if (k == 0) {
+    const auto cached = tunings().find(key);
+    const int held = cached != tunings().end() && cached->second.modes == modes ? cached->second.chosen : -1;
+    const double n = static_cast<double>(modes.size());
+    double v[4] = {n, -n, tuning_enabled ? 0.0 : 1.0, held >= 0 ? 0.0 : 1.0};
+    in.agree(std::span<double>(v, 4));
+    if (v[0] != -v[1] || v[2] > 0 || modes.size() < 2)
+      t.chosen = modes.front();
+    else if (v[3] == 0)
+      t.chosen = held;
+    p.mode = t.chosen >= 0 ? t.chosen : p.mode;
+    return p; // the first pass of a measurement runs the rule's pick, untimed (kSkipPasses)
+  }
+  p.joint = &t;
+  p.candidate = (k - kSkipPasses) % modes.size();
+  p.mode = modes[p.candidate];
+  p.start = seconds_now();
+  return p;
+}
+
+PassTiming begin_pass(const FusedStepInput& in, std::size_t Ip, std::size_t nt, std::size_t R, std::size_t elem,
+                      std::size_t Mp) {
   const std::vector<int> modes = tile_read_ahead_modes(Ip, nt, Ip, R, elem);
+  const TuneKey key{Ip, nt, R, elem};
+  if (in.tuning) return begin_joint_pass(in, modes, key);
   PassTiming p;
   p.mode = modes.front();
   if (!tuning_enabled || modes.size() < 2 || Mp == 0) return p;
-  Tuning& t = tunings()[TuneKey{Ip, nt, R, elem}];
+  Tuning& t = tunings()[key];
   if (t.modes != modes) t = Tuning{modes, std::vector<std::vector<double>>(modes.size())};
   const std::size_t k = t.passes++;
   if (t.chosen >= 0) {
@@ -110,30 +183,33 @@ PassTiming begin_pass(std::size_t Ip, std::size_t nt, std::size_t R, std::size_t
   return p;
 }
 
-// Records a measured pass; after the last one, keeps the candidate with the smallest mean.
-void end_pass(const PassTiming& p, std::size_t Ip, std::size_t nt, std::size_t Mp) {
+// Records a measured pass; after the last one, keeps the candidate with the smallest mean (alone: per column on
+// this process; jointly: of the slowest process's pass times, agreed after the last measured pass).
+void end_pass(const FusedStepInput& in, const PassTiming& p, std::size_t Ip, std::size_t nt, std::size_t R,
+              std::size_t elem, std::size_t Mp) {
+  if (p.joint) {
+    FusedTuning& t = *p.joint;
+    t.per_pass.push_back(seconds_now() - p.start);
+    if (t.per_pass.size() != kRounds * t.modes.size()) return;
+    in.agree(std::span<double>(t.per_pass));
+    std::vector<std::vector<double>> per(t.modes.size());
+    for (std::size_t i = 0; i < t.per_pass.size(); ++i) per[i % t.modes.size()].push_back(1e3 * t.per_pass[i]);
+    t.chosen = t.modes[fastest(per)];
+    Tuning& cached = tunings()[TuneKey{Ip, nt, R, elem}];
+    cached = Tuning{t.modes, per, t.passes, t.chosen};
+    if (tuning_log && t.report) log_choice(Ip, nt, t.modes, per, t.chosen, "ms per pass at the slowest process");
+    return;
+  }
   if (!p.tuning) return;
   Tuning& t = *p.tuning;
   t.per[p.candidate].push_back((seconds_now() - p.start) / static_cast<double>(Mp));
   if (t.passes != kSkipPasses + kRounds * t.modes.size()) return;
-  std::size_t best = 0;
-  double best_time = 0;
-  for (std::size_t c = 0; c < t.modes.size(); ++c) {
-    double sum = 0;
-    for (double x : t.per[c]) sum += x;
-    if (c == 0 || sum < best_time) {
-      best = c;
-      best_time = sum;
-    }
-  }
-  t.chosen = t.modes[best];
+  t.chosen = t.modes[fastest(t.per)];
   if (tuning_log) {
-    std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, ns per column:", Ip, nt);
-    for (std::size_t c = 0; c < t.modes.size(); ++c) {
-      std::fprintf(stderr, " mode %d:", t.modes[c]);
-      for (double x : t.per[c]) std::fprintf(stderr, " %.1f", 1e9 * x);
-    }
-    std::fprintf(stderr, "; chose %d\n", t.chosen);
+    std::vector<std::vector<double>> ns = t.per;
+    for (auto& v : ns)
+      for (double& x : v) x *= 1e9;
+    log_choice(Ip, nt, t.modes, ns, t.chosen, "ns per column");
   }
 }
 
@@ -143,6 +219,7 @@ bool fused_read_ahead_tuning(bool on) {
   const bool was = tuning_enabled;
   tuning_enabled = on;
   tunings().clear();
+  ++tuning_generation;
   return was;
 }
 
@@ -286,7 +363,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   bool any_momentum = false;
   for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
   // The read-ahead: measured (see Tuning) unless fixed or only one mode applies.
-  const PassTiming timing = begin_pass(Ip, nt_max, R, sizeof(T), Mp);
+  const PassTiming timing = begin_pass(in, Ip, nt_max, R, sizeof(T), Mp);
   const int mode = timing.mode;
   for (std::size_t j0 = 0; j0 < Mp; j0 += nt_max) {
     const std::size_t nt = std::min(nt_max, Mp - j0);
@@ -325,7 +402,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     }
     with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bq, out.P); });
   }
-  end_pass(timing, Ip, nt_max, Mp);
+  end_pass(in, timing, Ip, nt_max, R, sizeof(T), Mp);
   out.grad2 = grad2;
   out.stat2 = stat2;
 }

@@ -153,7 +153,14 @@ void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const Fu
   FusedStepOutput out;
   out.Q = Q.data();
   out.P = P.data();
-  unmix::fused_b_step<T>(Y_->local().data(), Ip_, Mp_, R_, B.data(), Bprev.data(), in, out);
+  // The read-ahead is measured by all processes of the model together (they all run this pass every iteration).
+  FusedStepInput joint = in;
+  if (!joint.tuning) {
+    tuning_.report = Y_->comm().rank() == 0;
+    joint.tuning = &tuning_;
+    joint.agree = [this](std::span<double> v) { Y_->comm().allreduce(v, Op::max); };
+  }
+  unmix::fused_b_step<T>(Y_->local().data(), Ip_, Mp_, R_, B.data(), Bprev.data(), joint, out);
   b_comm_->allreduce(Q.span());
   b_comm_->allreduce(std::span<double>(P));
   double sums[2] = {out.grad2, out.stat2};

@@ -4,6 +4,8 @@
 
 #include "../support/factor_check.hpp"
 #include "../support/test_support.hpp"
+#include "unmix/kernels/fused.hpp"
+#include "unmix/kernels/tile_products.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 #include "unmix/solver/solver.hpp"
@@ -99,4 +101,36 @@ TEST_CASE("planted noise-free factors are recovered up to permutation and scalin
     const std::vector<double> Aest(f.A.span().begin(), f.A.span().end()), Atrue(pl.A.span().begin(), pl.A.span().end());
     CHECK(test::matched_column_error(Aest, Atrue, shape[0], R) < 1e-6);
   }
+}
+
+TEST_CASE("the processes measure the pass's read-ahead together and keep one choice", "[dist]") {
+  // 96 x 40 x 30 with 64 KiB tiles (85 columns), the other modes split: every process runs the single pass.
+  const Comm& comm = test::comm();
+  auto pl = make_planted<double>(comm, {96, 40, 30}, 5, 0.02, 3);
+  Tucker1<double> m(pl.Y, 5);
+  REQUIRE_FALSE(m.mixture_split());
+  const auto nn = parse_constraints("nonnegative");
+  REQUIRE(fused_tile_kib(64));
+  auto run = [&](bool tune) {
+    fused_read_ahead_tuning(tune);
+    Tucker1<double> fresh(pl.Y, 5); // a new model measures again
+    Factors f;
+    init_random(fresh, f, 2, true, nn, nn);
+    SolverOptions o;
+    o.tol.clear();
+    o.maxiter = 40;
+    o.fused = true;
+    solve(fresh, f, nn, nn, o);
+    return f;
+  };
+  const Factors tuned = run(true);
+  const double chosen = fused_read_ahead_choice(96, 5, sizeof(double));
+  const auto modes = tile_read_ahead_modes(96, fused_tile_columns(96, sizeof(double)), 96, 5, sizeof(double));
+  CHECK(std::find(modes.begin(), modes.end(), static_cast<int>(chosen)) != modes.end());
+  CHECK(comm.allreduce(chosen, Op::min) == comm.allreduce(chosen, Op::max));
+  const Factors rule = run(false);
+  CHECK(rule.A.vec() == tuned.A.vec());
+  CHECK(rule.B.vec() == tuned.B.vec());
+  fused_read_ahead_tuning(true);
+  REQUIRE(fused_tile_kib(0));
 }

@@ -685,3 +685,88 @@ TEST_CASE("the pass's measured choice of read-ahead leaves the factors bit-ident
   fused_read_ahead_tuning(true);
   REQUIRE(fused_tile_kib(0));
 }
+
+TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the slowest process", "[tucker1]") {
+  // The pass itself, with `agree` standing in for the other processes: one that was slow with every candidate
+  // but the last. 96 x 1200 with 64 KiB tiles: 15 tiles a pass.
+  const std::size_t Ip = 96, Mp = 1200, R = 5;
+  REQUIRE(fused_tile_kib(64));
+  REQUIRE(tile_products_prefetch(-1));
+  fused_read_ahead_tuning(true); // forgets earlier choices
+  const auto modes = tile_read_ahead_modes(Ip, fused_tile_columns(Ip, sizeof(double)), Ip, R, sizeof(double));
+  const std::size_t n = modes.size();
+  REQUIRE(n >= 2);
+  std::vector<double> Y(Ip * Mp), A(Ip * R), G(R * R, 0.0), inv_L(R, 1e-3), omega(R, 0.0);
+  for (std::size_t i = 0; i < Y.size(); ++i) Y[i] = static_cast<double>((i * 7919) % 101) / 101.0;
+  for (std::size_t i = 0; i < A.size(); ++i) A[i] = static_cast<double>((i * 31) % 17) / 17.0;
+  blas::gemm<double>(blas::Trans::T, blas::Trans::N, R, R, Ip, 1.0, A.data(), Ip, A.data(), Ip, 0.0, G.data(), R);
+  std::vector<double> B(R * Mp, 0.5), Bprev(R * Mp, 0.5), Q(Ip * R), P(R * R);
+  std::vector<std::size_t> sizes; // of each agreement
+  std::size_t state_count = n;    // the candidate count the other process reports
+  bool other_measures = true;
+  FusedStepInput in;
+  in.A = A.data();
+  in.G = G.data();
+  in.inv_L = inv_L.data();
+  in.omega = omega.data();
+  in.agree = [&](std::span<double> v) {
+    sizes.push_back(v.size());
+    if (v.size() == 4) {
+      v[0] = std::max(v[0], static_cast<double>(state_count));
+      v[1] = std::max(v[1], -static_cast<double>(state_count));
+      v[2] = std::max(v[2], other_measures ? 0.0 : 1.0);
+      return;
+    }
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (i % n != n - 1) v[i] = std::max(v[i], 1.0); // a second per pass
+  };
+  auto passes = [&](FusedTuning& t, std::size_t count) {
+    in.tuning = &t;
+    for (std::size_t k = 0; k < count; ++k) {
+      FusedStepOutput out;
+      out.Q = Q.data();
+      out.P = P.data();
+      fused_b_step<double>(Y.data(), Ip, Mp, R, B.data(), Bprev.data(), in, out);
+    }
+  };
+  // One pass with the rule's pick, then two rounds over the candidates; the choice is agreed after the last.
+  FusedTuning first;
+  passes(first, 2 * n);
+  CHECK(first.chosen == -1);
+  CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == -1);
+  passes(first, 1);
+  CHECK(first.chosen == modes[n - 1]);
+  CHECK(sizes == std::vector<std::size_t>{4, 2 * n});
+  CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == modes[n - 1]);
+  passes(first, 3);
+  CHECK(sizes.size() == 2); // no more agreements
+  // A later model whose processes all hold a choice starts with it, after one agreement.
+  sizes.clear();
+  FusedTuning second;
+  passes(second, 1);
+  CHECK(second.chosen == modes[n - 1]);
+  passes(second, 2 * n);
+  CHECK(sizes == std::vector<std::size_t>{4});
+  // Processes that disagree on the candidates, or one that does not measure: the rule's pick, nothing measured.
+  sizes.clear();
+  state_count = n + 1;
+  FusedTuning third;
+  passes(third, 2 * n + 2);
+  CHECK(third.chosen == modes.front());
+  CHECK(sizes == std::vector<std::size_t>{4});
+  state_count = n;
+  other_measures = false;
+  fused_read_ahead_tuning(true);
+  FusedTuning fourth;
+  passes(fourth, 2 * n + 2);
+  CHECK(fourth.chosen == modes.front());
+  CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == -1);
+  // fused_read_ahead_tuning begins a measurement again, even in a FusedTuning that had chosen.
+  other_measures = true;
+  sizes.clear();
+  fused_read_ahead_tuning(true);
+  passes(fourth, 2 * n + 1);
+  CHECK(fourth.chosen == modes[n - 1]);
+  CHECK(sizes == std::vector<std::size_t>{4, 2 * n});
+  REQUIRE(fused_tile_kib(0));
+}

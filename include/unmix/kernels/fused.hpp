@@ -14,8 +14,20 @@
 #include <cstddef>
 #include <functional>
 #include <span>
+#include <vector>
 
 namespace unmix {
+
+/// The read-ahead measurement of one model's passes, chosen jointly by the processes that run them
+/// (see FusedStepInput::tuning). Owned by the caller; its fields are the pass's own.
+struct FusedTuning {
+  std::vector<int> modes;       // candidates (the rule's pick first)
+  std::vector<double> per_pass; // seconds of each measured pass on this process, in order
+  std::size_t passes = 0;       // passes begun
+  int chosen = -1;              // the mode of all later passes (-1: still to decide)
+  unsigned generation = 0;      // fused_read_ahead_tuning calls seen when the measurement began
+  bool report = true;           // UNMIX_TILE_TUNE_LOG=1 prints the choice from this process
+};
 
 struct FusedStepInput {
   const double* A = nullptr;      // I_p x R, column-major
@@ -34,6 +46,13 @@ struct FusedStepInput {
   /// the previous plain solution; B gets B^ and Bprev the plain solution (Q and P are then of B^).
   double beta = -1;
   double inner_tol = 0.1;
+  /// With `tuning`, the processes of a communicator measure the read-ahead together and keep the same choice: each
+  /// calls the pass the same number of times with its own FusedTuning, and `agree` (a collective every process
+  /// calls at the same pass) replaces each value of a vector by its largest over the processes. A measured pass
+  /// then counts at its slowest process's time, which is what an iteration waits for. Without `tuning`, each
+  /// process measures its own passes alone.
+  FusedTuning* tuning = nullptr;
+  std::function<void(std::span<double>)> agree;
 };
 
 struct FusedStepOutput {
@@ -59,7 +78,9 @@ std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 
 /// The pass measures which read-ahead of the next tile suits this machine on its first passes (after one
 /// pass, each of the tile products' candidate modes on two passes, in turn; the sums are the same for
-/// every mode) and keeps the fastest for all later passes over tiles of that shape in this process.
+/// every mode) and keeps the fastest for all later passes over tiles of that shape in this process (with
+/// FusedStepInput::tuning: the fastest at the slowest process, and a later model whose processes all hold a
+/// choice for its shape starts with it).
 /// fused_read_ahead_choice gives the mode chosen for tiles of Ip rows, rank R and elem_size-byte values (-1 while
 /// measuring or when nothing was measured: a fixed mode, UNMIX_TILE_PREFETCH, or a single candidate).
 /// fused_read_ahead_tuning(false) (or UNMIX_TILE_TUNE=0) uses the tile products' rule instead; either call forgets

@@ -80,8 +80,9 @@ private:
   std::size_t R_, I_, Ip_, i0_, Mp_, M_;
   double normY2_ = 0, ymin_ = 0, ymax_ = 0, ynonfinite_ = 0;
   mutable std::size_t passes_ = 0;
-  const Comm* a_comm_; // processes splitting the mixture mode (same column box)
-  const Comm* b_comm_; // processes splitting the other modes (same mixture block)
+  mutable FusedTuning tuning_; // the single pass's read-ahead, measured by all processes together
+  const Comm* a_comm_;         // processes splitting the mixture mode (same column box)
+  const Comm* b_comm_;         // processes splitting the other modes (same mixture block)
   FactorReducers a_red_, b_red_;
 };
 
