@@ -55,7 +55,7 @@ bool parse_isa(const char* name, Isa& out) {
   return true;
 }
 
-bool valid_mode(int mode) { return mode >= 0 && mode <= (tile_one_block | 4) && (mode & 7) <= 4; }
+bool valid_mode(int mode) { return mode >= 0 && mode <= (tile_one_block | 4) && (mode & tile_read_ahead_bits) <= 4; }
 
 int prefetch_mode_from_environment() {
   const char* v = std::getenv("UNMIX_TILE_PREFETCH");
@@ -151,7 +151,7 @@ int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R
   const bool fits = resident <= l2 / 16 * 15;
   const int fixed = asked >= 0 ? asked : tile_prefetch_mode;
   if (fixed >= 0) {
-    const int base = fixed & 7;
+    const int base = fixed & tile_read_ahead_bits;
     return (fits || base == 4 ? base : base & 2) | (fixed & tile_one_block);
   }
   if (resident <= l2 / 10 * 6) return 4;

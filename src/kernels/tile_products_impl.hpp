@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "unmix/kernels/tile_products.hpp"
+
 namespace unmix {
 extern int tile_rank_block;
 extern int tile_rank_block_second; // the second product's own limit (0: tile_rank_block's)
@@ -279,8 +281,8 @@ template <class T> Ahead spread_over(const T* next, std::size_t count, int from,
 template <class T>
 void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
          std::size_t next_count, int mode) {
-  const int read_ahead = mode & 7;
-  const bool one_block = (mode & 8) != 0;
+  const int read_ahead = mode & tile_read_ahead_bits;
+  const bool one_block = (mode & tile_one_block) != 0;
   Ahead spread = read_ahead == 4 ? spread_over(next, next_count, 0, 1, yta_steps<T>(I, n, R, one_block)) : Ahead{};
   for_rank_blocks(
       R,
@@ -300,7 +302,7 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
          std::size_t next_count, int mode) {
   // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run.
   Ahead ahead;
-  const int read_ahead = mode & 7;
+  const int read_ahead = mode & tile_read_ahead_bits;
   if (read_ahead == 4)
     ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R));
   else if (next && (read_ahead & 2) != 0)

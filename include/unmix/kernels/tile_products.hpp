@@ -48,6 +48,8 @@ const char* tile_products_isa();
 /// tile_products.cpp. That rule is only the first guess of the single-pass iteration, which times the
 /// candidates (tile_read_ahead_modes) on its first passes and keeps the fastest (fused.hpp).
 constexpr int tile_one_block = 8;
+/// The read-ahead part of a mode (0-4), without tile_one_block: mode & tile_read_ahead_bits.
+constexpr int tile_read_ahead_bits = 7;
 
 /// Sets the prefetch mode (0-4 or 8-12 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later
 /// calls; false (nothing changes) for any other value. For comparisons.
