@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -71,6 +72,13 @@ struct TuneKey {
 bool tuning_enabled = [] {
   const char* v = std::getenv("UNMIX_TILE_TUNE");
   return !(v && v[0] == '0' && v[1] == '\0');
+}();
+
+// UNMIX_TILE_TUNE=alone: each process measures alone even where the caller offers a joint measurement (for
+// comparisons).
+const bool tuning_alone = [] {
+  const char* v = std::getenv("UNMIX_TILE_TUNE");
+  return v && std::string_view(v) == "alone";
 }();
 
 // UNMIX_TILE_TUNE_LOG=1: each choice and its measurements on standard error.
@@ -165,7 +173,7 @@ PassTiming begin_pass(const FusedStepInput& in, std::size_t Ip, std::size_t nt, 
                       std::size_t Mp) {
   const std::vector<int> modes = tile_read_ahead_modes(Ip, nt, Ip, R, elem);
   const TuneKey key{Ip, nt, R, elem};
-  if (in.tuning) return begin_joint_pass(in, modes, key);
+  if (in.tuning && !tuning_alone) return begin_joint_pass(in, modes, key);
   PassTiming p;
   p.mode = modes.front();
   if (!tuning_enabled || modes.size() < 2 || Mp == 0) return p;

@@ -50,7 +50,7 @@ struct FusedStepInput {
   /// calls the pass the same number of times with its own FusedTuning, and `agree` (a collective every process
   /// calls at the same pass) replaces each value of a vector by its largest over the processes. A measured pass
   /// then counts at its slowest process's time, which is what an iteration waits for. Without `tuning`, each
-  /// process measures its own passes alone.
+  /// process measures its own passes alone (as every process does with UNMIX_TILE_TUNE=alone, for comparisons).
   FusedTuning* tuning = nullptr;
   std::function<void(std::span<double>)> agree;
 };
