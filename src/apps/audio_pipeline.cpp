@@ -189,15 +189,15 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   sum.freqs = static_cast<std::size_t>(shape_msg[3]);
   sum.work_samples = downsampled_length(sum.samples, cfg.downsample);
   sum.work_rate = sum.rate * static_cast<double>(sum.work_samples) / static_cast<double>(sum.samples);
-  magnitude.resize(sum.frames * sum.freqs);
-  comm.bcast(std::span<double>(magnitude), 0);
+  // The magnitudes exist whole on process 0 only; each process receives its block of them.
+  const DistTensor<double> Yd = apps::spread_from_root({sum.frames, sum.freqs}, magnitude, cfg.factor, comm);
   for (const auto& n : notes) sum.warnings.push_back(n);
   say("read " + std::to_string(sum.samples) + " samples at " + fmt("%g", sum.rate) + " Hz; working at " +
       fmt("%.1f", sum.work_rate) + " Hz: " + std::to_string(sum.frames) + " frames x " + std::to_string(sum.freqs) +
       " frequencies");
 
   const auto tf = Clock::now();
-  sum.fit = apps::factorize_replicated({sum.frames, sum.freqs}, magnitude, cfg.rank, cfg.factor, comm, "frames");
+  sum.fit = apps::factorize_distributed(Yd, cfg.rank, cfg.factor, "frames");
   sum.seconds_factorize = comm.allreduce(since(tf), Op::max);
   const auto& last = sum.fit.result.stats.back();
   say("factorized at rank " + std::to_string(cfg.rank) + ": relative error " + fmt("%.4f", last.rel_error) + " after " +
@@ -274,12 +274,14 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   });
   {
     h5::File f = h5::File::create(comm, out.file("results.h5"));
-    std::vector<double> A(sum.frames * R), B(R * sum.freqs), Y(sum.frames * sum.freqs), S(R * R);
+    // The magnitudes exist on process 0 only, which writes them.
+    const bool root = comm.rank() == 0;
+    std::vector<double> A(sum.frames * R), B(R * sum.freqs), Y(root ? sum.frames * sum.freqs : 0), S(R * R);
     for (std::size_t i = 0; i < sum.frames; ++i)
       for (std::size_t r = 0; r < R; ++r) A[i * R + r] = sum.fit.A[i + sum.frames * r];
     for (std::size_t r = 0; r < R; ++r)
       for (std::size_t k = 0; k < sum.freqs; ++k) B[r * sum.freqs + k] = sum.fit.B[r + R * k];
-    for (std::size_t i = 0; i < sum.frames; ++i)
+    for (std::size_t i = 0; root && i < sum.frames; ++i)
       for (std::size_t k = 0; k < sum.freqs; ++k) Y[i * sum.freqs + k] = magnitude[i + sum.frames * k];
     for (std::size_t a = 0; a < R; ++a)
       for (std::size_t b = 0; b < R; ++b) S[a * R + b] = sum.grouping.similarity[a + R * b];

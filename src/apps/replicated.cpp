@@ -76,10 +76,34 @@ ConstraintList parse_factor_spec(const std::string& spec, const char* factor) {
   }
 }
 
+namespace {
+
+/// The fit's process grid over `shape`: s.grid, or the default one.
+BlockLayout fit_layout(const Shape& shape, const FitSettings& s, const Comm& comm) {
+  return BlockLayout(shape, s.grid ? ProcessGrid::parse(*s.grid, shape.size(), comm.size())
+                                   : ProcessGrid::default_for(shape, comm.size(), 0));
+}
+
+} // namespace
+
+DistTensor<double> spread_from_root(const Shape& shape, std::span<const double> whole, const FitSettings& s,
+                                    const Comm& comm) {
+  return scatter_whole<double>(comm, fit_layout(shape, s, comm), whole, 0);
+}
+
 Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
                          const Comm& comm, const std::string& mixtures) {
-  const std::size_t I = shape.at(0), M = shape_size(shape) / std::max<std::size_t>(I, 1);
   if (Y.size() != shape_size(shape)) throw Error("factorize_replicated: the data does not have the shape given");
+  DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
+  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), Yd.local().span());
+  return factorize_distributed(Yd, R, s, mixtures);
+}
+
+Fit factorize_distributed(const DistTensor<double>& Yd, std::size_t R, const FitSettings& s,
+                          const std::string& mixtures) {
+  const Comm& comm = Yd.comm();
+  const Shape& shape = Yd.global_shape();
+  const std::size_t I = shape.at(0), M = shape_size(shape) / std::max<std::size_t>(I, 1);
   if (R < 1 || R > std::min(I, M))
     throw ConfigError("--rank " + std::to_string(R) + ": with " + std::to_string(I) + " " + mixtures + " and " +
                       std::to_string(M) + " values each the rank must be between 1 and " +
@@ -92,27 +116,6 @@ Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::
     throw ConfigError("--constraint A=" + s.constraint_A +
                       ": a scaled normalization of A must act on its columns so that B can absorb the scale");
   check_tucker1_scaling(consA, consB); // B absorbs A's scale: only where that keeps B's constraints
-  const ProcessGrid grid =
-      s.grid ? ProcessGrid::parse(*s.grid, shape.size(), comm.size()) : ProcessGrid::default_for(shape, comm.size(), 0);
-  DistTensor<double> Yd(comm, BlockLayout(shape, grid));
-  {
-    auto& loc = Yd.local();
-    const Shape& off = Yd.offset();
-    const std::size_t N = shape.size();
-    std::vector<std::size_t> idx(N, 0);
-    for (std::size_t l = 0; l < loc.size(); ++l) {
-      std::size_t g = 0, stride = 1;
-      for (std::size_t n = 0; n < N; ++n) {
-        g += (off[n] + idx[n]) * stride;
-        stride *= shape[n];
-      }
-      loc[l] = Y[g];
-      for (std::size_t n = 0; n < N; ++n) {
-        if (++idx[n] < loc.extent(n)) break;
-        idx[n] = 0;
-      }
-    }
-  }
   Tucker1<double> model(Yd, R);
   Fit best;
   double best_obj = std::numeric_limits<double>::infinity();
@@ -163,9 +166,17 @@ void write_strings(const h5::File& f, const std::string& name, const std::vector
 RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::size_t max_rank, const FitSettings& s,
                       const Comm& comm, const std::string& mixtures,
                       const std::function<void(std::size_t, double)>& progress) {
+  if (Y.size() != shape_size(shape)) throw Error("sweep_ranks: the data does not have the shape given");
+  DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
+  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), Yd.local().span());
+  return sweep_ranks(Yd, max_rank, s, mixtures, progress);
+}
+
+RankSweep sweep_ranks(const DistTensor<double>& Yd, std::size_t max_rank, const FitSettings& s,
+                      const std::string& mixtures, const std::function<void(std::size_t, double)>& progress) {
   RankSweep sw;
   for (std::size_t r = 1; r <= max_rank; ++r) {
-    sw.fits.push_back(factorize_replicated(shape, Y, r, s, comm, mixtures));
+    sw.fits.push_back(factorize_distributed(Yd, r, s, mixtures));
     sw.errors.push_back(sw.fits.back().result.stats.back().rel_error);
     if (progress) progress(r, sw.errors.back());
   }

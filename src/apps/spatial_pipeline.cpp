@@ -149,26 +149,27 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   sum.spots = static_cast<std::size_t>(dims[0]);
   sum.genes_used = static_cast<std::size_t>(dims[1]);
   sum.genes_total = static_cast<std::size_t>(dims[2]);
-  prep.Y.resize(sum.spots * sum.genes_used);
-  comm.bcast(std::span<double>(prep.Y), 0);
+  // The matrix exists whole on process 0 only; each process receives its block of it.
+  const Shape shape{sum.spots, sum.genes_used};
+  const DistTensor<double> Yd = apps::spread_from_root(shape, prep.Y, cfg.factor, comm);
+  std::vector<double>().swap(prep.Y);
   say("read " + std::to_string(sum.genes_total) + " genes x " + std::to_string(sum.spots) + " spots; factorizing " +
       std::to_string(sum.spots) + " spots x " + std::to_string(sum.genes_used) + " genes (the most variable)");
 
-  const Shape shape{sum.spots, sum.genes_used};
   if (cfg.rank > 0) {
-    sum.fit = apps::factorize_replicated(shape, prep.Y, cfg.rank, cfg.factor, comm, "spots");
+    sum.fit = apps::factorize_distributed(Yd, cfg.rank, cfg.factor, "spots");
   } else {
     apps::FitSettings quick = cfg.factor;
     quick.solver.maxiter = std::min(quick.solver.maxiter, cfg.sweep_maxiter);
     const std::size_t rmax = std::min(cfg.max_rank, std::min(sum.spots, sum.genes_used));
-    sum.sweep = apps::sweep_ranks(shape, prep.Y, rmax, quick, comm, "spots", [&](std::size_t r, double e) {
+    sum.sweep = apps::sweep_ranks(Yd, rmax, quick, "spots", [&](std::size_t r, double e) {
       say("rank " + std::to_string(r) + ": relative error " + fmt("%.5f", e));
     });
     say("chose rank " + std::to_string(sum.sweep->chosen) + " (maximum curvature of the relative error)");
     if (sum.sweep->chosen == 1)
       sum.warnings.push_back("the error curve bends most at rank 1, i.e. it has no clear bend: one cell type explains "
                              "the sections as well as several do; give --rank R (rank_sweep.csv has the curve)");
-    sum.fit = apps::factorize_replicated(shape, prep.Y, sum.sweep->chosen, cfg.factor, comm, "spots");
+    sum.fit = apps::factorize_distributed(Yd, sum.sweep->chosen, cfg.factor, "spots");
   }
   const std::size_t R = sum.fit.rank, S = sum.spots, G = sum.genes_used;
   say("rank " + std::to_string(R) + ": relative error " + fmt("%.5f", sum.fit.result.stats.back().rel_error) +

@@ -1,19 +1,22 @@
 #pragma once
-// Pieces the applications share: a small tensor that every process holds whole (built from a few files
-// or one recording), factorized distributed over the processes like `unmix factorize`, the factors then
-// gathered on every process; and the output folder written under a temporary name.
+// Pieces the applications share: a tensor built on one process (from a count matrix or one recording) and
+// spread to the others in blocks, or a small one that every process holds whole (from a few files),
+// factorized distributed over the processes like `unmix factorize`, the factors then gathered on every
+// process; and the output folder written under a temporary name.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "unmix/constraints/constraints.hpp"
 #include "unmix/core/mpi.hpp"
 #include "unmix/core/tensor.hpp"
+#include "unmix/dist/dist_tensor.hpp"
 #include "unmix/io/hdf5.hpp"
 #include "unmix/solver/solver.hpp"
 
@@ -46,6 +49,17 @@ ConstraintList parse_factor_spec(const std::string& spec, const char* factor);
 Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
                          const Comm& comm, const std::string& mixtures);
 
+/// A tensor that only process 0 holds whole (column-major, `shape`; `whole` is read there only), spread over
+/// `comm` in blocks as the fit lays it out (the grid `s.grid` or the default one): every other process receives
+/// its own block and never the whole. Collective.
+DistTensor<double> spread_from_root(const Shape& shape, std::span<const double> whole, const FitSettings& s,
+                                    const Comm& comm);
+
+/// factorize_replicated's fit of a tensor already spread in blocks (spread_from_root), over its processes.
+/// Collective.
+Fit factorize_distributed(const DistTensor<double>& Y, std::size_t R, const FitSettings& s,
+                          const std::string& mixtures);
+
 /// The rank sweep: factorizations at r = 1..max_rank and their final relative errors; `chosen` is picked by
 /// maximum curvature (pick_rank) of their running minimum (a rank-r fit can always do as well as a rank r-1
 /// one, so an error above the previous one is a fit that stopped early).
@@ -57,6 +71,8 @@ struct RankSweep {
 RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::size_t max_rank, const FitSettings& s,
                       const Comm& comm, const std::string& mixtures,
                       const std::function<void(std::size_t r, double err)>& progress = {});
+RankSweep sweep_ranks(const DistTensor<double>& Y, std::size_t max_rank, const FitSettings& s,
+                      const std::string& mixtures, const std::function<void(std::size_t r, double err)>& progress = {});
 
 /// Writes what every application's results.h5 holds about its fit: the `stats` table (one row per iteration)
 /// and the attributes unmix_version, rank, seed, processes, constraint_A/B, stop_reason, iterations,
