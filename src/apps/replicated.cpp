@@ -95,7 +95,7 @@ Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::
                          const Comm& comm, const std::string& mixtures) {
   if (Y.size() != shape_size(shape)) throw Error("factorize_replicated: the data does not have the shape given");
   DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
-  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), Yd.local().span());
+  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), 0, Yd.local().span());
   return factorize_distributed(Yd, R, s, mixtures);
 }
 
@@ -168,7 +168,7 @@ RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::siz
                       const std::function<void(std::size_t, double)>& progress) {
   if (Y.size() != shape_size(shape)) throw Error("sweep_ranks: the data does not have the shape given");
   DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
-  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), Yd.local().span());
+  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), 0, Yd.local().span());
   return sweep_ranks(Yd, max_rank, s, mixtures, progress);
 }
 

@@ -63,23 +63,34 @@ template class DistTensor<float>;
 template class DistTensor<double>;
 
 template <class T>
-void copy_box(std::span<const T> whole, const Shape& global, const Shape& off, const Shape& ext, std::span<T> out) {
+void copy_box(std::span<const T> whole, const Shape& global, const Shape& off, const Shape& ext, std::size_t first,
+              std::span<T> out) {
   const std::size_t N = global.size(), count = shape_size(ext);
-  if (out.size() != count || whole.size() != shape_size(global) || off.size() != N || ext.size() != N)
+  if (whole.size() != shape_size(global) || off.size() != N || ext.size() != N || first > count ||
+      out.size() > count - first)
     throw Error("copy_box: the box does not match the arrays");
-  if (count == 0) return;
-  // idx runs over the box's modes 1..N-1; each step copies one run of ext[0] values along mode 0.
-  std::vector<std::size_t> idx(N, 0);
-  for (std::size_t at = 0; at < count; at += ext[0]) {
-    std::size_t g = off[0], stride = global[0];
+  if (out.empty()) return;
+  for (std::size_t n = 0; n < N; ++n)
+    if (off[n] + ext[n] > global[n]) throw Error("copy_box: the box does not match the arrays");
+  // idx: the box position of the next value to copy (mode 0 fastest); each step copies a run along mode 0.
+  std::vector<std::size_t> idx(N);
+  for (std::size_t n = 0, rest = first; n < N; ++n) {
+    idx[n] = rest % ext[n];
+    rest /= ext[n];
+  }
+  for (std::size_t at = 0; at < out.size();) {
+    std::size_t g = off[0] + idx[0], stride = global[0];
     for (std::size_t n = 1; n < N; ++n) {
       g += (off[n] + idx[n]) * stride;
       stride *= global[n];
     }
-    std::copy_n(whole.begin() + static_cast<std::ptrdiff_t>(g), ext[0], out.begin() + static_cast<std::ptrdiff_t>(at));
-    for (std::size_t n = 1; n < N; ++n) {
-      if (++idx[n] < ext[n]) break;
+    const std::size_t run = std::min(ext[0] - idx[0], out.size() - at);
+    std::copy_n(whole.begin() + static_cast<std::ptrdiff_t>(g), run, out.begin() + static_cast<std::ptrdiff_t>(at));
+    at += run;
+    idx[0] += run;
+    for (std::size_t n = 0; n + 1 < N && idx[n] == ext[n]; ++n) {
       idx[n] = 0;
+      ++idx[n + 1];
     }
   }
 }
@@ -93,7 +104,10 @@ DistTensor<T> scatter_whole(const Comm& comm, BlockLayout layout, std::span<cons
                 (comm.rank() == root ? std::to_string(whole.size()) + " values" : std::string("a tensor")) +
                 " that does not have the shape " + shape_string(global));
   DistTensor<T> out(comm, std::move(layout));
-  const std::size_t piece = std::max<std::size_t>(1, std::min<std::size_t>(mpi_message_bytes() / sizeof(T), INT32_MAX));
+  // Messages of at most 8 MiB (or mpi_message_bytes()), packed one at a time: the root needs no more than that
+  // beside the whole tensor and its own block.
+  const std::size_t piece =
+      std::clamp<std::size_t>(std::min(mpi_message_bytes(), std::size_t{8} << 20) / sizeof(T), 1, INT32_MAX);
   constexpr int tag = 7302;
   if (comm.rank() != root) {
     std::span<T> mine = out.local().span();
@@ -103,25 +117,27 @@ DistTensor<T> scatter_whole(const Comm& comm, BlockLayout layout, std::span<cons
                 "MPI_Recv");
     return out;
   }
-  std::vector<T> box;
+  std::vector<T> pack;
   for (int q = 0; q < comm.size(); ++q) {
-    const Shape ext = out.layout().box_shape(q);
+    const Shape off = out.layout().box_offset(q), ext = out.layout().box_shape(q);
+    const std::size_t count = shape_size(ext);
     if (q == root) {
-      copy_box(whole, global, out.offset(), ext, out.local().span());
+      copy_box(whole, global, off, ext, 0, out.local().span());
       continue;
     }
-    box.resize(shape_size(ext));
-    copy_box(whole, global, out.layout().box_offset(q), ext, std::span<T>(box));
-    for (std::size_t at = 0; at < box.size(); at += piece)
-      mpi_check(MPI_Send(box.data() + at, static_cast<int>(std::min(piece, box.size() - at)), mpi_type<T>(), q, tag,
-                         comm.raw()),
-                "MPI_Send");
+    for (std::size_t at = 0; at < count; at += piece) {
+      pack.resize(std::min(piece, count - at));
+      copy_box(whole, global, off, ext, at, std::span<T>(pack));
+      mpi_check(MPI_Send(pack.data(), static_cast<int>(pack.size()), mpi_type<T>(), q, tag, comm.raw()), "MPI_Send");
+    }
   }
   return out;
 }
 
-template void copy_box<float>(std::span<const float>, const Shape&, const Shape&, const Shape&, std::span<float>);
-template void copy_box<double>(std::span<const double>, const Shape&, const Shape&, const Shape&, std::span<double>);
+template void copy_box<float>(std::span<const float>, const Shape&, const Shape&, const Shape&, std::size_t,
+                              std::span<float>);
+template void copy_box<double>(std::span<const double>, const Shape&, const Shape&, const Shape&, std::size_t,
+                               std::span<double>);
 template DistTensor<float> scatter_whole<float>(const Comm&, BlockLayout, std::span<const float>, int);
 template DistTensor<double> scatter_whole<double>(const Comm&, BlockLayout, std::span<const double>, int);
 

@@ -71,15 +71,17 @@ private:
 extern template class DistTensor<float>;
 extern template class DistTensor<double>;
 
-/// Copies the box (offset `off`, extents `ext`) of a column-major tensor of shape `global` into `out`
-/// (column-major, the box's own shape), a contiguous run of the first mode at a time.
+/// Copies values of the box (offset `off`, extents `ext`) of a column-major tensor of shape `global` into `out`:
+/// the box's values `first` to `first + out.size()` in its own column-major order, a run along the first mode at a
+/// time (first = 0 and out.size() = the box's size copy it whole).
 template <class T>
-void copy_box(std::span<const T> whole, const Shape& global, const Shape& off, const Shape& ext, std::span<T> out);
+void copy_box(std::span<const T> whole, const Shape& global, const Shape& off, const Shape& ext, std::size_t first,
+              std::span<T> out);
 
 /// The tensor `whole` (column-major, of `layout`'s global shape), read on process `root` only, as a DistTensor
-/// over `comm`: the root sends every other process its box, one box at a time (in messages of at most
-/// mpi_message_bytes()), so that no process but the root ever holds more than its own block. Collective; a `whole`
-/// of the wrong size on the root is refused on every process before any block is sent.
+/// over `comm`: the root sends every other process its box, one box at a time (in messages of at most 8 MiB,
+/// or mpi_message_bytes() where smaller), so that no process but the root ever holds more than its own block.
+/// Collective; a `whole` of the wrong size on the root is refused on every process before any block is sent.
 template <class T>
 DistTensor<T> scatter_whole(const Comm& comm, BlockLayout layout, std::span<const T> whole, int root = 0);
 
