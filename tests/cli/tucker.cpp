@@ -70,7 +70,9 @@ TEST_CASE("factorize --model tucker fits a planted Tucker tensor at any process 
         "3,2,4",     "--block-solver", "bpp",   "--inner", "5",        "--tol",  "rel_error=1e-6",
         "--maxiter", "20000",          "--out", out,       "--no-plot"};
     if (!run.grid.empty()) args.insert(args.end(), {"--grid", run.grid});
-    const auto res = run_unmix(run.np, args);
+    // About 2500 iterations: half a second alone, but over a minute at 4 processes on 2 cores beside another MPI
+    // test and a compiler (each collective then waits for the scheduler), which the default 60 s watchdog killed.
+    const auto res = run_unmix(run.np, args, 300);
     INFO(res.err);
     REQUIRE(res.exit_code == 0);
     CHECK(res.out.find("Tucker ranks 3 x 2 x 4 on " + std::to_string(run.np) + " process") != std::string::npos);
