@@ -367,7 +367,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   std::vector<double> M(R * nt_max), grad(R * nt_max), projected(in.keep_unprojected ? R * nt_max : 0);
   std::fill(out.Q, out.Q + Ip * R, 0.0);
   std::fill(out.P, out.P + R * R, 0.0);
-  double grad2 = 0, stat2 = 0;
+  double grad2 = 0, stat2 = 0, change2 = 0, norm2 = 0;
   bool any_momentum = false;
   for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
   // The read-ahead: measured (see Tuning) unless fixed or only one mode applies.
@@ -400,6 +400,15 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     } else if (in.inner_steps > 1)
       inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
+    // The step's size and the new tile's norm, for the relative change (no pass over B and its copy for them).
+    double tile_change2 = 0, tile_norm2 = 0;
+    for (std::size_t idx = 0; idx < R * nt; ++idx) {
+      const double b = Bj[idx], d = b - Bp[idx];
+      tile_change2 += d * d;
+      tile_norm2 += b * b;
+    }
+    change2 += tile_change2;
+    norm2 += tile_norm2;
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
     if constexpr (std::is_same_v<T, double>) {
       tile_ybt<double>(Ip, nt, R, Yt, Ip, Bq, out.Q, next_tile, next_count, mode);
@@ -413,6 +422,8 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   end_pass(in, timing, Ip, nt_max, R, sizeof(T), Mp);
   out.grad2 = grad2;
   out.stat2 = stat2;
+  out.change2 = change2;
+  out.norm2 = norm2;
 }
 
 template void fused_b_step<double>(const double*, std::size_t, std::size_t, std::size_t, double*, double*,

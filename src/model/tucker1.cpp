@@ -145,7 +145,7 @@ template <class T> double Tucker1<T>::exact_residual2(const Tensor<double>& A, c
 
 template <class T>
 void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
-                              std::vector<double>& P, double& grad2, double& stat2) const {
+                              std::vector<double>& P, double& grad2, double& stat2, BStepChange* change) const {
   if (mixture_split()) throw Error("internal error: the single-pass B step needs the whole mixture mode");
   ++passes_;
   Q = Tensor<double>({Ip_, R_});
@@ -163,10 +163,14 @@ void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const Fu
   unmix::fused_b_step<T>(Y_->local().data(), Ip_, Mp_, R_, B.data(), Bprev.data(), joint, out);
   b_comm_->allreduce(Q.span());
   b_comm_->allreduce(std::span<double>(P));
-  double sums[2] = {out.grad2, out.stat2};
-  b_comm_->allreduce(std::span<double>(sums, 2));
+  double sums[4] = {out.grad2, out.stat2, out.change2, out.norm2};
+  b_comm_->allreduce(std::span<double>(sums, 4));
   grad2 = sums[0];
   stat2 = sums[1];
+  if (change) {
+    change->change2 = sums[2];
+    change->norm2 = sums[3];
+  }
 }
 
 template <class T> FactorView Tucker1<T>::view_A(Tensor<double>& A) const {

@@ -57,7 +57,7 @@ public:
       A_prev_ = f_.A;
       B_prev_ = f_.B;
       A_last_ = f_.A;
-      B_last_ = f_.B;
+      if (!b_last_is_prev()) B_last_ = f_.B;
       IterationStats s = stats(0, true);
       res.stats.push_back(s);
       if (tolerance_met(opts_.tol, s, &why)) {
@@ -74,7 +74,7 @@ public:
         // there (restoring it) if a gradient tolerance is met.
         complete_row(res.stats.back(), delayed_gb2_, delayed_sb2_);
         if (k >= 2 && tolerance_met(gradient_rules_, res.stats.back(), &why)) {
-          f_.B = B_last_;
+          f_.B = last_B();
           ++b_ver_;
           res.iterations = k - 1;
           res.stop_reason = "converged: " + why;
@@ -107,7 +107,7 @@ public:
     st.A_prev = A_prev_;
     st.B_prev = B_prev_;
     st.A_last = A_last_;
-    st.B_last = B_last_;
+    st.B_last = b_last_is_prev() ? f_.B : B_last_; // after stats, B_last_ would hold B
     st.LA_last = LA_last_;
     st.LB_last = LB_last_;
     st.LA_cur = LA_cur_;
@@ -132,7 +132,7 @@ public:
     A_prev_ = st.A_prev;
     B_prev_ = st.B_prev;
     A_last_ = st.A_last;
-    B_last_ = st.B_last;
+    if (!b_last_is_prev()) B_last_ = st.B_last;
     LA_last_ = st.LA_last;
     LB_last_ = st.LB_last;
     LA_cur_ = st.LA_cur;
@@ -219,7 +219,13 @@ private:
     in.hals = opts_.hals;
     in.exact = opts_.bpp && only_nonnegative(consB_);
     if (ext_) in.beta = beta_;
-    m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_);
+    typename Model::BStepChange change;
+    m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_, &change);
+    // The pass's sums give the relative change unless B moves again before the statistics (a rescaling), or
+    // B_prev_ holds something else than B before the step (extrapolation).
+    pass_change2_ = change.change2;
+    pass_norm2_ = change.norm2;
+    pass_change_valid_ = !ext_ && !rescale_B_;
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;
   }
@@ -423,18 +429,21 @@ private:
   /// scaled factor's momentum and history copies are moved to the new scale as well.
   void compensate(const ScaleWeights& w, Block other) {
     if (!w.any()) return;
+    pass_change_valid_ = false;
     if (other == Block::A) {
       for (Tensor<double>* X : {&f_.A, &A_prev_, &A_last_}) {
         if (!w.per_rank.empty()) scale_columns(*X, R_, w.per_rank, false);
         if (w.scalar != 1.0) scale_all(*X, w.scalar);
       }
       for (Tensor<double>* X : {&B_prev_, &B_last_}) {
+        if (X == &B_last_ && b_last_is_prev()) continue;
         if (!w.per_rank.empty()) scale_rows(*X, R_, w.per_rank, true);
         if (w.scalar != 1.0) scale_all(*X, 1.0 / w.scalar);
       }
       ++a_ver_;
     } else {
       for (Tensor<double>* X : {&f_.B, &B_prev_, &B_last_}) {
+        if (X == &B_last_ && b_last_is_prev()) continue;
         if (!w.per_rank.empty()) scale_rows(*X, R_, w.per_rank, false);
         if (w.scalar != 1.0) scale_all(*X, w.scalar);
       }
@@ -482,13 +491,17 @@ private:
       dA2 += (f_.A[i] - A_last_[i]) * (f_.A[i] - A_last_[i]);
       nA2 += f_.A[i] * f_.A[i];
     }
-    for (std::size_t i = 0; i < f_.B.size(); ++i) {
-      dB2 += (f_.B[i] - B_last_[i]) * (f_.B[i] - B_last_[i]);
+    const bool from_pass = pass_change_valid_ && k > 0;
+    pass_change_valid_ = false;
+    const Tensor<double>& Bl = last_B();
+    for (std::size_t i = 0; !from_pass && i < f_.B.size(); ++i) {
+      dB2 += (f_.B[i] - Bl[i]) * (f_.B[i] - Bl[i]);
       nB2 += f_.B[i] * f_.B[i];
     }
     pending_ga2_ = m_.sum_A(ga2);
     pending_sa2_ = m_.sum_A(sa2);
-    const double an = m_.sum_A(nA2), bn = m_.sum_B(nB2), da = m_.sum_A(dA2), db = m_.sum_B(dB2);
+    const double an = m_.sum_A(nA2), da = m_.sum_A(dA2);
+    const double bn = from_pass ? pass_norm2_ : m_.sum_B(nB2), db = from_pass ? pass_change2_ : m_.sum_B(dB2);
     s.rel_change = (an + bn) > 0 ? std::sqrt(da + db) / std::sqrt(an + bn) : 0.0;
     s.grad_norm = s.stationarity = s.rel_stationarity = std::numeric_limits<double>::quiet_NaN();
     if (with_b_grad) {
@@ -504,9 +517,15 @@ private:
     s.L_B = LB_cur_;
     s.seconds = solve_seconds(t0_);
     A_last_ = f_.A;
-    B_last_ = f_.B;
+    if (!b_last_is_prev()) B_last_ = f_.B;
     return s;
   }
+
+  /// In the single pass without extrapolation, B_prev_ is always what B_last_ would be (the pass sets it to each
+  /// tile's value before the step, and every rescaling moves both alike): B_last_ is then neither copied nor kept
+  /// (at the sizes where the factors rival Y, a copy of B per iteration cost as much as reading Y).
+  bool b_last_is_prev() const { return fused_ && !ext_; }
+  const Tensor<double>& last_B() const { return b_last_is_prev() ? B_prev_ : B_last_; }
 
   const Model& m_;
   Factors& f_;
@@ -531,6 +550,8 @@ private:
   std::optional<ConstraintList> tile_consB_; // the entrywise part of B's list before its rescaling
   std::vector<Tolerance> gradient_rules_, immediate_rules_;
   double pending_ga2_ = 0, pending_sa2_ = 0, delayed_gb2_ = 0, delayed_sb2_ = 0;
+  double pass_change2_ = 0, pass_norm2_ = 0; // the last pass's ||B - B_prev||^2 and ||B||^2 (over all processes)
+  bool pass_change_valid_ = false;           // they still describe B and the B before the step
   std::size_t zero_steps_ = 0;
   bool ext_ = false;                   // extrapolation after exact solves (SolverOptions::extrapolate)
   double beta_ = 0.5, beta_bar_ = 1.0; // its weight and the weight's ceiling

@@ -60,6 +60,8 @@ struct FusedStepOutput {
   double* P = nullptr; // R x R, overwritten with B_new B_new^T (local columns)
   double grad2 = 0;    // ||G B - A^T Y||^2 at the point before the step (local columns)
   double stat2 = 0;    // its normal-cone part
+  double change2 = 0;  // ||B_new - Bprev_new||^2: the step (Bprev holds each tile's value before it, unless beta >= 0)
+  double norm2 = 0;    // ||B_new||^2
 };
 
 /// Runs the pass. B and Bprev are R x M_p (column-major); Y is I_p x M_p.

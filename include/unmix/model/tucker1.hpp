@@ -59,8 +59,12 @@ public:
   bool mixture_split() const { return a_comm_->size() > 1; }
   /// The B step in one pass over the local Y (kernels/fused.hpp); Q, P and the gradient sums are
   /// reduced over the processes sharing the mixture block. Requires !mixture_split().
+  /// With `change`: also ||B_new - Bprev_new||^2 and ||B_new||^2 (FusedStepOutput), summed the same way.
+  struct BStepChange {
+    double change2 = 0, norm2 = 0;
+  };
   void fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
-                    std::vector<double>& P, double& grad2, double& stat2) const;
+                    std::vector<double>& P, double& grad2, double& stat2, BStepChange* change = nullptr) const;
 
   /// How many times the products above (A^T Y, Y B^T, the single pass, the blockwise residual) have read the
   /// local Y since construction: what an iteration costs in memory traffic, for tests and reports.
