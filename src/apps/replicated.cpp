@@ -84,6 +84,15 @@ BlockLayout fit_layout(const Shape& shape, const FitSettings& s, const Comm& com
                                    : ProcessGrid::default_for(shape, comm.size(), 0));
 }
 
+/// Each process's block of a tensor that every process holds whole (`caller` names it in the error).
+DistTensor<double> own_blocks(const Shape& shape, const std::vector<double>& Y, const FitSettings& s, const Comm& comm,
+                              const char* caller) {
+  if (Y.size() != shape_size(shape)) throw Error(std::string(caller) + ": the data does not have the shape given");
+  DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
+  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), 0, Yd.local().span());
+  return Yd;
+}
+
 } // namespace
 
 DistTensor<double> spread_from_root(const Shape& shape, std::span<const double> whole, const FitSettings& s,
@@ -93,10 +102,7 @@ DistTensor<double> spread_from_root(const Shape& shape, std::span<const double> 
 
 Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
                          const Comm& comm, const std::string& mixtures) {
-  if (Y.size() != shape_size(shape)) throw Error("factorize_replicated: the data does not have the shape given");
-  DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
-  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), 0, Yd.local().span());
-  return factorize_distributed(Yd, R, s, mixtures);
+  return factorize_distributed(own_blocks(shape, Y, s, comm, "factorize_replicated"), R, s, mixtures);
 }
 
 Fit factorize_distributed(const DistTensor<double>& Yd, std::size_t R, const FitSettings& s,
@@ -166,10 +172,7 @@ void write_strings(const h5::File& f, const std::string& name, const std::vector
 RankSweep sweep_ranks(const Shape& shape, const std::vector<double>& Y, std::size_t max_rank, const FitSettings& s,
                       const Comm& comm, const std::string& mixtures,
                       const std::function<void(std::size_t, double)>& progress) {
-  if (Y.size() != shape_size(shape)) throw Error("sweep_ranks: the data does not have the shape given");
-  DistTensor<double> Yd(comm, fit_layout(shape, s, comm));
-  copy_box<double>(Y, shape, Yd.offset(), Yd.local().shape(), 0, Yd.local().span());
-  return sweep_ranks(Yd, max_rank, s, mixtures, progress);
+  return sweep_ranks(own_blocks(shape, Y, s, comm, "sweep_ranks"), max_rank, s, mixtures, progress);
 }
 
 RankSweep sweep_ranks(const DistTensor<double>& Yd, std::size_t max_rank, const FitSettings& s,

@@ -203,8 +203,9 @@ void end_pass(const FusedStepInput& in, const PassTiming& p, std::size_t Ip, std
     std::vector<std::vector<double>> per(t.modes.size());
     for (std::size_t i = 0; i < t.per_pass.size(); ++i) per[i % t.modes.size()].push_back(1e3 * t.per_pass[i]);
     t.chosen = t.modes[fastest(per)];
-    Tuning& cached = tunings()[TuneKey{Ip, nt, R, elem}];
-    cached = Tuning{t.modes, per, t.passes, t.chosen};
+    // Held for later models of this shape (begin_joint_pass); the alone path would take it as its choice too.
+    tunings()[TuneKey{Ip, nt, R, elem}] =
+        Tuning{t.modes, std::vector<std::vector<double>>(t.modes.size()), 0, t.chosen};
     if (tuning_log && t.report) log_choice(Ip, nt, t.modes, per, t.chosen, "ms per pass at the slowest process");
     return;
   }

@@ -144,8 +144,9 @@ template <class T> double Tucker1<T>::exact_residual2(const Tensor<double>& A, c
 }
 
 template <class T>
-void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
-                              std::vector<double>& P, double& grad2, double& stat2, BStepChange* change) const {
+typename Tucker1<T>::PassSums Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev,
+                                                       const FusedStepInput& in, Tensor<double>& Q,
+                                                       std::vector<double>& P) const {
   if (mixture_split()) throw Error("internal error: the single-pass B step needs the whole mixture mode");
   ++passes_;
   Q = Tensor<double>({Ip_, R_});
@@ -165,12 +166,7 @@ void Tucker1<T>::fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const Fu
   b_comm_->allreduce(std::span<double>(P));
   double sums[4] = {out.grad2, out.stat2, out.change2, out.norm2};
   b_comm_->allreduce(std::span<double>(sums, 4));
-  grad2 = sums[0];
-  stat2 = sums[1];
-  if (change) {
-    change->change2 = sums[2];
-    change->norm2 = sums[3];
-  }
+  return PassSums{sums[0], sums[1], sums[2], sums[3]};
 }
 
 template <class T> FactorView Tucker1<T>::view_A(Tensor<double>& A) const {

@@ -219,12 +219,13 @@ private:
     in.hals = opts_.hals;
     in.exact = opts_.bpp && only_nonnegative(consB_);
     if (ext_) in.beta = beta_;
-    typename Model::BStepChange change;
-    m_.fused_b_step(f_.B, B_prev_, in, Q_, P_, delayed_gb2_, delayed_sb2_, &change);
+    const auto sums = m_.fused_b_step(f_.B, B_prev_, in, Q_, P_);
+    delayed_gb2_ = sums.grad2;
+    delayed_sb2_ = sums.stat2;
     // The pass's sums give the relative change unless B moves again before the statistics (a rescaling), or
     // B_prev_ holds something else than B before the step (extrapolation).
-    pass_change2_ = change.change2;
-    pass_norm2_ = change.norm2;
+    pass_change2_ = sums.change2;
+    pass_norm2_ = sums.norm2;
     pass_change_valid_ = !ext_ && !rescale_B_;
     ++b_ver_;
     q_ver_ = p_ver_ = b_ver_;

@@ -57,14 +57,14 @@ public:
   /// True when the mixture mode is split over processes (A^T Y then needs a reduction before B can be
   /// updated, so the single-pass iteration is not available).
   bool mixture_split() const { return a_comm_->size() > 1; }
-  /// The B step in one pass over the local Y (kernels/fused.hpp); Q, P and the gradient sums are
-  /// reduced over the processes sharing the mixture block. Requires !mixture_split().
-  /// With `change`: also ||B_new - Bprev_new||^2 and ||B_new||^2 (FusedStepOutput), summed the same way.
-  struct BStepChange {
-    double change2 = 0, norm2 = 0;
+  /// The B step in one pass over the local Y (kernels/fused.hpp); Q, P and the pass's sums (FusedStepOutput's
+  /// grad2, stat2, change2, norm2) are reduced over the processes sharing the mixture block. Requires
+  /// !mixture_split().
+  struct PassSums {
+    double grad2 = 0, stat2 = 0, change2 = 0, norm2 = 0;
   };
-  void fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
-                    std::vector<double>& P, double& grad2, double& stat2, BStepChange* change = nullptr) const;
+  PassSums fused_b_step(Tensor<double>& B, Tensor<double>& Bprev, const FusedStepInput& in, Tensor<double>& Q,
+                        std::vector<double>& P) const;
 
   /// How many times the products above (A^T Y, Y B^T, the single pass, the blockwise residual) have read the
   /// local Y since construction: what an iteration costs in memory traffic, for tests and reports.
