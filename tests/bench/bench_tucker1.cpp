@@ -6,7 +6,9 @@
 //                             and GEMM floors: their fields print as 0 or inf)
 //                             [--compare ROUNDS]   (then the pass's settings compared in this process)
 //                             [--compare-list "default;pf=4;rb=10;kib=192;pages=4k"]   (which ones)
-//                             [--repeat N]   (the shipped solve N times: the median over all iterations)
+//                             [--repeat N]   (the shipped solve N times: the median over all iterations;
+//                             each solve followed by its own floor measurements, ratio_to_floor the
+//                             median of the N ratios)
 //                             [--kernels 1]   (then each tile product's cached rate per block of R)
 //                             [--constraint-b l1scale_average12slices+nonnegative]   (B's constraints in
 //                             the timed solves; A stays nonnegative. Setting "fused=0" of --compare-list
@@ -21,6 +23,11 @@
 //   the compute floor: 4 I_p M_p R flops / the rate of a large square GEMM measured now on every process;
 //   the ratio of the time to the larger floor; the same for a straightforward two-GEMM iteration and the
 //   speed-up over it; the peak resident memory per process and its ratio to (local Y + factors).
+// With --repeat N the floors are measured N times, each right after one of the N timed solves, and
+// ratio_to_floor is the median over the N solves of (that solve's median iteration / the larger floor
+// measured just after it): on a shared host whose speed drifts over seconds, a ratio of times taken
+// minutes apart measures the drift as much as the iteration. The floors printed are the medians over the
+// N measurements, ratio_unpaired is iter_ms / the larger of them, and ratio_rounds lists the N ratios.
 // With --targets, also the time and iterations to reach each relative error on the planted noise-free
 // problem from the same seeded start, for each number of inner steps in --inner.
 
@@ -161,6 +168,7 @@ ConstraintList bench_consB; // set in main
 struct SolverTiming {
   double seconds = 0, fastest = 0, slowest = 0, rel_error = 0;
   std::size_t passes = 0;
+  std::vector<double> per; // this process's per-iteration seconds
 };
 template <class T>
 SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, int repeat = 1, bool fused = true) {
@@ -181,8 +189,27 @@ SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int ite
     rel_error = res.stats.back().rel_error;
   }
   const Comm& comm = m.data().comm();
-  return {comm.allreduce(median(per), Op::max), comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max),
-          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max), rel_error, passes};
+  return {comm.allreduce(median(per), Op::max),
+          comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max),
+          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max),
+          rel_error,
+          passes,
+          per};
+}
+
+/// The floors measured now (seconds per iteration for the local Y): memory (STREAM triad, all processes at
+/// once, on buffers as large as the local Y) and compute (4 I_p M_p R flops at a large square GEMM's rate).
+struct Floors {
+  double bandwidth = 0, rate = 0, memory = 0, compute = 0;
+  double larger() const { return std::max(memory, compute); }
+};
+template <class T> Floors measure_floors(const Comm& comm, std::size_t Ip, std::size_t Mp, std::size_t R) {
+  Floors f;
+  f.bandwidth = triad_bandwidth(comm, Ip * Mp);
+  f.rate = gemm_rate<T>(comm, 2000);
+  f.memory = static_cast<double>(Ip * Mp * sizeof(T)) / f.bandwidth;
+  f.compute = 4.0 * static_cast<double>(Ip) * static_cast<double>(Mp) * static_cast<double>(R) / f.rate;
+  return f;
 }
 
 /// One setting of the pass for the in-process comparison: "default", or comma-separated key=value
@@ -315,23 +342,51 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   // ones run as a long solve would after them (its median: tuning_ms).
   const std::size_t candidates = tile_read_ahead_modes(Ip, fused_tile_columns(Ip, sizeof(T)), Ip, R, sizeof(T)).size();
   const SolverTiming tuning = solver_iteration(m, f0, static_cast<int>(std::max<std::size_t>(12, 2 * candidates + 4)));
-  const SolverTiming shipped = solver_iteration(m, f0, iters, repeat);
+  // The timed solves, each followed by its own floors (the larger floor of the moment beside the
+  // iteration of the moment; see the header).
+  std::vector<double> per, ratios, memory_floors, compute_floors, bandwidths, rates;
+  SolverTiming shipped;
+  double peak = 0;
+  for (int k = 0; k < repeat; ++k) {
+    const SolverTiming round = solver_iteration(m, f0, iters);
+    per.insert(per.end(), round.per.begin(), round.per.end());
+    if (k == 0) {
+      shipped = round;
+      // Peak memory of the solve (before the floor measurements allocate their own buffers).
+      peak = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
+    }
+    shipped.rel_error = round.rel_error;
+    if (!floors) continue;
+    const Floors fl = measure_floors<T>(comm, Ip, Mp, R);
+    ratios.push_back(round.seconds / fl.larger());
+    memory_floors.push_back(fl.memory);
+    compute_floors.push_back(fl.compute);
+    bandwidths.push_back(fl.bandwidth);
+    rates.push_back(fl.rate);
+  }
+  shipped.seconds = comm.allreduce(median(per), Op::max);
+  shipped.fastest = comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max);
+  shipped.slowest = comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max);
   // The read-ahead the pass chose by measurement on each process (-1: none measured; see fused.hpp).
   const double chosen = fused_read_ahead_choice(Ip, R, sizeof(T));
   const double chosen_lo = comm.allreduce(chosen, Op::min), chosen_hi = comm.allreduce(chosen, Op::max);
   const double t_solver = shipped.seconds;
-  // Peak memory of the solve (before the floor measurements allocate their own buffers).
-  const double peak = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
   const double t_two = two_gemm ? two_gemm_iteration(m, f0, std::min(iters, 10) + 1) : 0.0;
-  // Floors, measured now.
-  const double bw = floors ? triad_bandwidth(comm, Ip * Mp) : 0.0;
-  const double rate = floors ? gemm_rate<T>(comm, 2000) : 0.0;
+  const double bw = median(bandwidths), rate = median(rates);
   const double read_bw = read_bandwidth(comm, m.data().local().data(), Ip * Mp);
   const double tile_rate =
       Mp >= fused_tile_columns(Ip, sizeof(T)) ? cached_tile_rate(comm, m.data().local().data(), Ip, R) : 0;
-  const double mem_floor = ybytes / bw;
-  const double flop_floor = 4.0 * static_cast<double>(Ip) * static_cast<double>(Mp) * static_cast<double>(R) / rate;
+  const double mem_floor = floors ? median(memory_floors) : INFINITY;
+  const double flop_floor = floors ? median(compute_floors) : INFINITY;
   const double floor = std::max(mem_floor, flop_floor);
+  const double ratio = floors ? median(ratios) : 0.0;
+  std::string ratio_rounds;
+  for (double r : ratios) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%s%.2f", ratio_rounds.empty() ? "" : ",", r);
+    ratio_rounds += text;
+  }
+  if (ratio_rounds.empty()) ratio_rounds = "none";
 
   const double factors_bytes = static_cast<double>((Ip + Mp) * R * sizeof(double));
   if (comm.rank() == 0)
@@ -340,13 +395,13 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 "triad_GBps_per_proc=%.1f gemm_GFLOPs_per_proc=%.1f peak_MB=%.1f peak_over_Y_plus_factors=%.2f "
                 "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s "
                 "iter_ms_fastest=%.2f iter_ms_slowest=%.2f repeat=%d read_ahead=%.0f..%.0f tuning_ms=%.2f "
-                "constraint_B=%s y_passes=%zu iters=%d\n",
+                "constraint_B=%s y_passes=%zu iters=%d ratio_unpaired=%.2f ratio_rounds=%s\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
-                1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, t_solver / floor,
-                t_two / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes), shipped.rel_error,
-                read_bw / 1e9, tile_rate / 1e9, tile_products_isa(), openblas_get_corename(), 1e3 * shipped.fastest,
+                1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, ratio, t_two / floor,
+                bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes), shipped.rel_error, read_bw / 1e9,
+                tile_rate / 1e9, tile_products_isa(), openblas_get_corename(), 1e3 * shipped.fastest,
                 1e3 * shipped.slowest, repeat, chosen_lo, chosen_hi, 1e3 * tuning.seconds, bench_consB.name().c_str(),
-                shipped.passes, iters);
+                shipped.passes, iters, floors ? t_solver / floor : 0.0, ratio_rounds.c_str());
   if (kernels && Mp >= fused_tile_columns(Ip, sizeof(T)))
     kernel_rates(comm, m.data().local().data(), Ip, R, shape, floors ? rate : gemm_rate<T>(comm, 2000));
   if (compare_rounds > 0) compare_settings(comm, pl.Y, R, f0, iters, compare_rounds, shape, compare_list);

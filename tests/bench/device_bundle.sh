@@ -5,7 +5,8 @@
 # carry [".devbundle"]:
 #   bash .devbundle/run.sh | tee $OUT/scaling.txt
 # run.sh prints the host, the table at 1 2 4 8 16 processes (tests/bench/scaling_tucker1.sh: bench_memory's
-# read rates per count, then the solve timed twice per count, about 2.5 minutes in all) and passes on
+# read rates per count, then the solve timed three times per count, each time followed by the floors;
+# about 3 minutes in all; MEMORY_BENCH= in the call's environment leaves the read rates out) and passes on
 # SCALING_ENV (e.g. SCALING_ENV="VARIANTS=1") to the scaling script. The scaling script's own variables set
 # in the call's environment reach it as well, values with spaces included, e.g.
 #   COMPARE_AT="1 2 4 8 16" COMPARE_ROUNDS=2 COMPARE_LIST="default;pf=4;pf=11" bash .devbundle/run.sh
@@ -32,7 +33,7 @@ export _p OPENBLAS_NUM_THREADS=1
 # processor runs the SkylakeX kernels, and the compute floor needs a real one.
 case "$(grep -m1 flags /proc/cpuinfo)" in *avx512f*) export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} ;; esac
 nproc; lscpu | grep -E 'Model name|Thread|Core|Socket|L2|L3' || true
-env UNMIX_TILE_TUNE_LOG=1 BENCH_ARGS="${BENCH_ARGS:---repeat 2}" MEMORY_BENCH=.devbundle/bench_memory \
+env UNMIX_TILE_TUNE_LOG=1 BENCH_ARGS="${BENCH_ARGS:---repeat 3}" MEMORY_BENCH="${MEMORY_BENCH-.devbundle/bench_memory}" \
   ${SCALING_ENV:-} bash .devbundle/bench/scaling_tucker1.sh .devbundle/bench_tucker1 ${COUNTS:-1 2 4 8 16}
 RUN
 chmod +x .devbundle/run.sh
