@@ -76,7 +76,7 @@ bool tuning_enabled = [] {
 
 // UNMIX_TILE_TUNE=alone: each process measures alone even where the caller offers a joint measurement (for
 // comparisons).
-const bool tuning_alone = [] {
+bool tuning_alone = [] {
   const char* v = std::getenv("UNMIX_TILE_TUNE");
   return v && std::string_view(v) == "alone";
 }();
@@ -134,8 +134,10 @@ std::size_t fastest(const std::vector<std::vector<double>>& per) {
 }
 
 // The joint measurement's pass. On its first pass every process states, through `agree`, how many candidates it
-// has, whether it measures at all and whether it already holds a choice for this shape: all of them then start
-// from their choices, or measure together when their candidate counts match, or else keep the rule's pick.
+// has, whether it measures at all, whether it already holds a choice for this shape and whether it was asked to
+// measure alone: all of them then start from their choices, or measure together when their candidate counts
+// match, or else keep the rule's pick; if any was asked to measure alone, all of them go on alone (the first
+// agreement is the only collective step, so a setting that reached only some processes cannot hang them).
 PassTiming begin_joint_pass(const FusedStepInput& in, const std::vector<int>& modes, const TuneKey& key) {
   FusedTuning& t = *in.tuning;
   if (t.generation != tuning_generation || t.modes != modes) {
@@ -153,9 +155,11 @@ PassTiming begin_joint_pass(const FusedStepInput& in, const std::vector<int>& mo
     const auto cached = tunings().find(key);
     const int held = cached != tunings().end() && cached->second.modes == modes ? cached->second.chosen : -1;
     const double n = static_cast<double>(modes.size());
-    double v[4] = {n, -n, tuning_enabled ? 0.0 : 1.0, held >= 0 ? 0.0 : 1.0};
-    in.agree(std::span<double>(v, 4));
-    if (v[0] != -v[1] || v[2] > 0 || modes.size() < 2)
+    double v[5] = {n, -n, tuning_enabled ? 0.0 : 1.0, held >= 0 ? 0.0 : 1.0, tuning_alone ? 1.0 : 0.0};
+    in.agree(std::span<double>(v, 5));
+    if (v[4] > 0)
+      t.alone = true; // this pass: the rule's pick, untimed; the later ones: begin_pass's own measurement
+    else if (v[0] != -v[1] || v[2] > 0 || modes.size() < 2)
       t.chosen = modes.front();
     else if (v[3] == 0)
       t.chosen = held;
@@ -173,7 +177,11 @@ PassTiming begin_pass(const FusedStepInput& in, std::size_t Ip, std::size_t nt, 
                       std::size_t Mp) {
   const std::vector<int> modes = tile_read_ahead_modes(Ip, nt, Ip, R, elem);
   const TuneKey key{Ip, nt, R, elem};
-  if (in.tuning && !tuning_alone) return begin_joint_pass(in, modes, key);
+  if (in.tuning) {
+    const FusedTuning& t = *in.tuning;
+    const bool agreed_alone = t.alone && t.generation == tuning_generation && t.modes == modes;
+    if (!agreed_alone) return begin_joint_pass(in, modes, key);
+  }
   PassTiming p;
   p.mode = modes.front();
   if (!tuning_enabled || modes.size() < 2 || Mp == 0) return p;
@@ -229,6 +237,12 @@ bool fused_read_ahead_tuning(bool on) {
   tuning_enabled = on;
   tunings().clear();
   ++tuning_generation;
+  return was;
+}
+
+bool fused_read_ahead_alone(bool on) {
+  const bool was = tuning_alone;
+  tuning_alone = on;
   return was;
 }
 

@@ -131,6 +131,15 @@ TEST_CASE("the processes measure the pass's read-ahead together and keep one cho
   const Factors rule = run(false);
   CHECK(rule.A.vec() == tuned.A.vec());
   CHECK(rule.B.vec() == tuned.B.vec());
+  // One process asked to measure alone (the last): every process measures alone, none waits for an agreement
+  // the others do not make, and the factors are still the same.
+  const bool was_alone = fused_read_ahead_alone(comm.rank() == comm.size() - 1);
+  const Factors alone = run(true);
+  fused_read_ahead_alone(was_alone);
+  const double mine = fused_read_ahead_choice(96, 5, sizeof(double));
+  CHECK(std::find(modes.begin(), modes.end(), static_cast<int>(mine)) != modes.end());
+  CHECK(rule.A.vec() == alone.A.vec());
+  CHECK(rule.B.vec() == alone.B.vec());
   fused_read_ahead_tuning(true);
   REQUIRE(fused_tile_kib(0));
 }

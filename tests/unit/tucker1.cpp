@@ -704,6 +704,7 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   std::vector<std::size_t> sizes; // of each agreement
   std::size_t state_count = n;    // the candidate count the other process reports
   bool other_measures = true;
+  bool other_alone = false; // the other process was asked to measure alone
   FusedStepInput in;
   in.A = A.data();
   in.G = G.data();
@@ -711,10 +712,11 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   in.omega = omega.data();
   in.agree = [&](std::span<double> v) {
     sizes.push_back(v.size());
-    if (v.size() == 4) {
+    if (v.size() == 5) {
       v[0] = std::max(v[0], static_cast<double>(state_count));
       v[1] = std::max(v[1], -static_cast<double>(state_count));
       v[2] = std::max(v[2], other_measures ? 0.0 : 1.0);
+      v[4] = std::max(v[4], other_alone ? 1.0 : 0.0);
       return;
     }
     for (std::size_t i = 0; i < v.size(); ++i)
@@ -736,7 +738,7 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == -1);
   passes(first, 1);
   CHECK(first.chosen == modes[n - 1]);
-  CHECK(sizes == std::vector<std::size_t>{4, 2 * n});
+  CHECK(sizes == std::vector<std::size_t>{5, 2 * n});
   CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == modes[n - 1]);
   passes(first, 3);
   CHECK(sizes.size() == 2); // no more agreements
@@ -746,14 +748,14 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   passes(second, 1);
   CHECK(second.chosen == modes[n - 1]);
   passes(second, 2 * n);
-  CHECK(sizes == std::vector<std::size_t>{4});
+  CHECK(sizes == std::vector<std::size_t>{5});
   // Processes that disagree on the candidates, or one that does not measure: the rule's pick, nothing measured.
   sizes.clear();
   state_count = n + 1;
   FusedTuning third;
   passes(third, 2 * n + 2);
   CHECK(third.chosen == modes.front());
-  CHECK(sizes == std::vector<std::size_t>{4});
+  CHECK(sizes == std::vector<std::size_t>{5});
   state_count = n;
   other_measures = false;
   fused_read_ahead_tuning(true);
@@ -767,6 +769,34 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   fused_read_ahead_tuning(true);
   passes(fourth, 2 * n + 1);
   CHECK(fourth.chosen == modes[n - 1]);
-  CHECK(sizes == std::vector<std::size_t>{4, 2 * n});
+  CHECK(sizes == std::vector<std::size_t>{5, 2 * n});
+  // Another process asked to measure alone: after the first agreement every process measures alone (one
+  // untimed pass, then two rounds over the candidates, timed on this process only), with no further agreement.
+  other_alone = true;
+  sizes.clear();
+  fused_read_ahead_tuning(true);
+  FusedTuning fifth;
+  passes(fifth, 1);
+  CHECK(fifth.alone);
+  passes(fifth, 1 + 2 * n - 1);
+  CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) == -1);
+  passes(fifth, 1);
+  const int alone_choice = fused_read_ahead_choice(Ip, R, sizeof(double));
+  CHECK(std::find(modes.begin(), modes.end(), alone_choice) != modes.end());
+  CHECK(fifth.chosen == -1); // the joint measurement chose nothing
+  passes(fifth, 3);
+  CHECK(sizes == std::vector<std::size_t>{5});
+  // This process asked to: the same, whatever the other one says.
+  other_alone = false;
+  sizes.clear();
+  const bool was_alone = fused_read_ahead_alone(true);
+  fused_read_ahead_tuning(true);
+  FusedTuning sixth;
+  passes(sixth, 2 + 2 * n);
+  CHECK(sixth.alone);
+  CHECK(sizes == std::vector<std::size_t>{5});
+  CHECK(fused_read_ahead_choice(Ip, R, sizeof(double)) >= 0);
+  fused_read_ahead_alone(was_alone);
+  fused_read_ahead_tuning(true);
   REQUIRE(fused_tile_kib(0));
 }

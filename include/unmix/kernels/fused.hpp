@@ -27,6 +27,7 @@ struct FusedTuning {
   int chosen = -1;              // the mode of all later passes (-1: still to decide)
   unsigned generation = 0;      // fused_read_ahead_tuning calls seen when the measurement began
   bool report = true;           // UNMIX_TILE_TUNE_LOG=1 prints the choice from this process
+  bool alone = false;           // a process asked to measure alone (UNMIX_TILE_TUNE=alone): all of them do
 };
 
 struct FusedStepInput {
@@ -89,6 +90,10 @@ std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 /// earlier choices. Returns the previous setting.
 int fused_read_ahead_choice(std::size_t Ip, std::size_t R, std::size_t elem_size);
 bool fused_read_ahead_tuning(bool on);
+/// fused_read_ahead_alone(true) (or UNMIX_TILE_TUNE=alone) makes this process measure alone even where the caller
+/// offers a joint measurement; the processes of a joint one all go alone when any of them asks to (their first
+/// agreement carries it). For comparisons. Returns the previous setting.
+bool fused_read_ahead_alone(bool on);
 
 /// Sets the tile size in KiB (64-4096; 0: the default or UNMIX_TILE_KIB) for later passes; false (nothing
 /// changes) outside that range. For comparisons.
