@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -108,14 +109,25 @@ struct PassTiming {
   double start = 0;
 };
 
+// The line is formed first and written at once, so that the lines of several processes sharing a terminal do
+// not interleave.
 void log_choice(std::size_t Ip, std::size_t nt, const std::vector<int>& modes,
                 const std::vector<std::vector<double>>& per, int chosen, const char* unit) {
-  std::fprintf(stderr, "read-ahead measured on %zu x %zu tiles, %s:", Ip, nt, unit);
+  std::string line;
+  char part[96];
+  std::snprintf(part, sizeof part, "read-ahead measured on %zu x %zu tiles, %s:", Ip, nt, unit);
+  line += part;
   for (std::size_t c = 0; c < modes.size(); ++c) {
-    std::fprintf(stderr, " mode %d:", modes[c]);
-    for (double x : per[c]) std::fprintf(stderr, " %.1f", x);
+    std::snprintf(part, sizeof part, " mode %d:", modes[c]);
+    line += part;
+    for (double x : per[c]) {
+      std::snprintf(part, sizeof part, " %.1f", x);
+      line += part;
+    }
   }
-  std::fprintf(stderr, "; chose %d\n", chosen);
+  std::snprintf(part, sizeof part, "; chose %d\n", chosen);
+  line += part;
+  std::fputs(line.c_str(), stderr);
 }
 
 // The candidate with the smallest sum of its measurements.
