@@ -10,6 +10,8 @@
 # SCALING_ENV (e.g. SCALING_ENV="VARIANTS=1") to the scaling script. The scaling script's own variables set
 # in the call's environment reach it as well, values with spaces included, e.g.
 #   COMPARE_AT="1 2 4 8 16" COMPARE_ROUNDS=2 COMPARE_LIST="default;pf=4;pf=11" bash .devbundle/run.sh
+#   MEMORY_BENCH= SWEEPS=3 BENCH_ARGS="--repeat 1" bash .devbundle/run.sh   (three sweeps and their medians,
+#   about 6.5 minutes)
 #   tests/bench/device_bundle.sh            (from the project root)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)

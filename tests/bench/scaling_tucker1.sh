@@ -12,6 +12,7 @@
 # COMPARE_LIST names the settings (the bench's --compare-list, no spaces).
 # KERNELS_AT="1 16" first runs, at those counts, a small problem (2000 x 400 x 50) for the cached-tile
 # rate of each tile product per block of R beside the GEMM rate (--kernels; seconds each).
+# SWEEPS=K repeats the sweep over the counts K times and adds a table of the medians (see below).
 # MEMORY_BENCH=PATH (bench_memory's binary) first runs, at each count, how fast each core reads memory by
 # access pattern (about 10 s a count).
 # VARIANTS=1 adds, at the last and then the first process count (VARIANT_COUNTS overrides), runs with
@@ -40,12 +41,15 @@ for p in ${KERNELS_AT:-}; do
 done
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
-for p in $counts; do
-  extra=""
-  for c in ${COMPARE_AT:-}; do
-    [ "$c" = "$p" ] && extra="--compare ${COMPARE_ROUNDS:-3}${COMPARE_LIST:+ --compare-list $COMPARE_LIST}"
+for ((round = 1; round <= ${SWEEPS:-1}; ++round)); do
+  for p in $counts; do
+    extra=""
+    for c in ${COMPARE_AT:-}; do
+      [ "$round" = 1 ] && [ "$c" = "$p" ] &&
+        extra="--compare ${COMPARE_ROUNDS:-3}${COMPARE_LIST:+ --compare-list $COMPARE_LIST}"
+    done
+    run "$p" $extra | tee -a "$lines"
   done
-  run "$p" $extra | tee -a "$lines"
 done
 # The table the issue asks for, from the lines above.
 # With --repeat N (BENCH_ARGS; the device bundle's default 3) the ratio is the median of N ratios, each
@@ -56,6 +60,30 @@ awk 'BEGIN { print "| procs | iter ms | memory floor ms | compute floor ms | rat
     printf "| %s | %s | %s | %s | %s (%s) | %s | %s |\n", v["procs"], v["iter_ms"], v["mem_floor_ms"],
       v["compute_floor_ms"], v["ratio_to_floor"], v["ratio_rounds"], v["ratio_unpaired"], v["speedup"]
   }' "$lines"
+# SWEEPS=K runs the whole sweep over the counts K times, one after the other (the host's speed drifts over
+# minutes, so that every count meets each state of the host), and then prints, per count, the medians
+# over the K sweeps and every sweep's ratio.
+if [ "${SWEEPS:-1}" -gt 1 ]; then
+  awk 'function med(list,   n, a, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 2; i <= n; ++i) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    BEGIN { print "| procs | sweeps | median iter ms | median memory floor ms | median compute floor ms | median ratio | ratios |" }
+    /^bench=tucker1 / {
+      for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      p = v["procs"]
+      if (!(p in n)) order[++count] = p
+      n[p]++; it[p] = it[p] " " v["iter_ms"]; mf[p] = mf[p] " " v["mem_floor_ms"]
+      cf[p] = cf[p] " " v["compute_floor_ms"]; ra[p] = ra[p] " " v["ratio_to_floor"]
+    }
+    END {
+      for (k = 1; k <= count; ++k) {
+        p = order[k]; r = ra[p]; sub(/^ /, "", r); gsub(/ /, ",", r)
+        printf "| %s | %d | %.2f | %.2f | %.2f | %.2f | %s |\n", p, n[p], med(it[p]), med(mf[p]), med(cf[p]), med(ra[p]), r
+      }
+    }' "$lines"
+fi
 if [ "${VARIANTS:-0}" = 1 ]; then
   first=${counts%% *}
   last=${counts##* }
