@@ -150,9 +150,14 @@ std::size_t fastest(const std::vector<std::vector<double>>& per) {
 // measure alone: all of them then start from their choices, or measure together when their candidate counts
 // match, or else keep the rule's pick; if any was asked to measure alone, all of them go on alone (the first
 // agreement is the only collective step, so a setting that reached only some processes cannot hang them).
+// A FusedTuning still describes a measurement of these candidates (none begun again since).
+bool current(const FusedTuning& t, const std::vector<int>& modes) {
+  return t.generation == tuning_generation && t.modes == modes;
+}
+
 PassTiming begin_joint_pass(const FusedStepInput& in, const std::vector<int>& modes, const TuneKey& key) {
   FusedTuning& t = *in.tuning;
-  if (t.generation != tuning_generation || t.modes != modes) {
+  if (!current(t, modes)) {
     const bool report = t.report;
     t = FusedTuning{modes, {}, 0, -1, tuning_generation, report};
   }
@@ -189,11 +194,7 @@ PassTiming begin_pass(const FusedStepInput& in, std::size_t Ip, std::size_t nt, 
                       std::size_t Mp) {
   const std::vector<int> modes = tile_read_ahead_modes(Ip, nt, Ip, R, elem);
   const TuneKey key{Ip, nt, R, elem};
-  if (in.tuning) {
-    const FusedTuning& t = *in.tuning;
-    const bool agreed_alone = t.alone && t.generation == tuning_generation && t.modes == modes;
-    if (!agreed_alone) return begin_joint_pass(in, modes, key);
-  }
+  if (in.tuning && !(in.tuning->alone && current(*in.tuning, modes))) return begin_joint_pass(in, modes, key);
   PassTiming p;
   p.mode = modes.front();
   if (!tuning_enabled || modes.size() < 2 || Mp == 0) return p;

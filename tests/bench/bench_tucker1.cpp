@@ -161,40 +161,39 @@ template <class T> double two_gemm_iteration(const Tucker1<T>& m, Factors f, int
 /// B's constraints in the timed solves (--constraint-b; A is nonnegative).
 ConstraintList bench_consB; // set in main
 
-/// `iters` iterations of the default nonnegative factorization from `start` (B constrained by
-/// bench_consB), `repeat` times: the median seconds per iteration over all of them (the first of each solve
-/// left out), the smallest and largest per-iteration time, the final relative error, and how many times
-/// the first solve read the local Y (model passes, start and end included). `fused` false: the two-pass form.
+/// Per-iteration times of one or more solves: this process's (`per`) and, each the slowest process's, their
+/// median, smallest and largest; the final relative error, and how many times the (first) solve read the local Y
+/// (model passes, start and end included).
 struct SolverTiming {
   double seconds = 0, fastest = 0, slowest = 0, rel_error = 0;
   std::size_t passes = 0;
   std::vector<double> per; // this process's per-iteration seconds
-};
-template <class T>
-SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, int repeat = 1, bool fused = true) {
-  const auto nn = parse_constraints("nonnegative");
-  std::vector<double> per;
-  double rel_error = 0;
-  std::size_t passes = 0;
-  for (int k = 0; k < repeat; ++k) {
-    Factors f = start;
-    SolverOptions o;
-    o.tol.clear();
-    o.maxiter = static_cast<std::size_t>(iters);
-    o.fused = fused;
-    const std::size_t before = m.passes();
-    const auto res = solve(m, f, nn, bench_consB, o);
-    if (k == 0) passes = m.passes() - before;
-    for (std::size_t i = 2; i < res.stats.size(); ++i) per.push_back(res.stats[i].seconds - res.stats[i - 1].seconds);
-    rel_error = res.stats.back().rel_error;
+  /// seconds, fastest and slowest from `per` (collective).
+  void summarize(const Comm& comm) {
+    seconds = comm.allreduce(median(per), Op::max);
+    fastest = comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max);
+    slowest = comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max);
   }
-  const Comm& comm = m.data().comm();
-  return {comm.allreduce(median(per), Op::max),
-          comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max),
-          comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max),
-          rel_error,
-          passes,
-          per};
+};
+
+/// `iters` iterations of the default nonnegative factorization from `start` (B constrained by bench_consB), the
+/// first iteration left out of the times. `fused` false: the two-pass form.
+template <class T>
+SolverTiming solver_iteration(const Tucker1<T>& m, const Factors& start, int iters, bool fused = true) {
+  const auto nn = parse_constraints("nonnegative");
+  SolverTiming t;
+  Factors f = start;
+  SolverOptions o;
+  o.tol.clear();
+  o.maxiter = static_cast<std::size_t>(iters);
+  o.fused = fused;
+  const std::size_t before = m.passes();
+  const auto res = solve(m, f, nn, bench_consB, o);
+  t.passes = m.passes() - before;
+  for (std::size_t i = 2; i < res.stats.size(); ++i) t.per.push_back(res.stats[i].seconds - res.stats[i - 1].seconds);
+  t.rel_error = res.stats.back().rel_error;
+  t.summarize(m.data().comm());
+  return t;
 }
 
 /// The floors measured now (seconds per iteration for the local Y): memory (STREAM triad, all processes at
@@ -288,7 +287,7 @@ void compare_settings(const Comm& comm, const DistTensor<T>& Y, std::size_t R, c
   for (int round = 0; round < rounds; ++round)
     for (auto& s : settings) {
       apply(s);
-      s.t.push_back(solver_iteration(s.small_pages ? *m4k : m, start, iters, 1, !s.two_pass).seconds);
+      s.t.push_back(solver_iteration(s.small_pages ? *m4k : m, start, iters, !s.two_pass).seconds);
     }
   apply(PassSetting{});
   for (const auto& s : settings)
@@ -344,17 +343,17 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
   const SolverTiming tuning = solver_iteration(m, f0, static_cast<int>(std::max<std::size_t>(12, 2 * candidates + 4)));
   // The timed solves, each followed by its own floors (the larger floor of the moment beside the
   // iteration of the moment; see the header).
-  std::vector<double> per, ratios, memory_floors, compute_floors, bandwidths, rates;
+  std::vector<double> ratios, memory_floors, compute_floors, bandwidths, rates;
   SolverTiming shipped;
   double peak = 0;
   for (int k = 0; k < repeat; ++k) {
     const SolverTiming round = solver_iteration(m, f0, iters);
-    per.insert(per.end(), round.per.begin(), round.per.end());
     if (k == 0) {
       shipped = round;
       // Peak memory of the solve (before the floor measurements allocate their own buffers).
       peak = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
-    }
+    } else
+      shipped.per.insert(shipped.per.end(), round.per.begin(), round.per.end());
     shipped.rel_error = round.rel_error;
     if (!floors) continue;
     const Floors fl = measure_floors<T>(comm, Ip, Mp, R);
@@ -364,9 +363,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
     bandwidths.push_back(fl.bandwidth);
     rates.push_back(fl.rate);
   }
-  shipped.seconds = comm.allreduce(median(per), Op::max);
-  shipped.fastest = comm.allreduce(*std::min_element(per.begin(), per.end()), Op::max);
-  shipped.slowest = comm.allreduce(*std::max_element(per.begin(), per.end()), Op::max);
+  shipped.summarize(comm); // over all the timed solves
   // The read-ahead the pass chose by measurement on each process (-1: none measured; see fused.hpp).
   const double chosen = fused_read_ahead_choice(Ip, R, sizeof(T));
   const double chosen_lo = comm.allreduce(chosen, Op::min), chosen_hi = comm.allreduce(chosen, Op::max);
