@@ -301,8 +301,9 @@ int cmd_factorize(const std::vector<std::string>& args, const Comm& world) {
       std::printf("core consistency %.1f %% (100: the data support every component; low or negative: fewer would do)\n",
                   s.core_consistency);
     if (s.y_bytes > 0)
-      std::printf("memory: peak %.3g GB per process, of which Y's block %.3g GB; read in %.3f s\n", s.peak_bytes / 1e9,
-                  s.y_bytes / 1e9, s.read_seconds);
+      std::printf("memory: peak %.3g GB per process (estimated before reading: %.3g GB), of which Y's block %.3g GB; "
+                  "read in %.3f s\n",
+                  s.peak_bytes / 1e9, s.estimate_bytes / 1e9, s.y_bytes / 1e9, s.read_seconds);
     std::printf("wrote %s\n", cfg.out.c_str());
     if (!vm["no-plot"].as<bool>()) {
       const std::filesystem::path svg = gnuplot::image_beside(cfg.out);

@@ -431,13 +431,13 @@ std::size_t set_io_piece_bytes(std::size_t bytes) {
   return std::exchange(piece_bytes, std::max<std::size_t>(bytes, 1));
 }
 
-double read_footprint_bytes(double block_values, std::size_t value_bytes) {
+double read_footprint_bytes(double block_values, std::size_t value_bytes, double working) {
   const double piece = std::min(block_values, static_cast<double>(io_piece_bytes() / sizeof(double)));
-  return block_values * static_cast<double>(value_bytes) + piece * sizeof(double);
+  return block_values * static_cast<double>(value_bytes) + std::max(piece * sizeof(double), working);
 }
 
 void require_memory(const Comm& comm, double bytes_here, double limit, const std::string& what,
-                    const std::string& advice) {
+                    const std::string& advice, const std::string& holds) {
   const Comm node = comm.split_node();
   const double need = node.allreduce(bytes_here), largest = node.allreduce(bytes_here, Op::max);
   std::string source = "--memory-limit";
@@ -450,8 +450,8 @@ void require_memory(const Comm& comm, double bytes_here, double limit, const std
     if (limit > 0 && need > limit)
       throw DataError(what + " does not fit in memory: the " + std::to_string(node.size()) +
                       " process(es) on this node need at least " + format_bytes(need) + " together (up to " +
-                      format_bytes(largest) + " each for their block and read buffer) and " + source + " is " +
-                      format_bytes(limit) + ". Spread the processes over more nodes, " + advice +
+                      format_bytes(largest) + " each for " + holds + ") and " + source + " is " + format_bytes(limit) +
+                      ". Spread the processes over more nodes, " + advice +
                       "use --precision float (half the bytes), or set --memory-limit if the limit seen here is wrong");
   });
 }
@@ -582,7 +582,8 @@ void read_box_into(const File& f, const std::string& dataset, const Shape& start
 
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
-                               const std::optional<std::string>& grid, double memory_limit) {
+                               const std::optional<std::string>& grid, double memory_limit, const WorkingBytes& working,
+                               const std::string& working_what) {
   File f = File::open_read(comm, path);
   DatasetInfo inf;
   collective_try(comm, [&] {
@@ -607,10 +608,15 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
   ProcessGrid g = grid ? ProcessGrid::parse(*grid, N, comm.size()) : ProcessGrid::default_for(shape, comm.size());
   BlockLayout layout(shape, g);
   {
-    const double block = static_cast<double>(shape_size(layout.box_shape(comm.rank())));
-    require_memory(comm, read_footprint_bytes(block, sizeof(T)), memory_limit,
-                   "dataset '" + dataset + "' of '" + path + "' (" + shape_string(inf.dims) + ", as " +
-                       (sizeof(T) == 4 ? "float32" : "float64") + ")");
+    const Shape box = layout.box_shape(comm.rank());
+    const double block = static_cast<double>(shape_size(box));
+    const double extra = working ? working(shape, box, g.dims()[0] > 1) : 0.0;
+    require_memory(
+        comm, read_footprint_bytes(block, sizeof(T), extra), memory_limit,
+        "dataset '" + dataset + "' of '" + path + "' (" + shape_string(inf.dims) + ", as " +
+            (sizeof(T) == 4 ? "float32" : "float64") + ")" + (working ? " with " + working_what : std::string()),
+        "",
+        working ? "their block and the larger of the read buffer and " + working_what : "their block and read buffer");
   }
   DistTensor<T> out(comm, std::move(layout));
   const Shape& off = out.offset();
@@ -627,9 +633,11 @@ DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const 
 }
 
 template DistTensor<double> read_distributed(const Comm&, const std::string&, const std::string&, int,
-                                             const std::optional<std::string>&, double);
+                                             const std::optional<std::string>&, double, const WorkingBytes&,
+                                             const std::string&);
 template DistTensor<float> read_distributed(const Comm&, const std::string&, const std::string&, int,
-                                            const std::optional<std::string>&, double);
+                                            const std::optional<std::string>&, double, const WorkingBytes&,
+                                            const std::string&);
 
 template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,

@@ -153,15 +153,42 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
       }
     }
   };
+  // The same box in two containers at once: f(linear index in the first, linear index in the second).
+  auto visit2 = [&](const Shape& lo, const Shape& ext, const Shape& off1, const Shape& shape1, const Shape& off2,
+                    const Shape& shape2, auto&& f) {
+    const std::size_t n = shape_size(ext);
+    Shape idx(N, 0);
+    for (std::size_t c = 0; c < n; ++c) {
+      std::size_t l1 = 0, l2 = 0, s1 = 1, s2 = 1;
+      for (std::size_t d = 0; d < N; ++d) {
+        l1 += (lo[d] + idx[d] - off1[d]) * s1;
+        l2 += (lo[d] + idx[d] - off2[d]) * s2;
+        s1 *= shape1[d];
+        s2 *= shape2[d];
+      }
+      f(l1, l2);
+      for (std::size_t d = 0; d < N; ++d) {
+        if (++idx[d] < ext[d]) break;
+        idx[d] = 0;
+      }
+    }
+  };
   const int me = comm.rank();
   const auto nP = static_cast<std::size_t>(P);
   std::vector<std::size_t> scount(nP, 0), sdisp(nP, 0), rcount(nP, 0), rdisp(nP, 0);
   std::vector<T> sbuf;
   Shape lo, ext;
+  // Sized first: grown by push_back, the send buffer of a whole block held up to three blocks at once.
+  // What a process holds of its own box is copied straight from `held` to `out` after the exchange, not
+  // through the send and receive buffers (coarsening a block of Y held it three times over).
+  std::size_t sending = 0;
+  for (int q = 0; q < P; ++q)
+    if (q != me && meet(me, q, lo, ext)) sending += shape_size(ext);
+  sbuf.reserve(sending);
   for (int q = 0; q < P; ++q) {
     const auto k = static_cast<std::size_t>(q);
     sdisp[k] = sbuf.size();
-    if (meet(me, q, lo, ext))
+    if (q != me && meet(me, q, lo, ext))
       visit(lo, ext, held_offset, held.shape(), [&](std::size_t lin) { sbuf.push_back(held[lin]); });
     scount[k] = sbuf.size() - sdisp[k];
   }
@@ -169,15 +196,22 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
   for (int p = 0; p < P; ++p) {
     const auto k = static_cast<std::size_t>(p);
     rdisp[k] = total;
-    if (meet(p, me, lo, ext)) total += shape_size(ext);
+    if (p != me && meet(p, me, lo, ext)) total += shape_size(ext);
     rcount[k] = total - rdisp[k];
   }
   std::vector<T> rbuf(total);
   comm.alltoallv(std::span<const T>(sbuf), scount, sdisp, std::span<T>(rbuf), rcount, rdisp);
+  sbuf = std::vector<T>();
   Tensor<T> out(want_shape);
   std::size_t pos = 0;
-  for (int p = 0; p < P; ++p)
-    if (meet(p, me, lo, ext)) visit(lo, ext, want_offset, want_shape, [&](std::size_t lin) { out[lin] = rbuf[pos++]; });
+  for (int p = 0; p < P; ++p) {
+    if (!meet(p, me, lo, ext)) continue;
+    if (p == me)
+      visit2(lo, ext, held_offset, held.shape(), want_offset, want_shape,
+             [&](std::size_t from, std::size_t to) { out[to] = held[from]; });
+    else
+      visit(lo, ext, want_offset, want_shape, [&](std::size_t lin) { out[lin] = rbuf[pos++]; });
+  }
   return out;
 }
 

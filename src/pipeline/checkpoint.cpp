@@ -19,7 +19,13 @@ std::map<std::string, std::string> split_fingerprint(const std::string& fp) {
   return out;
 }
 
-Tensor<double> or_empty(const Tensor<double>& t, const Shape& shape) { return t.empty() ? Tensor<double>(shape) : t; }
+/// t itself, or zeros of `shape` (made in `spare`) for a history not formed yet; never a copy of t (a copy of B
+/// per history array made a checkpoint's peak one B larger).
+const Tensor<double>& or_empty(const Tensor<double>& t, const Shape& shape, Tensor<double>& spare) {
+  if (!t.empty()) return t;
+  spare = Tensor<double>(shape);
+  return spare;
+}
 
 /// Refuses a file that is not a checkpoint (lacks one of `needed`), a checkpoint of another model, or one
 /// written for another problem, naming every option that differs. Inside collective_try.
@@ -85,12 +91,13 @@ void write_checkpoint(const Comm& comm, const std::string& path, const Tucker1<T
     h5::File fo = h5::File::create(comm, out.tmp_path());
     const Shape adims{m.mixtures(), m.rank()}, aoff{m.row_offset(), 0}, ashape{m.rows_local(), m.rank()};
     const Shape bdims = m.b_global_shape(), boff = m.b_offset(), bshape = m.b_local_shape();
+    Tensor<double> spare;
     h5::write_distributed(fo, "A", adims, aoff, f.A, m.owns_A());
     h5::write_distributed(fo, "B", bdims, boff, f.B, m.owns_B());
-    h5::write_distributed(fo, "A_prev", adims, aoff, or_empty(st.A_prev, ashape), m.owns_A());
-    h5::write_distributed(fo, "B_prev", bdims, boff, or_empty(st.B_prev, bshape), m.owns_B());
-    h5::write_distributed(fo, "A_last", adims, aoff, or_empty(st.A_last, ashape), m.owns_A());
-    h5::write_distributed(fo, "B_last", bdims, boff, or_empty(st.B_last, bshape), m.owns_B());
+    h5::write_distributed(fo, "A_prev", adims, aoff, or_empty(st.A_prev, ashape, spare), m.owns_A());
+    h5::write_distributed(fo, "B_prev", bdims, boff, or_empty(st.B_prev, bshape, spare), m.owns_B());
+    h5::write_distributed(fo, "A_last", adims, aoff, or_empty(st.A_last, ashape, spare), m.owns_A());
+    h5::write_distributed(fo, "B_last", bdims, boff, or_empty(st.B_last, bshape, spare), m.owns_B());
     fo.write_replicated("LA_last", {st.LA_last.size()}, st.LA_last);
     fo.write_replicated("LB_last", {st.LB_last.size()}, st.LB_last);
     write_stats(fo, st.stats);

@@ -332,8 +332,17 @@ Control solve_control(const FactorizeConfig& cfg, const Comm& comm, const Progre
 /// `needs` (what the model needs).
 template <class T>
 DistTensor<T> read_input(const FactorizeConfig& cfg, const Comm& comm, FactorizeSummary& sum, Clock::time_point t0,
-                         const std::string& needs) {
-  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit);
+                         const std::string& needs, const h5::WorkingBytes& working = {},
+                         const std::string& working_what = "") {
+  double estimate = 0;
+  const h5::WorkingBytes counted = [&](const Shape& global, const Shape& box, bool split) {
+    const double extra = working ? working(global, box, split) : 0.0;
+    estimate = h5::read_footprint_bytes(static_cast<double>(shape_size(box)), sizeof(T), extra);
+    return extra;
+  };
+  DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit,
+                                            counted, working ? working_what : "");
+  sum.estimate_bytes = comm.allreduce(estimate, Op::max);
   sum.read_seconds = comm.allreduce(since(t0), Op::max);
   sum.grid = Y.grid().to_string();
   const Shape& shape = Y.global_shape();
@@ -377,6 +386,7 @@ void write_attributes(h5::File& fo, const FactorizeConfig& cfg, const FactorizeS
   fo.attr("read_seconds", sum.read_seconds);
   fo.attr("peak_memory_bytes", sum.peak_bytes);
   fo.attr("y_block_bytes", sum.y_bytes);
+  fo.attr("memory_estimate_bytes", sum.estimate_bytes);
   for (const auto& [k, v] : cfg.options_text) fo.attr("option." + k, v);
   std::vector<std::vector<double>> rows;
   for (const auto& st : sum.result.stats) rows.push_back(st.row());
@@ -389,7 +399,31 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   ConstraintList consA = parse_factor_constraints(cfg.constraint_A, "A", comm);
   ConstraintList consB = parse_factor_constraints(cfg.constraint_B, "B", comm);
   if (cfg.rank < 1) throw ConfigError("--rank must be at least 1");
-  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "Tucker-1 needs at least 2 (mixtures x the rest)");
+  // The check before reading counts the solve's arrays beside the block (at a small mixture count B and its
+  // copies outweigh Y); a rank beyond what the data allow is refused after reading, so it is capped here.
+  const h5::WorkingBytes solve_arrays = [&](const Shape& global, const Shape& box, bool split) {
+    const std::size_t I = global[0], M = shape_size(global) / std::max<std::size_t>(I, 1);
+    Tucker1Footprint fp;
+    fp.Ip = box[0];
+    fp.Mp = shape_size(box) / std::max<std::size_t>(box[0], 1);
+    fp.R = std::min(cfg.rank, std::min(I, M));
+    fp.value_bytes = sizeof(T);
+    fp.b_axes = box.size();
+    fp.mixture_split = split;
+    fp.checkpoints = !cfg.checkpoint.empty();
+    const double solve_bytes = tucker1_solve_bytes(fp, consA, consB, cfg.solver);
+    if (!cfg.multiscale) return solve_bytes;
+    // Coarse-to-fine: the finest solve with the previous level's factors still held (B at half the size at
+    // most), or a coarsening of the block, whichever is more: the gathered block and its double copy, the
+    // coarse grid's half of both and the previous level's factors come to 1.5 x (T + double) a value; the
+    // bound takes 2 x, the least that covered the peaks measured at 8 x 100 x 20000 and 8 x 300 x 20000
+    // (tests/cli/factorize.cpp checks it at a smaller size).
+    const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp);
+    const double block = static_cast<double>(shape_size(box));
+    return std::max(solve_bytes + 0.5 * b, 2.0 * block * static_cast<double>(sizeof(T) + 8) + 0.25 * b);
+  };
+  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "Tucker-1 needs at least 2 (mixtures x the rest)", solve_arrays,
+                                  "the solve's arrays (rank " + std::to_string(cfg.rank) + ")");
   const Shape& shape = Y.global_shape();
   const std::size_t I = shape[0], M = shape_size(shape) / std::max<std::size_t>(I, 1);
   if (cfg.rank > std::min(I, M))
@@ -414,6 +448,8 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   const std::string fp = fingerprint(cfg, shape, comm, sum.grid);
   if (!cfg.resume.empty()) {
     read_checkpoint(comm, cfg.resume, model, f, resume_state, fp);
+  } else if (cfg.multiscale) {
+    // Its own start on the coarsest grid (checked below): a start on this grid would only take memory.
   } else if (cfg.init == "random") {
     init_random(model, f, cfg.solver.seed, y_nonneg, consA, consB);
   } else if (cfg.init == "nndsvd") {

@@ -100,13 +100,34 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   for (std::size_t a = 0; a < d.size(); ++a)
     if (a != k) shape.push_back(d[a]);
   const BlockLayout layout(shape, ProcessGrid::default_for(shape, plan.group_size[static_cast<std::size_t>(g)]));
-  const double block =
-      static_cast<double>(shape_size(layout.box_shape(comm.rank() - plan.group_first[static_cast<std::size_t>(g)])));
-  h5::require_memory(comm, h5::read_footprint_bytes(block, static_cast<std::size_t>(elem)), cfg.memory_limit,
+  const Shape box = layout.box_shape(comm.rank() - plan.group_first[static_cast<std::size_t>(g)]);
+  const double block = static_cast<double>(shape_size(box));
+  // Tucker-1: a group keeps the factors of every candidate it solved (they are written at the end) while it
+  // solves the next one; the most it holds beside its block is the largest of those sums.
+  double solves = 0;
+  if (!cp) {
+    Tucker1Footprint fp;
+    fp.Ip = box[0];
+    fp.Mp = shape_size(box) / std::max<std::size_t>(box[0], 1);
+    fp.value_bytes = static_cast<std::size_t>(elem);
+    fp.b_axes = box.size();
+    fp.mixture_split = layout.grid().dims()[0] > 1;
+    double kept = 0;
+    for (std::size_t c = 0; c < o.ranks.size(); ++c) {
+      if (plan.owner[c] != g) continue;
+      fp.R = o.ranks[c];
+      solves = std::max(solves, kept + tucker1_solve_bytes(fp, o.consA, o.consB, o.solver));
+      kept += 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp + fp.Ip);
+    }
+  }
+  h5::require_memory(comm, h5::read_footprint_bytes(block, static_cast<std::size_t>(elem), solves), cfg.memory_limit,
                      "dataset '" + cfg.dataset + "' of '" + cfg.input + "' (" + shape_string(d) + ", as " +
                          (elem == 4.0 ? "float32" : "float64") + ", one copy for each of " + std::to_string(groups) +
-                         " group(s))",
-                     groups > 1 ? "use fewer --groups (each holds a whole copy of the data), " : "");
+                         " group(s))" + (cp ? "" : " with the candidates' factors and solves"),
+                     groups > 1 ? "use fewer --groups (each holds a whole copy of the data), " : "",
+                     cp ? "their block and read buffer"
+                        : "their block and the larger of the read buffer and the candidates' factors with a solve's "
+                          "arrays");
   return p;
 }
 

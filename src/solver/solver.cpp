@@ -41,8 +41,7 @@ public:
     // absorbs: then the pass applies their entrywise part to its tiles and the rescaling follows it
     // (complete_b_projection).
     tile_consB_ = entrywise_before_rescaling(consB_, m_.b_global_shape().size(), 0);
-    fused_ = opts_.fused && !opts_.random_order && !opts_.recursive_random_order && !m_.mixture_split() &&
-             (entrywise_only(consB_) || tile_consB_);
+    fused_ = tucker1_single_pass(opts_, consB_, m_.b_global_shape().size(), m_.mixture_split());
     rescale_B_ = fused_ && tile_consB_.has_value();
     ext_ = opts_.extrapolate && opts_.bpp && only_nonnegative(consA_) && only_nonnegative(consB_);
     std::size_t k0 = 1;
@@ -258,9 +257,10 @@ private:
   /// ||G B - A^T Y||^2 and its normal-cone part at the current point (one product with Y).
   std::pair<double, double> b_gradient_sums() {
     const std::vector<double>& Gm = G();
-    const Tensor<double>& M = AtY();
     const std::size_t nb = f_.B.size() / R_;
-    Tensor<double> gB = M;
+    // The single pass never needs A^T Y itself: formed here for this sum alone, not kept (at a small
+    // mixture count a kept copy, R x M_p, is half of Y or more). The two-pass step reuses it: kept.
+    Tensor<double> gB = fused_ ? m_.AtY(f_.A) : AtY();
     blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, nb, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0, gB.data(),
                        R_);
     double sums[2] = {0, 0};
@@ -291,6 +291,7 @@ private:
   }
   const Tensor<double>& AtY() {
     if (aty_ver_ != a_ver_) {
+      AtY_ = Tensor<double>(); // the old one goes before the new one is formed
       AtY_ = m_.AtY(f_.A);
       aty_ver_ = a_ver_;
     }
@@ -611,6 +612,32 @@ void init_random(const Model& m, Factors& f, std::uint64_t seed, bool nonnegativ
       f.A(i, r) = nonnegative ? std::abs(z) : z;
     }
   compensate_once(m, f, consA, consB);
+}
+
+bool tucker1_single_pass(const SolverOptions& o, const ConstraintList& consB, std::size_t b_axes, bool mixture_split) {
+  return o.fused && !o.random_order && !o.recursive_random_order && !mixture_split &&
+         (is_entrywise_only(consB) || entrywise_before_rescaling(consB, b_axes, 0).has_value());
+}
+
+double tucker1_solve_bytes(const Tucker1Footprint& fp, const ConstraintList& consA, const ConstraintList& consB,
+                           const SolverOptions& o) {
+  const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp); // one copy of B
+  const bool single = tucker1_single_pass(o, consB, fp.b_axes, fp.mixture_split);
+  const bool ext = o.extrapolate && o.bpp && is_only_nonnegative(consA) && is_only_nonnegative(consB);
+  // Kept through the solve: B, its momentum history; the previous iterate unless the single pass without
+  // extrapolation stands the history in for it; A^T Y in the two-pass iteration.
+  const double kept = single ? (ext ? 3 : 2) : 4;
+  // The largest transient beside them: a gradient of B's size (in the single pass A^T Y, formed for the B
+  // gradient's statistics, with its float product before the conversion: half a copy more; the two-pass
+  // iteration forms it in its kept place); in the two-pass iteration the exact solves' per-column state
+  // beside the gradient (masks, counters, sort buffers: about 96 bytes a column); a checkpoint's two
+  // copies of B.
+  double transient = b + (single && fp.value_bytes == 4 ? 0.5 * b : 0.0);
+  if (!single && o.bpp) transient += 96.0 * static_cast<double>(fp.Mp);
+  if (fp.checkpoints) transient = std::max(transient, 2 * b);
+  // A, its history and products (I x R), and the pass's tile buffers: small beside B unless Mp is small.
+  const double a_side = 16.0 * 8.0 * static_cast<double>(fp.Ip) * static_cast<double>(fp.R);
+  return kept * b + transient + a_side;
 }
 
 template <class Model>

@@ -370,6 +370,93 @@ TEST_CASE("peak memory grows like the local block of Y: no copy of Y, also when 
   for (const Size& s : sizes) fs::remove(dir() + "/mem_" + s.shape + ".h5");
 }
 
+// At a small mixture count the solve's arrays outweigh Y (B alone is R/I of it; the solver keeps two to four
+// copies of B beside it), so the check before reading counts them (tucker1_solve_bytes and, coarse to fine,
+// the coarsening). Its estimate must cover the measured peak and follow it: between two sizes the peak
+// grows by what the estimate grows by, for each path the options select (single pass, float, two-pass,
+// exact solves, checkpoints, coarse to fine). The process's fixed part (MPI, HDF5, the BLAS's buffers) is
+// not in the estimate: it may exceed it by 100 MB.
+TEST_CASE("the memory estimate before reading covers a solve's measured peak at a small mixture count", "[factorize]") {
+  const std::vector<std::string> shapes{"8x100x10000", "8x300x10000"}; // Y of 64 and 192 MB, B at rank 6 48 and 144
+  for (const auto& sh : shapes) {
+    const std::string in = dir() + "/est_" + sh + ".h5";
+    REQUIRE(
+        run_unmix(1, {"synth", "--shape", sh, "--rank", "3", "--out", in, "--overwrite", "--quiet"}, 120).exit_code ==
+        0);
+  }
+  struct Case {
+    int np;
+    std::vector<std::string> options;
+    double low; // the least growth of the peak per byte of growth of the estimate (below 1: the estimate errs
+                // on the safe side; at 2 processes the smaller size peaks while reading, beside MPI-IO's buffers)
+  };
+  const std::string ck = dir() + "/est_checkpoint.h5";
+  const std::vector<Case> cases{
+      {1, {}, 0.9},
+      {2, {}, 0.85},
+      {1, {"--precision", "float"}, 0.9},
+      {1, {"--order", "random"}, 0.9},
+      {1, {"--order", "random", "--block-solver", "bpp"}, 0.85},
+      {1, {"--block-solver", "bpp", "--extrapolate"}, 0.9},
+      {1, {"--checkpoint", ck, "--checkpoint-every", "1"}, 0.9},
+      {1, {"--multiscale", "--continuous-axes", "2"}, 0.75}, // a looser bound (factorize.cpp)
+  };
+  for (const Case& c : cases) {
+    std::vector<double> peak, estimate;
+    std::string label = "np " + std::to_string(c.np);
+    for (const auto& o : c.options) label += " " + o;
+    for (const auto& sh : shapes) {
+      const std::string in = dir() + "/est_" + sh + ".h5", out = dir() + "/est_out.h5";
+      fs::remove(ck);
+      std::vector<std::string> args{"factorize", in,  "--dataset", "Y", "--rank",      "6",
+                                    "--maxiter", "3", "--out",     out, "--overwrite", "--quiet"};
+      args.insert(args.end(), c.options.begin(), c.options.end());
+      const auto r = run_unmix(c.np, args, 300);
+      INFO(label << " " << sh << "\n" << r.err << r.out);
+      REQUIRE(r.exit_code == 0);
+      peak.push_back(std::stod(read_attribute(out, "peak_memory_bytes")));
+      estimate.push_back(std::stod(read_attribute(out, "memory_estimate_bytes")));
+    }
+    const double growth = (peak[1] - peak[0]) / (estimate[1] - estimate[0]);
+    INFO(label << ": peaks " << peak[0] / 1e6 << " and " << peak[1] / 1e6 << " MB, estimates " << estimate[0] / 1e6
+               << " and " << estimate[1] / 1e6 << " MB: growth " << growth);
+    for (int k = 0; k < 2; ++k) CHECK(peak[k] <= estimate[k] + 100e6);
+    CHECK(growth <= 1.05);
+    CHECK(growth >= c.low);
+  }
+  // A limit that holds Y's block and read buffer (61 + 64 MiB at the smaller size) but not the solve's arrays
+  // (three copies of B, 137 MiB) is refused before reading, naming them.
+  const std::string in = dir() + "/est_" + shapes[0] + ".h5", out = dir() + "/est_refused.h5";
+  fs::remove(out);
+  const auto r = run_unmix(1,
+                           {"factorize", in, "--dataset", "Y", "--rank", "6", "--maxiter", "3", "--memory-limit",
+                            "160M", "--out", out, "--quiet"},
+                           120);
+  INFO(r.err << r.out);
+  CHECK(r.exit_code == 3);
+  CHECK(!fs::exists(out));
+  CHECK(r.err.find("does not fit in memory") != std::string::npos);
+  CHECK(r.err.find("read buffer and the solve's arrays (rank 6)") != std::string::npos);
+  // `unmix rank` keeps every candidate's factors until it writes them: ranks 1 to 6 hold B at ranks 1 to 5
+  // (120 MB) beside the rank-6 solve (144 MB) and the block (64 MB), 313 MiB in all. 200M is refused,
+  // 400M runs.
+  for (const auto& [limit, fits] : {std::pair{"200M", false}, std::pair{"400M", true}}) {
+    const std::string rank_out = dir() + "/est_rank.h5";
+    fs::remove(rank_out);
+    const auto rr = run_unmix(1,
+                              {"rank", in, "--dataset", "Y", "--ranks", "1:6", "--maxiter", "2", "--memory-limit",
+                               limit, "--out", rank_out, "--quiet"},
+                              300);
+    INFO("--memory-limit " << limit << "\n" << rr.err << rr.out);
+    CHECK(rr.exit_code == (fits ? 0 : 3));
+    CHECK(fs::exists(rank_out) == fits);
+    if (!fits) CHECK(rr.err.find("the candidates' factors with a solve's arrays") != std::string::npos);
+    fs::remove(rank_out);
+  }
+  for (const auto& sh : shapes) fs::remove(dir() + "/est_" + sh + ".h5");
+  fs::remove(ck);
+}
+
 // --memory-limit (and, without it, the job's or the node's memory): a dataset whose blocks cannot fit on a
 // node is refused before anything is allocated, with the sizes, and no output is written. At 160 x 100 x
 // 1000 float64 (128 MB), one process needs its 128 MB block plus a 64 MiB read buffer (186 MiB); two on

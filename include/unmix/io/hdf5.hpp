@@ -137,16 +137,23 @@ std::size_t io_piece_bytes();
 std::size_t set_io_piece_bytes(std::size_t bytes);
 
 /// The memory a process needs to read a block of `block_values` values of `value_bytes` each with
-/// read_distributed: the block and one read piece (of doubles).
-double read_footprint_bytes(double block_values, std::size_t value_bytes);
+/// read_distributed: the block and one read piece (of doubles); with `working`, what it holds beside the
+/// block afterwards (a solve's arrays), the larger of the two (the piece is gone by then).
+double read_footprint_bytes(double block_values, std::size_t value_bytes, double working = 0);
 
 /// The memory check before reading, for `bytes_here` on each process of `comm` (collective): the processes
 /// of each node sum them and compare with `memory_limit` (0: the job's cgroup limit, else the node's
 /// memory); DataError on every process where they do not fit, naming `what`, the sizes and the remedies
 /// (`advice`, if not empty, is one more, such as "use fewer --groups, "). read_distributed makes it for
 /// its own block; callers that hold more than one read (`unmix rank`'s groups) make it for all.
+/// `holds` names what bytes_here counts, for the message.
 void require_memory(const Comm& comm, double bytes_here, double memory_limit, const std::string& what,
-                    const std::string& advice = "");
+                    const std::string& advice = "", const std::string& holds = "their block and read buffer");
+
+/// What a process will hold beside its block of Y once it is read (a solve's arrays), from the tensor's
+/// and its block's shapes (mode order: the mixtures first) and whether the grid splits the mixture mode;
+/// for the check before reading.
+using WorkingBytes = std::function<double(const Shape& global, const Shape& box, bool mixture_split)>;
 
 /// Reads `dataset` of `path` into a tensor distributed over `grid` (nullopt: the default grid).
 /// The tensor's mode 0 is file axis `mixture_axis`; the other modes are the remaining file axes in
@@ -154,10 +161,12 @@ void require_memory(const Comm& comm, double bytes_here, double memory_limit, co
 /// reading needs little more memory than the local block itself.
 /// Before allocating, the processes of each node check that their blocks (and reading pieces) fit in
 /// `memory_limit` bytes per node (0: the job's cgroup limit, else the node's memory) and throw DataError,
-/// on every process, where they do not: a clear message instead of the system killing the job.
+/// on every process, where they do not: a clear message instead of the system killing the job. `working`,
+/// if given, adds what the caller will hold beside the block (`working_what` names it in the message).
 template <class T>
 DistTensor<T> read_distributed(const Comm& comm, const std::string& path, const std::string& dataset, int mixture_axis,
-                               const std::optional<std::string>& grid, double memory_limit = 0);
+                               const std::optional<std::string>& grid, double memory_limit = 0,
+                               const WorkingBytes& working = {}, const std::string& working_what = "");
 
 /// Writes the local boxes of a distributed array (column-major local blocks, global `dims` in the
 /// tensor's own mode order) as a C-order dataset with the same axis order. Only processes with

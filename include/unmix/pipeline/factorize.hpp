@@ -60,10 +60,12 @@ struct FactorizeConfig {
 
 struct FactorizeSummary {
   SolveResult result;
-  double seconds = 0;      // solve time (wall, max over processes)
-  double read_seconds = 0; // reading the input
-  double peak_bytes = 0;   // largest resident memory of a process, read and solve (max over processes)
-  double y_bytes = 0;      // the largest local block of Y (max over processes)
+  double seconds = 0;        // solve time (wall, max over processes)
+  double read_seconds = 0;   // reading the input
+  double peak_bytes = 0;     // largest resident memory of a process, read and solve (max over processes)
+  double y_bytes = 0;        // the largest local block of Y (max over processes)
+  double estimate_bytes = 0; // the memory check's estimate for a process (block, read piece and, for
+                             // Tucker-1, the solve's arrays; max over processes)
   std::string grid;
   std::vector<std::string> warnings;
   std::size_t chosen_rank = 0; // --rank auto: the rank kept

@@ -113,6 +113,30 @@ void init_random(const Model& m, Factors& f, std::uint64_t seed, bool nonnegativ
 template <class Model>
 void apply_constraints_once(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB);
 
+/// Whether a Tucker-1 solve takes the single pass over Y per iteration (the fused B step): asked for
+/// (SolverOptions::fused), the updates in the fixed order, the mixture mode whole on every process, and B's
+/// constraints entrywise or entrywise followed by a rescaling of whole rows. `b_axes`: B's axes (R and the
+/// modes after the mixtures).
+bool tucker1_single_pass(const SolverOptions& o, const ConstraintList& consB, std::size_t b_axes, bool mixture_split);
+
+/// A Tucker-1 solve's local sizes and what changes its arrays: for the memory check before reading Y.
+struct Tucker1Footprint {
+  std::size_t Ip = 0, Mp = 0, R = 0; // the local block is Ip mixtures x Mp entries
+  std::size_t value_bytes = 8;       // of Y: 8 (double) or 4 (float)
+  std::size_t b_axes = 2;
+  bool mixture_split = false; // the grid splits the mixture mode
+  bool checkpoints = false;   // SolveControl writes checkpoints (two more copies of B while one is written)
+};
+
+/// The most memory a Tucker-1 solve holds at once beyond Y's block, per process, in bytes: the factors
+/// (B, R x Mp doubles, and A) and the solver's own arrays, counted in copies of B at the path the options
+/// take: the single pass keeps B and its momentum history (and the previous iterate with extrapolation),
+/// the two-pass iteration those, the previous iterate and A^T Y; on top of them the largest transient (a
+/// gradient, A^T Y in float, the exact solves' per-column state, a checkpoint's copies), plus the
+/// I x R arrays. Checked against measured peaks in tests/cli/factorize.cpp.
+double tucker1_solve_bytes(const Tucker1Footprint& fp, const ConstraintList& consA, const ConstraintList& consB,
+                           const SolverOptions& o);
+
 template <class Model>
 SolveResult solve(const Model& m, Factors& f, const ConstraintList& consA, const ConstraintList& consB,
                   const SolverOptions& opts, const IterationCallback& callback = {});
