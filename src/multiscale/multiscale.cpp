@@ -136,24 +136,8 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
     }
     return true;
   };
-  // Visits a box in column-major order, calling f(linear index in a container box) for each entry.
-  auto visit = [&](const Shape& lo, const Shape& ext, const Shape& cont_off, const Shape& cont_shape, auto&& f) {
-    const std::size_t n = shape_size(ext);
-    Shape idx(N, 0);
-    for (std::size_t c = 0; c < n; ++c) {
-      std::size_t lin = 0, stride = 1;
-      for (std::size_t d = 0; d < N; ++d) {
-        lin += (lo[d] + idx[d] - cont_off[d]) * stride;
-        stride *= cont_shape[d];
-      }
-      f(lin);
-      for (std::size_t d = 0; d < N; ++d) {
-        if (++idx[d] < ext[d]) break;
-        idx[d] = 0;
-      }
-    }
-  };
-  // The same box in two containers at once: f(linear index in the first, linear index in the second).
+  // Visits a box in column-major order, calling f(linear index in the first container box, linear index in
+  // the second) for each entry; visit: one container.
   auto visit2 = [&](const Shape& lo, const Shape& ext, const Shape& off1, const Shape& shape1, const Shape& off2,
                     const Shape& shape2, auto&& f) {
     const std::size_t n = shape_size(ext);
@@ -172,6 +156,9 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
         idx[d] = 0;
       }
     }
+  };
+  auto visit = [&](const Shape& lo, const Shape& ext, const Shape& off, const Shape& shape, auto&& f) {
+    visit2(lo, ext, off, shape, off, shape, [&](std::size_t lin, std::size_t) { f(lin); });
   };
   const int me = comm.rank();
   const auto nP = static_cast<std::size_t>(P);

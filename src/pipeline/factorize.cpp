@@ -334,15 +334,12 @@ template <class T>
 DistTensor<T> read_input(const FactorizeConfig& cfg, const Comm& comm, FactorizeSummary& sum, Clock::time_point t0,
                          const std::string& needs, const h5::WorkingBytes& working = {},
                          const std::string& working_what = "") {
-  double estimate = 0;
-  const h5::WorkingBytes counted = [&](const Shape& global, const Shape& box, bool split) {
-    const double extra = working ? working(global, box, split) : 0.0;
-    estimate = h5::read_footprint_bytes(static_cast<double>(shape_size(box)), sizeof(T), extra);
-    return extra;
-  };
   DistTensor<T> Y = h5::read_distributed<T>(comm, cfg.input, cfg.dataset, cfg.mixture_axis, cfg.grid, cfg.memory_limit,
-                                            counted, working ? working_what : "");
-  sum.estimate_bytes = comm.allreduce(estimate, Op::max);
+                                            working, working_what);
+  // The check's estimate, for the summary (the same count read_distributed made for this block).
+  const double extra = working ? working(Y.global_shape(), Y.local().shape(), Y.grid().dims()[0] > 1) : 0.0;
+  sum.estimate_bytes =
+      comm.allreduce(h5::read_footprint_bytes(static_cast<double>(Y.local().size()), sizeof(T), extra), Op::max);
   sum.read_seconds = comm.allreduce(since(t0), Op::max);
   sum.grid = Y.grid().to_string();
   const Shape& shape = Y.global_shape();
@@ -403,13 +400,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
   // copies outweigh Y); a rank beyond what the data allow is refused after reading, so it is capped here.
   const h5::WorkingBytes solve_arrays = [&](const Shape& global, const Shape& box, bool split) {
     const std::size_t I = global[0], M = shape_size(global) / std::max<std::size_t>(I, 1);
-    Tucker1Footprint fp;
-    fp.Ip = box[0];
-    fp.Mp = shape_size(box) / std::max<std::size_t>(box[0], 1);
-    fp.R = std::min(cfg.rank, std::min(I, M));
-    fp.value_bytes = sizeof(T);
-    fp.b_axes = box.size();
-    fp.mixture_split = split;
+    Tucker1Footprint fp = Tucker1Footprint::of(box, std::min(cfg.rank, std::min(I, M)), sizeof(T), split);
     fp.checkpoints = !cfg.checkpoint.empty();
     const double solve_bytes = tucker1_solve_bytes(fp, consA, consB, cfg.solver);
     if (!cfg.multiscale) return solve_bytes;

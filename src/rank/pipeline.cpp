@@ -106,12 +106,7 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   // solves the next one; the most it holds beside its block is the largest of those sums.
   double solves = 0;
   if (!cp) {
-    Tucker1Footprint fp;
-    fp.Ip = box[0];
-    fp.Mp = shape_size(box) / std::max<std::size_t>(box[0], 1);
-    fp.value_bytes = static_cast<std::size_t>(elem);
-    fp.b_axes = box.size();
-    fp.mixture_split = layout.grid().dims()[0] > 1;
+    Tucker1Footprint fp = Tucker1Footprint::of(box, 0, static_cast<std::size_t>(elem), layout.grid().dims()[0] > 1);
     double kept = 0;
     for (std::size_t c = 0; c < o.ranks.size(); ++c) {
       if (plan.owner[c] != g) continue;

@@ -19,6 +19,12 @@ namespace unmix {
 
 namespace {
 
+/// Extrapolation after exact solves applies (SolverOptions::extrapolate): with exact block solves and both
+/// factors only nonnegative.
+bool extrapolates(const SolverOptions& o, const ConstraintList& consA, const ConstraintList& consB) {
+  return o.extrapolate && o.bpp && is_only_nonnegative(consA) && is_only_nonnegative(consB);
+}
+
 enum class Block { B, A };
 enum class Step { momentum, gradient, project };
 struct Update {
@@ -43,7 +49,7 @@ public:
     tile_consB_ = entrywise_before_rescaling(consB_, m_.b_global_shape().size(), 0);
     fused_ = tucker1_single_pass(opts_, consB_, m_.b_global_shape().size(), m_.mixture_split());
     rescale_B_ = fused_ && tile_consB_.has_value();
-    ext_ = opts_.extrapolate && opts_.bpp && only_nonnegative(consA_) && only_nonnegative(consB_);
+    ext_ = extrapolates(opts_, consA_, consB_);
     std::size_t k0 = 1;
     std::string why;
     if (ctl.resume) {
@@ -623,7 +629,7 @@ double tucker1_solve_bytes(const Tucker1Footprint& fp, const ConstraintList& con
                            const SolverOptions& o) {
   const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp); // one copy of B
   const bool single = tucker1_single_pass(o, consB, fp.b_axes, fp.mixture_split);
-  const bool ext = o.extrapolate && o.bpp && is_only_nonnegative(consA) && is_only_nonnegative(consB);
+  const bool ext = extrapolates(o, consA, consB);
   // Kept through the solve: B, its momentum history; the previous iterate unless the single pass without
   // extrapolation stands the history in for it; A^T Y in the two-pass iteration.
   const double kept = single ? (ext ? 3 : 2) : 4;

@@ -1,6 +1,7 @@
 #pragma once
 // Block projected gradient descent for Tucker-1 (ALGORITHMS.md sections 2-6). The solver sees only the
 // model's collective products; it cannot tell one process from sixteen.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -126,6 +127,17 @@ struct Tucker1Footprint {
   std::size_t b_axes = 2;
   bool mixture_split = false; // the grid splits the mixture mode
   bool checkpoints = false;   // SolveControl writes checkpoints (two more copies of B while one is written)
+  /// For a local block `box` of Y in mode order (the mixtures first), rank R.
+  static Tucker1Footprint of(const Shape& box, std::size_t R, std::size_t value_bytes, bool mixture_split) {
+    Tucker1Footprint fp;
+    fp.Ip = box.empty() ? 0 : box[0];
+    fp.Mp = shape_size(box) / std::max<std::size_t>(fp.Ip, 1);
+    fp.R = R;
+    fp.value_bytes = value_bytes;
+    fp.b_axes = box.size();
+    fp.mixture_split = mixture_split;
+    return fp;
+  }
 };
 
 /// The most memory a Tucker-1 solve holds at once beyond Y's block, per process, in bytes: the factors
