@@ -15,6 +15,7 @@
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
 #include "unmix/kernels/tile_products.hpp"
+#include "unmix/kernels/tile_step.hpp"
 
 namespace unmix {
 
@@ -272,110 +273,6 @@ void extrapolate_solution(std::size_t n, double beta, double* __restrict X, doub
   }
 }
 
-namespace {
-
-// The per-tile arithmetic on R x nt quantities, for a compile-time R (RC = R for R = 1..16: the R-long
-// loops unroll and vectorize) or a run-time R (RC = 0).
-template <std::size_t RC> struct TileMath {
-  // grad = G X - M for X, M (R x n); G (R x R) symmetric. Plain loops: at R in the tens a BLAS call per
-  // tile costs more than the arithmetic. For a compile-time R the column's sums stay in registers (with
-  // the outputs written through a pointer that might alias the inputs, every partial sum was a store);
-  // each entry's operations and their order are the same either way.
-  static void gram_times_minus(std::size_t Rrt, std::size_t n, const double* __restrict G, const double* __restrict X,
-                               const double* __restrict M, double* __restrict grad) {
-    const std::size_t R = RC ? RC : Rrt;
-    for (std::size_t j = 0; j < n; ++j) {
-      double local[RC ? RC : 1];
-      double* __restrict acc = RC ? local : grad + j * R;
-      const double* x = X + j * R;
-      for (std::size_t r = 0; r < R; ++r) acc[r] = -M[r + j * R];
-      for (std::size_t q = 0; q < R; ++q) {
-        const double xq = x[q];
-        const double* Gq = G + q * R;
-        for (std::size_t r = 0; r < R; ++r) acc[r] += Gq[r] * xq;
-      }
-      if constexpr (RC > 0)
-        for (std::size_t r = 0; r < R; ++r) grad[r + j * R] = acc[r];
-    }
-  }
-
-  // P += X X^T for X (R x n).
-  static void add_outer(std::size_t Rrt, std::size_t n, const double* __restrict X, double* __restrict P) {
-    const std::size_t R = RC ? RC : Rrt;
-    for (std::size_t j = 0; j < n; ++j) {
-      const double* x = X + j * R;
-      for (std::size_t q = 0; q < R; ++q) {
-        const double xq = x[q];
-        double* Pq = P + q * R;
-        for (std::size_t r = 0; r < R; ++r) Pq[r] += x[r] * xq;
-      }
-    }
-  }
-
-  // M (R x nt) from Mt (nt x R), the gradient statistics at the current point, momentum, and the
-  // gradient step at the extrapolated point.
-  template <class T>
-  static void step(std::size_t Rrt, std::size_t nt, const T* __restrict Mt, const FusedStepInput& in, bool any_momentum,
-                   double* __restrict Bj, double* __restrict Bp, double* __restrict M, double* __restrict grad,
-                   double& grad2, double& stat2) {
-    const std::size_t R = RC ? RC : Rrt;
-    const double* __restrict omega = in.omega;
-    const double* __restrict inv_L = in.inv_L;
-    for (std::size_t j = 0; j < nt; ++j)
-      for (std::size_t r = 0; r < R; ++r) M[r + j * R] = static_cast<double>(Mt[j + r * nt]);
-    gram_times_minus(R, nt, in.G, Bj, M, grad);
-    // Sums of the tile in locals (through the references they would stay in memory, a store and a
-    // load per entry), then added to the pass's sums.
-    double tile_grad2 = 0, tile_stat2 = 0;
-    for (std::size_t idx = 0; idx < R * nt; ++idx) {
-      const double g = grad[idx];
-      tile_grad2 += g * g;
-      if (!in.nonnegative_stats || Bj[idx] > 0 || g < 0) tile_stat2 += g * g;
-    }
-    grad2 += tile_grad2;
-    stat2 += tile_stat2;
-    if (any_momentum) {
-      for (std::size_t j = 0; j < nt; ++j)
-        for (std::size_t r = 0; r < R; ++r) {
-          const std::size_t idx = r + j * R;
-          const double cur = Bj[idx];
-          Bj[idx] = cur + omega[r] * (cur - Bp[idx]);
-          Bp[idx] = cur;
-        }
-      gram_times_minus(R, nt, in.G, Bj, M, grad);
-    } else if (in.beta < 0) {
-      std::copy(Bj, Bj + R * nt, Bp);
-    }
-    for (std::size_t j = 0; j < nt; ++j)
-      for (std::size_t r = 0; r < R; ++r) Bj[r + j * R] -= grad[r + j * R] * inv_L[r];
-  }
-};
-
-// Calls f.template operator()<RC>() with RC = R for R = 1..16, else RC = 0.
-template <class F> void with_rank(std::size_t R, F&& f) {
-  switch (R) {
-  case 1: f.template operator()<1>(); return;
-  case 2: f.template operator()<2>(); return;
-  case 3: f.template operator()<3>(); return;
-  case 4: f.template operator()<4>(); return;
-  case 5: f.template operator()<5>(); return;
-  case 6: f.template operator()<6>(); return;
-  case 7: f.template operator()<7>(); return;
-  case 8: f.template operator()<8>(); return;
-  case 9: f.template operator()<9>(); return;
-  case 10: f.template operator()<10>(); return;
-  case 11: f.template operator()<11>(); return;
-  case 12: f.template operator()<12>(); return;
-  case 13: f.template operator()<13>(); return;
-  case 14: f.template operator()<14>(); return;
-  case 15: f.template operator()<15>(); return;
-  case 16: f.template operator()<16>(); return;
-  default: f.template operator()<0>(); return;
-  }
-}
-
-} // namespace
-
 template <class T>
 void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, double* B, double* Bprev,
                   const FusedStepInput& in, FusedStepOutput& out) {
@@ -392,12 +289,19 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
   }
   if (in.keep_unprojected && (in.exact || in.inner_steps > 1))
     throw Error("internal error: the single pass keeps B unprojected only with single gradient steps");
-  std::vector<double> M(R * nt_max), grad(R * nt_max), projected(in.keep_unprojected ? R * nt_max : 0);
+  std::vector<double> M(R * nt_max + tile_step_padding), grad(R * nt_max + tile_step_padding),
+      projected(in.keep_unprojected ? R * nt_max : 0);
+  TileStepParams params;
+  params.G = in.G;
+  params.inv_L = in.inv_L;
+  params.omega = in.omega;
+  params.nonnegative_stats = in.nonnegative_stats;
+  params.copy_prev = in.beta < 0;
   std::fill(out.Q, out.Q + Ip * R, 0.0);
   std::fill(out.P, out.P + R * R, 0.0);
-  double grad2 = 0, stat2 = 0, change2 = 0, norm2 = 0;
-  bool any_momentum = false;
-  for (std::size_t r = 0; r < R; ++r) any_momentum = any_momentum || in.omega[r] != 0.0;
+  TileStepSums sums;
+  double change2 = 0, norm2 = 0;
+  for (std::size_t r = 0; r < R; ++r) params.momentum = params.momentum || in.omega[r] != 0.0;
   // The read-ahead: measured (see Tuning) unless fixed or only one mode applies.
   const PassTiming timing = begin_pass(in, Ip, nt_max, R, sizeof(T), Mp);
   const int mode = timing.mode;
@@ -409,12 +313,12 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
     // M_t^T = Y_t^T A (nt x R); the next tile is read meanwhile (tile_products.hpp).
     const T* next_tile = j0 + nt < Mp ? Yt + nt * Ip : nullptr;
     const std::size_t next_count = next_tile ? std::min(nt_max, Mp - j0 - nt) * Ip : 0;
-    tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data(), next_tile, next_count, mode);
+    // At a few mixtures M = A^T Y_t directly, by rows of A (tile_step.hpp).
+    const bool by_rows = tile_aty<T>(Ip, nt, R, Yt, Ip, Ap, M.data(), next_tile, next_count);
+    if (!by_rows) tile_yta<T>(Ip, nt, R, Yt, Ip, Ap, Mt.data(), next_tile, next_count, mode);
     // The statistics at the current point (of the previous iteration's end point), momentum, and the
     // gradient step at the extrapolated point.
-    with_rank(R, [&]<std::size_t RC>() {
-      TileMath<RC>::step(R, nt, Mt.data(), in, any_momentum, Bj, Bp, M.data(), grad.data(), grad2, stat2);
-    });
+    tile_b_step<T>(R, nt, by_rows ? nullptr : Mt.data(), params, Bj, Bp, M.data(), grad.data(), sums);
     // The values Q and P are formed from: B's tile, or its projected copy.
     double* Bq = Bj;
     if (in.keep_unprojected) {
@@ -429,14 +333,7 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       inner_steps_columns(R, nt, in.G, M.data(), Bj, in.inv_L, in.inner_steps - 1, in.inner_tol, in.project,
                           in.hals ? InnerMethod::hals : InnerMethod::gradient);
     // The step's size and the new tile's norm, for the relative change (no pass over B and its copy for them).
-    double tile_change2 = 0, tile_norm2 = 0;
-    for (std::size_t idx = 0; idx < R * nt; ++idx) {
-      const double b = Bj[idx], d = b - Bp[idx];
-      tile_change2 += d * d;
-      tile_norm2 += b * b;
-    }
-    change2 += tile_change2;
-    norm2 += tile_norm2;
+    tile_change_norm(R * nt, Bj, Bp, change2, norm2);
     // Q += Y_t B_t^T and P += B_t B_t^T with the new tile, reading the next tile meanwhile.
     if constexpr (std::is_same_v<T, double>) {
       tile_ybt<double>(Ip, nt, R, Yt, Ip, Bq, out.Q, next_tile, next_count, mode);
@@ -445,11 +342,11 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
       for (std::size_t i = 0; i < R * nt; ++i) Bt[i] = static_cast<T>(Bq[i]);
       tile_ybt_double_sum(Ip, nt, R, Yt, Ip, Bt.data(), out.Q, next_tile, next_count, mode);
     }
-    with_rank(R, [&]<std::size_t RC>() { TileMath<RC>::add_outer(R, nt, Bq, out.P); });
+    tile_add_outer(R, nt, Bq, out.P);
   }
   end_pass(in, timing, Ip, nt_max, R, sizeof(T), Mp);
-  out.grad2 = grad2;
-  out.stat2 = stat2;
+  out.grad2 = sums.grad2;
+  out.stat2 = sums.stat2;
   out.change2 = change2;
   out.norm2 = norm2;
 }

@@ -1,4 +1,5 @@
 #include "unmix/kernels/tile_products.hpp"
+#include "tile_isa.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -108,6 +109,14 @@ bool tile_products_rank_block(int limit, int second) {
   tile_rank_block = limit;
   tile_rank_block_second = second;
   return true;
+}
+
+TileIsa tile_isa() {
+  switch (isa()) {
+  case Isa::avx512: return TileIsa::avx512;
+  case Isa::avx2: return TileIsa::avx2;
+  default: return TileIsa::baseline;
+  }
 }
 
 const char* tile_products_isa() {

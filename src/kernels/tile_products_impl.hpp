@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "tile_vector.hpp"
 #include "unmix/kernels/tile_products.hpp"
 
 namespace unmix {
@@ -14,27 +15,11 @@ extern int tile_rank_block_second; // the second product's own limit (0: tile_ra
 namespace unmix::TILE_NS {
 
 #if defined(__AVX512F__)
-constexpr std::size_t vector_bytes = 64;
 constexpr std::size_t accumulators = 24; // of 32 vector registers
-#elif defined(__AVX2__)
-constexpr std::size_t vector_bytes = 32;
-constexpr std::size_t accumulators = 12; // of 16
 #else
-constexpr std::size_t vector_bytes = 16;
 constexpr std::size_t accumulators = 12; // of 16
 #endif
 
-template <class T> struct Vec {
-  typedef T type __attribute__((vector_size(vector_bytes), aligned(alignof(T)), may_alias));
-  static constexpr std::size_t width = vector_bytes / sizeof(T);
-};
-
-template <class T> inline typename Vec<T>::type load(const T* p) {
-  return *reinterpret_cast<const typename Vec<T>::type*>(p);
-}
-template <class T> inline void store(T* p, typename Vec<T>::type v) {
-  *reinterpret_cast<typename Vec<T>::type*>(p) = v;
-}
 // A region to bring into the caches while a product computes (the next tile of Y): `lines` cache lines
 // per step of the product's inner loop, so that reading memory goes on while the multiply-adds of this
 // tile run. step<L>() reads L lines, a count fixed at compile time (L = 0: `lines`).
