@@ -96,11 +96,9 @@ private:
   std::vector<std::size_t> s_, l_, g_;
 };
 
-/// Simplex threshold of a multiset, sorting it in place.
-double threshold_inplace(std::vector<double>& y, double radius) {
-  if (y.empty()) return 0.0;
-  std::sort(y.begin(), y.end());
-  const std::size_t n = y.size();
+/// Simplex threshold of a sorted range: the walk from the largest entry down.
+double sorted_threshold(std::vector<double>& y, std::size_t n, double radius) {
+  std::sort(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n));
   double suffix = 0; // sum of the entries above position i - 1, largest first
   for (std::size_t i = n - 1; i >= 1; --i) {
     suffix += y[i];
@@ -108,6 +106,34 @@ double threshold_inplace(std::vector<double>& y, double radius) {
     if (t >= y[i - 1]) return t;
   }
   return (suffix + y[0] - radius) / static_cast<double>(n);
+}
+
+/// Simplex threshold of a multiset: the t with sum_i max(y_i - t, 0) = radius; y is reordered. Michelot's
+/// passes: for any set S, (sum_S y - radius) / |S| <= t (each entry of S gives y_i - t <= max(y_i - t, 0)),
+/// so entries at or below that estimate lie outside the support; dropping them raises the estimate, and
+/// when a pass drops none, S is the support and the estimate is t. Each pass sums its entries afresh. A
+/// few passes suffice in practice (a sort costs log n); after 64 the walk over the sorted remaining
+/// entries (a superset of the support) finishes.
+double threshold_inplace(std::vector<double>& y, double radius) {
+  if (y.empty()) return 0.0;
+  std::size_t k = y.size();
+  double sum = 0;
+  for (std::size_t i = 0; i < k; ++i) sum += y[i];
+  for (int pass = 0; pass < 64; ++pass) {
+    const double t = (sum - radius) / static_cast<double>(k);
+    std::size_t kept = 0;
+    double kept_sum = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const double v = y[i];
+      y[kept] = v;
+      kept += v > t ? 1 : 0;
+      kept_sum += v > t ? v : 0.0;
+    }
+    if (kept == k || kept == 0) return t;
+    k = kept;
+    sum = kept_sum;
+  }
+  return sorted_threshold(y, k, radius);
 }
 
 /// Simplex thresholds of every local slice; `buf` holds the local values slice-major (count x per_slice).

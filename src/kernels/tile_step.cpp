@@ -41,6 +41,17 @@ bool tile_aty(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
   }
 }
 
+void tile_gradient(std::size_t R, std::size_t n, const double* G, const double* M, double* X, const double* inv_L,
+                   bool nonnegative_stats, TileStepSums* sums) {
+  switch (tile_isa()) {
+#if defined(__x86_64__)
+  case TileIsa::avx512: step_avx512::gradient(R, n, G, M, X, inv_L, nonnegative_stats, sums); return;
+  case TileIsa::avx2: step_avx2::gradient(R, n, G, M, X, inv_L, nonnegative_stats, sums); return;
+#endif
+  default: step_baseline::gradient(R, n, G, M, X, inv_L, nonnegative_stats, sums); return;
+  }
+}
+
 void tile_change_norm(std::size_t count, const double* B, const double* Bprev, double& change2, double& norm2) {
   switch (tile_isa()) {
 #if defined(__x86_64__)

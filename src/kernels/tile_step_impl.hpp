@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "tile_step_decls.hpp"
 #include "tile_vector.hpp"
@@ -28,6 +29,35 @@ struct LaneSums {
     for (std::size_t w = sum_lanes / 4; w >= 1; w /= 2)
       for (std::size_t l = 0; l < w; ++l) pair[l] += pair[l + w];
     return pair[0];
+  }
+};
+
+// The sums of a gradient's squares over a tile, chunk after chunk: all entries, and those that count in
+// the stationarity (with `nonnegative`, entries with B > 0 or g < 0 only). Entry k of the tile goes to
+// partial sum k mod 16.
+struct GradientSums {
+  LaneSums g2, s2;
+  std::size_t filled = 0; // entries summed so far
+  void add(const double* __restrict g, const double* __restrict b, std::size_t count, bool nonnegative) {
+    std::size_t i = 0;
+    if (filled % sum_lanes == 0)
+      for (; i + sum_lanes <= count; i += sum_lanes)
+        for (std::size_t l = 0; l < sum_lanes; ++l) {
+          const double v = g[i + l], sq = v * v;
+          g2.v[l] += sq;
+          s2.v[l] += (!nonnegative || b[i + l] > 0 || v < 0) ? sq : 0.0;
+        }
+    for (; i < count; ++i) {
+      const double v = g[i], sq = v * v;
+      const std::size_t l = (filled + i) % sum_lanes;
+      g2.v[l] += sq;
+      s2.v[l] += (!nonnegative || b[i] > 0 || v < 0) ? sq : 0.0;
+    }
+    filled += count;
+  }
+  void into(TileStepSums& sums) const {
+    sums.grad2 += g2.total();
+    sums.stat2 += s2.total();
   }
 };
 
@@ -224,11 +254,10 @@ template <std::size_t RC> struct StepMath {
     const std::size_t R = RC ? RC : Rrt;
     const double* __restrict omega = p.omega;
     const double* __restrict inv_L = p.inv_L;
-    LaneSums g2, s2;
+    GradientSums sums_here;
     std::optional<PaddedGram> padded;
     if constexpr (RC > 0) padded.emplace(p.G);
     const PaddedGram* Gp = padded ? &*padded : nullptr;
-    std::size_t filled = 0; // entries summed so far (the lane of the next remainder entry)
     for (std::size_t j0 = 0; j0 < nt; j0 += step_chunk) {
       const std::size_t nc = std::min(step_chunk, nt - j0);
       const std::size_t count = R * nc;
@@ -250,21 +279,7 @@ template <std::size_t RC> struct StepMath {
           for (std::size_t r = 0; r < R; ++r) Mc[r + j * R] = static_cast<double>(Mt[j0 + j + r * nt]);
       gram_times_minus(R, nc, Gp, p.G, Bc, Mc, gc);
       // The sums of the gradient at the current point.
-      std::size_t i = 0;
-      if (filled % sum_lanes == 0)
-        for (; i + sum_lanes <= count; i += sum_lanes)
-          for (std::size_t l = 0; l < sum_lanes; ++l) {
-            const double g = gc[i + l], sq = g * g;
-            g2.v[l] += sq;
-            s2.v[l] += (!p.nonnegative_stats || Bc[i + l] > 0 || g < 0) ? sq : 0.0;
-          }
-      for (; i < count; ++i) {
-        const double g = gc[i], sq = g * g;
-        const std::size_t l = (filled + i) % sum_lanes;
-        g2.v[l] += sq;
-        s2.v[l] += (!p.nonnegative_stats || Bc[i] > 0 || g < 0) ? sq : 0.0;
-      }
-      filled += count;
+      sums_here.add(gc, Bc, count, p.nonnegative_stats);
       if (p.momentum) {
         for (std::size_t j = 0; j < nc; ++j)
           for (std::size_t r = 0; r < R; ++r) {
@@ -280,8 +295,33 @@ template <std::size_t RC> struct StepMath {
       for (std::size_t j = 0; j < nc; ++j)
         for (std::size_t r = 0; r < R; ++r) Bc[r + j * R] -= gc[r + j * R] * inv_L[r];
     }
-    sums.grad2 += g2.total();
-    sums.stat2 += s2.total();
+    sums_here.into(sums);
+  }
+
+  // The gradient G X - M of n columns without padding, a chunk at a time through padded copies: its sums
+  // (with `sums`) at X, then (with inv_L) the step X <- X - (G X - M) / L per row.
+  static void gradient(std::size_t Rrt, std::size_t n, const double* G, const double* M, double* __restrict X,
+                       const double* __restrict inv_L, bool nonnegative, TileStepSums* sums) {
+    const std::size_t R = RC ? RC : Rrt;
+    std::optional<PaddedGram> padded;
+    if constexpr (RC > 0) padded.emplace(G);
+    const PaddedGram* Gp = padded ? &*padded : nullptr;
+    std::vector<double> work(2 * (R * step_chunk + tile_step_padding));
+    double* __restrict mc = work.data();
+    double* __restrict gc = mc + R * step_chunk + tile_step_padding;
+    GradientSums acc;
+    for (std::size_t j0 = 0; j0 < n; j0 += step_chunk) {
+      const std::size_t nc = std::min(step_chunk, n - j0);
+      const std::size_t count = R * nc;
+      double* Xc = X + j0 * R;
+      std::copy(M + j0 * R, M + j0 * R + count, mc);
+      gram_times_minus(R, nc, Gp, G, Xc, mc, gc);
+      if (sums) acc.add(gc, Xc, count, nonnegative);
+      if (inv_L)
+        for (std::size_t j = 0; j < nc; ++j)
+          for (std::size_t r = 0; r < R; ++r) Xc[r + j * R] -= gc[r + j * R] * inv_L[r];
+    }
+    if (sums) acc.into(*sums);
   }
 };
 
@@ -322,6 +362,11 @@ bool aty(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
     if constexpr (RC > 0) StepMath<RC>::template aty<T>(I, n, Y, ldy, A, M, next, next_count);
   });
   return true;
+}
+
+void gradient(std::size_t R, std::size_t n, const double* G, const double* M, double* X, const double* inv_L,
+              bool nonnegative, TileStepSums* sums) {
+  with_rank(R, [&]<std::size_t RC>() { StepMath<RC>::gradient(R, n, G, M, X, inv_L, nonnegative, sums); });
 }
 
 void change_norm(std::size_t count, const double* __restrict B, const double* __restrict Bprev, double& change2,

@@ -77,8 +77,17 @@ template <class T> std::vector<double> Tucker1<T>::gram_B(const Tensor<double>& 
 }
 
 template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const {
+  Tensor<double> out;
+  AtY(A, out);
+  return out;
+}
+
+template <class T> void Tucker1<T>::AtY(const Tensor<double>& A, Tensor<double>& out) const {
   ++passes_;
-  Tensor<double> out({R_, Mp_});
+  if (out.shape() != Shape{R_, Mp_}) {
+    out = Tensor<double>(); // the old one goes before the new one is formed
+    out = Tensor<double>({R_, Mp_});
+  }
   if constexpr (std::is_same_v<T, double>) {
     blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, 1.0, A.data(), Ip_, Y_->local().data(), Ip_, 0.0,
                        out.data(), R_);
@@ -90,7 +99,6 @@ template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const
     for (std::size_t i = 0; i < o.size(); ++i) out[i] = static_cast<double>(o[i]);
   }
   a_comm_->allreduce(out.span());
-  return out;
 }
 
 template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const {

@@ -12,6 +12,7 @@
 #include "unmix/kernels/fused.hpp"
 #include "unmix/kernels/inner.hpp"
 #include "unmix/kernels/nnls.hpp"
+#include "unmix/kernels/tile_step.hpp"
 #include "unmix/model/planted.hpp"
 #include "unmix/model/tucker1.hpp"
 
@@ -265,16 +266,16 @@ private:
     const std::vector<double>& Gm = G();
     const std::size_t nb = f_.B.size() / R_;
     // The single pass never needs A^T Y itself: formed here for this sum alone, not kept (at a small
-    // mixture count a kept copy, R x M_p, is half of Y or more). The two-pass step reuses it: kept.
-    Tensor<double> gB = fused_ ? m_.AtY(f_.A) : AtY();
-    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, nb, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0, gB.data(),
-                       R_);
-    double sums[2] = {0, 0};
-    for (std::size_t i = 0; i < gB.size(); ++i) {
-      const double g = gB[i];
-      sums[0] += g * g;
-      if (!nnB_ || f_.B[i] > 0 || g < 0) sums[1] += g * g;
+    // mixture count a kept copy, R x M_p, is half of Y or more). The two-pass step reuses it: kept. The
+    // gradient itself is formed a few columns at a time (tile_gradient), never whole.
+    TileStepSums s;
+    if (fused_) {
+      const Tensor<double> M = m_.AtY(f_.A);
+      tile_gradient(R_, nb, Gm.data(), M.data(), f_.B.data(), nullptr, nnB_, &s);
+    } else {
+      tile_gradient(R_, nb, Gm.data(), AtY().data(), f_.B.data(), nullptr, nnB_, &s);
     }
+    const double sums[2] = {s.grad2, s.stat2};
     return {m_.sum_B(sums[0]), m_.sum_B(sums[1])};
   }
 
@@ -297,8 +298,7 @@ private:
   }
   const Tensor<double>& AtY() {
     if (aty_ver_ != a_ver_) {
-      AtY_ = Tensor<double>(); // the old one goes before the new one is formed
-      AtY_ = m_.AtY(f_.A);
+      m_.AtY(f_.A, AtY_); // into the old one's storage
       aty_ver_ = a_ver_;
     }
     return AtY_;
@@ -370,12 +370,8 @@ private:
     const std::vector<double> inv = inverse_steps(L, R_, zero_steps_);
     LB_cur_ = *std::max_element(L.begin(), L.end());
     const std::size_t n = f_.B.size() / R_;
-    // grad = G B - AtY, computed into a copy then applied with the per-row steps.
-    Tensor<double> grad = M;
-    blas::gemm<double>(blas::Trans::N, blas::Trans::N, R_, n, R_, 1.0, Gm.data(), R_, f_.B.data(), R_, -1.0,
-                       grad.data(), R_);
-    for (std::size_t j = 0; j < n; ++j)
-      for (std::size_t r = 0; r < R_; ++r) f_.B[r + j * R_] -= grad[r + j * R_] * inv[r];
+    // B <- B - (G B - AtY) / L per row, the gradient formed a few columns at a time.
+    tile_gradient(R_, n, Gm.data(), M.data(), f_.B.data(), inv.data(), false, nullptr);
     if (opts_.bpp && only_nonnegative(consB_)) {
       nnls_bpp_columns(R_, n, Gm.data(), M.data(), f_.B.data());
       if (ext_) extrapolate_solution(f_.B.size(), beta_, f_.B.data(), B_prev_.data());
@@ -633,13 +629,18 @@ double tucker1_solve_bytes(const Tucker1Footprint& fp, const ConstraintList& con
   // Kept through the solve: B, its momentum history; the previous iterate unless the single pass without
   // extrapolation stands the history in for it; A^T Y in the two-pass iteration.
   const double kept = single ? (ext ? 3 : 2) : 4;
-  // The largest transient beside them: a gradient of B's size (in the single pass A^T Y, formed for the B
-  // gradient's statistics, with its float product before the conversion: half a copy more; the two-pass
-  // iteration forms it in its kept place); in the two-pass iteration the exact solves' per-column state
-  // beside the gradient (masks, counters, sort buffers: about 96 bytes a column); a checkpoint's two
-  // copies of B.
-  double transient = b + (single && fp.value_bytes == 4 ? 0.5 * b : 0.0);
-  if (!single && o.bpp) transient += 96.0 * static_cast<double>(fp.Mp);
+  // The largest transient beside them. The single pass: A^T Y, formed for the B gradient's statistics
+  // (with its float product before the conversion: half a copy more). The two-pass iteration forms A^T Y
+  // in its kept place and its gradients a few columns at a time, so: the float product (half a copy), a
+  // projection of B that is not entrywise (the sorted projections copy B whole), or the exact solves'
+  // per-column state (masks, counters, sort buffers: about 96 bytes a column), whichever is largest. A
+  // checkpoint's two copies of B in either.
+  double transient = 0;
+  if (single)
+    transient = b + (fp.value_bytes == 4 ? 0.5 * b : 0.0);
+  else
+    transient = std::max({fp.value_bytes == 4 ? 0.5 * b : 0.0, is_entrywise_only(consB) ? 0.0 : b,
+                          o.bpp ? 96.0 * static_cast<double>(fp.Mp) : 0.0});
   if (fp.checkpoints) transient = std::max(transient, 2 * b);
   // A, its history and products (I x R), and the pass's tile buffers: small beside B unless Mp is small.
   const double a_side = 16.0 * 8.0 * static_cast<double>(fp.Ip) * static_cast<double>(fp.R);

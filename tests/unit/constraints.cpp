@@ -104,6 +104,48 @@ TEST_CASE("reference values of the simplex and L1 projections", "[constraints]")
   CHECK(simplex_threshold({0, 0}, 2.0) == -1.0);
 }
 
+TEST_CASE("the simplex threshold equals the sorted walk's on long vectors", "[constraints]") {
+  // Michelot's passes against the walk over the sorted values (the definition), on vectors as long as a
+  // factor's slice: spread, clustered, tied, all kept, geometric, with radii small and large.
+  CounterRng rng(21, 5);
+  std::uint64_t k = 0;
+  auto walk = [](Vec y, double radius) {
+    std::sort(y.begin(), y.end());
+    const std::size_t n = y.size();
+    long double suffix = 0;
+    for (std::size_t i = n - 1; i >= 1; --i) {
+      suffix += y[i];
+      const long double t = (suffix - radius) / static_cast<long double>(n - i);
+      if (t >= y[i - 1]) return static_cast<double>(t);
+    }
+    return static_cast<double>((suffix + y[0] - radius) / static_cast<long double>(n));
+  };
+  for (std::size_t n : {1000u, 140000u})
+    for (int kind = 0; kind < 5; ++kind)
+      for (double radius : {1e-3, 1.0, 50.0}) {
+        Vec y(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          switch (kind) {
+          case 0: y[i] = rng.normal(k++); break;
+          case 1: y[i] = 1e-3 * rng.uniform(k++); break;                         // all close together
+          case 2: y[i] = std::floor(8.0 * rng.uniform(k++)) / 8.0; break;        // many ties
+          case 3: y[i] = 1.0 + 1e-9 * rng.normal(k++); break;                    // every entry in the support at 50
+          default: y[i] = std::pow(0.999, static_cast<double>(i % 5000)); break; // geometric runs
+          }
+        }
+        const double want = walk(y, radius);
+        const double got = simplex_threshold(y, radius);
+        double scale = radius;
+        for (double a : y) scale = std::max(scale, std::abs(a));
+        INFO("n " << n << " kind " << kind << " radius " << radius);
+        CHECK(std::abs(got - want) <= 1e-12 * scale);
+        // The projection's entries sum to the radius.
+        long double total = 0;
+        for (double a : y) total += std::max(a - got, 0.0);
+        CHECK(std::abs(static_cast<double>(total) - radius) <= 1e-9 * std::max(radius, 1.0));
+      }
+}
+
 TEST_CASE("simplex projection equals the brute-force projection on random vectors", "[constraints]") {
   CounterRng rng(11, 3);
   std::uint64_t k = 0;

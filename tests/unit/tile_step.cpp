@@ -186,7 +186,66 @@ template <class T> void check_aty(std::size_t I, std::size_t n, std::size_t R) {
   CHECK(worst <= static_cast<double>(I + 1) * u);
 }
 
+// tile_gradient against long double loops: its sums at X, and the step X - (G X - M) / L, on arrays with no
+// padding (M and X exactly R x n).
+void check_gradient(std::size_t R, std::size_t n, bool nonnegative) {
+  const double u = std::numeric_limits<double>::epsilon() / 2;
+  const auto gsrc = values(2 * R * R, 51, 0.3);
+  std::vector<double> G(R * R, 0.0), inv_L(R);
+  for (std::size_t r = 0; r < R; ++r) {
+    inv_L[r] = 0.1 + 0.01 * static_cast<double>(r);
+    for (std::size_t q = 0; q < R; ++q)
+      for (std::size_t i = 0; i < 2 * R; ++i) G[r + q * R] += gsrc[i + r * 2 * R] * gsrc[i + q * 2 * R];
+  }
+  const auto M = values(R * n, 52, 0.4);
+  auto X = values(R * n, 53, 0.3);
+  for (double& x : X) x = x < 0 ? 0.0 : x;
+  const auto X0 = X;
+  using L = long double;
+  L grad2 = 0, stat_lo = 0, stat_hi = 0;
+  std::vector<L> want(R * n), scale(R * n);
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t r = 0; r < R; ++r) {
+      L g = -static_cast<L>(M[r + j * R]), mag = std::abs(static_cast<L>(M[r + j * R]));
+      for (std::size_t q = 0; q < R; ++q) {
+        g += static_cast<L>(G[r + q * R]) * X0[q + j * R];
+        mag += std::abs(static_cast<L>(G[r + q * R]) * X0[q + j * R]);
+      }
+      grad2 += g * g;
+      const bool counts = !nonnegative || X0[r + j * R] > 0 || g < 0;
+      const bool unsure = nonnegative && X0[r + j * R] <= 0 && std::abs(g) <= 1e3L * static_cast<L>(u) * mag;
+      if (counts || unsure) stat_hi += g * g;
+      if (counts && !unsure) stat_lo += g * g;
+      want[r + j * R] = X0[r + j * R] - g * static_cast<L>(inv_L[r]);
+      scale[r + j * R] = std::abs(static_cast<L>(X0[r + j * R])) + mag * static_cast<L>(inv_L[r]);
+    }
+  INFO("isa " << tile_products_isa() << " R " << R << " n " << n << " nonnegative " << nonnegative);
+  TileStepSums sums;
+  tile_gradient(R, n, G.data(), M.data(), X.data(), nullptr, nonnegative, &sums);
+  CHECK(X == X0); // sums alone leave X as it was
+  const double sum_bound = (static_cast<double>(R * n) / 16 + 8) * u;
+  CHECK(std::abs(static_cast<L>(sums.grad2) - grad2) <= sum_bound * grad2);
+  CHECK(static_cast<L>(sums.stat2) >= stat_lo * (1 - sum_bound));
+  CHECK(static_cast<L>(sums.stat2) <= stat_hi * (1 + sum_bound));
+  tile_gradient(R, n, G.data(), M.data(), X.data(), inv_L.data(), nonnegative, nullptr);
+  double worst = 0;
+  for (std::size_t k = 0; k < R * n; ++k)
+    worst = std::max(worst, static_cast<double>(std::abs(X[k] - want[k]) / (scale[k] + 1e-300L)));
+  CHECK(worst <= (2.0 * static_cast<double>(R) + 4) * u);
+}
+
 } // namespace
+
+TEST_CASE("the gradient a few columns at a time equals plain loops on every instruction set", "[tile_step]") {
+  const std::string original = tile_products_isa();
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!tile_products_use(isa)) continue;
+    for (std::size_t R : {1, 3, 8, 10, 16, 17, 30})
+      for (std::size_t n : {1, 2, 31, 32, 33, 101})
+        for (bool nonnegative : {false, true}) check_gradient(R, n, nonnegative);
+  }
+  REQUIRE(tile_products_use(original.c_str()));
+}
 
 TEST_CASE("A^T Y by rows of A equals plain sums on every instruction set, and is declined outside its sizes",
           "[tile_step]") {

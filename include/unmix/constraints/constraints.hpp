@@ -249,7 +249,8 @@ bool implies_nonnegative(const ConstraintList& list);
 // ---- serial helpers on one slice (the whole span), the same code as apply() on a local view ----
 
 /// The simplex threshold t of Chen & Ye: the projection of y onto {x >= 0, sum x = radius} is
-/// max(y - t, 0). Sorts `values` (any order in, the multiset is what counts). Empty input gives 0.
+/// max(y - t, 0). Found by Michelot's passes (constraints.cpp), not by sorting: linear time in practice;
+/// the multiset is what counts. Empty input gives 0.
 double simplex_threshold(std::vector<double> values, double radius = 1.0);
 /// x <- projection onto the simplex {x >= 0, sum x = 1}.
 void project_simplex(std::span<double> x);

@@ -52,6 +52,12 @@ template <class T>
 bool tile_aty(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, double* M,
               const T* next = nullptr, std::size_t next_count = 0);
 
+/// The gradient G X - M of n columns (X, M: R x n, column-major, no padding needed), formed a chunk at a
+/// time in a small buffer, never whole: with `sums`, its sums at X are added (stat2 as tile_b_step's, with
+/// nonnegative_stats); then, with inv_L, X <- X - (G X - M) / L per row (the two-pass iteration's B step).
+void tile_gradient(std::size_t R, std::size_t n, const double* G, const double* M, double* X, const double* inv_L,
+                   bool nonnegative_stats, TileStepSums* sums);
+
 /// change2 += ||B - Bprev||^2, norm2 += ||B||^2 over `count` entries.
 void tile_change_norm(std::size_t count, const double* B, const double* Bprev, double& change2, double& norm2);
 

@@ -40,6 +40,9 @@ public:
   std::vector<double> gram_B(const Tensor<double>& B) const;
   /// A^T Y restricted to this process's columns (R x M_p).
   Tensor<double> AtY(const Tensor<double>& A) const;
+  /// The same into `out`, whose storage is reused when it already holds R x M_p values (no allocation,
+  /// no page faults: the two-pass iteration forms it every iteration).
+  void AtY(const Tensor<double>& A, Tensor<double>& out) const;
   /// Y B^T restricted to this process's rows (I_p x R).
   Tensor<double> YBt(const Tensor<double>& B) const;
   /// Inner products of whole A-shaped (I x R) and B-shaped arrays from local blocks.
