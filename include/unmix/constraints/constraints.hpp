@@ -27,7 +27,7 @@
 //   nonnegative      x <- max(x, 0)
 //   clamp:A:B        x <- min(max(x, A), B)                         (A <= B)
 //   binary           x <- (x < 0.5 ? 0 : 1)
-//   simplex          Euclidean projection onto {x >= 0, sum x = t}   (Chen & Ye 2011, O(n log n))
+//   simplex          Euclidean projection onto {x >= 0, sum x = t}   (Chen & Ye 2011; threshold by Michelot's passes)
 //   l1normalize      Euclidean projection onto {||x||_1 = t}: sign(x) * simplex_t(|x|), where a zero
 //                    entry counts as positive (so the result always has norm t; the reference drops
 //                    such entries and can return a norm below 1)
