@@ -96,7 +96,7 @@ private:
   std::vector<std::size_t> s_, l_, g_;
 };
 
-/// Simplex threshold of a sorted range: the walk from the largest entry down.
+/// Simplex threshold of the first n values of y, sorting them: the walk from the largest entry down.
 double sorted_threshold(std::vector<double>& y, std::size_t n, double radius) {
   std::sort(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n));
   double suffix = 0; // sum of the entries above position i - 1, largest first
@@ -137,7 +137,7 @@ double threshold_inplace(std::vector<double>& y, double radius) {
 }
 
 /// Simplex thresholds of every local slice; `buf` holds the local values slice-major (count x per_slice).
-/// Shared slices are gathered whole, so every process sorts the same multiset.
+/// Shared slices are gathered whole, so every process finds the threshold of the same multiset.
 std::vector<double> slice_thresholds(const SliceReducer& red, const Slices& S, const std::vector<double>& buf,
                                      double radius) {
   std::vector<double> t(S.count, 0.0);

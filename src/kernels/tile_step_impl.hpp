@@ -1,9 +1,9 @@
 // Body of the B step's per-column arithmetic (kernels/tile_step.hpp), included once per instruction set by
 // tile_step_<isa>.cpp with TILE_NS naming the namespace of that build. Compiled without contraction into
 // fused multiply-adds (CMake), so that every entry is rounded as in the plain loops of the two-pass
-// iteration and the results are the same, bit for bit, on every instruction set. Plain loops, written so that the
-// compiler keeps a column's sums in registers and vectorizes across R (a compile-time R for R = 1..16); the sums over a
-// tile go to 16 partial sums so that no single chain of additions sets the pace.
+// iteration and the results are the same, bit for bit, on every instruction set. For a compile-time R (1..16) a
+// column's R values are whole vectors of the instruction set (GCC vector extensions); a run-time R takes plain
+// loops. The sums over a tile go to 16 partial sums so that no single chain of additions sets the pace.
 #include <algorithm>
 #include <cstddef>
 #include <optional>
@@ -247,13 +247,19 @@ template <std::size_t RC> struct StepMath {
     read_ahead(n);
   }
 
+  // X <- X - grad / L per row, for n columns.
+  static void descend(std::size_t R, std::size_t n, const double* __restrict grad, const double* __restrict inv_L,
+                      double* __restrict X) {
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t r = 0; r < R; ++r) X[r + j * R] -= grad[r + j * R] * inv_L[r];
+  }
+
   template <class T>
   static void step(std::size_t Rrt, std::size_t nt, const T* __restrict Mt, const TileStepParams& p,
                    double* __restrict B, double* __restrict Bp, double* __restrict M, double* __restrict grad,
                    TileStepSums& sums) {
     const std::size_t R = RC ? RC : Rrt;
     const double* __restrict omega = p.omega;
-    const double* __restrict inv_L = p.inv_L;
     GradientSums sums_here;
     std::optional<PaddedGram> padded;
     if constexpr (RC > 0) padded.emplace(p.G);
@@ -292,8 +298,7 @@ template <std::size_t RC> struct StepMath {
       } else if (p.copy_prev) {
         std::copy(Bc, Bc + count, Bpc);
       }
-      for (std::size_t j = 0; j < nc; ++j)
-        for (std::size_t r = 0; r < R; ++r) Bc[r + j * R] -= gc[r + j * R] * inv_L[r];
+      descend(R, nc, gc, p.inv_L, Bc);
     }
     sums_here.into(sums);
   }
@@ -317,9 +322,7 @@ template <std::size_t RC> struct StepMath {
       std::copy(M + j0 * R, M + j0 * R + count, mc);
       gram_times_minus(R, nc, Gp, G, Xc, mc, gc);
       if (sums) acc.add(gc, Xc, count, nonnegative);
-      if (inv_L)
-        for (std::size_t j = 0; j < nc; ++j)
-          for (std::size_t r = 0; r < R; ++r) Xc[r + j * R] -= gc[r + j * R] * inv_L[r];
+      if (inv_L) descend(R, nc, gc, inv_L, Xc);
     }
     if (sums) acc.into(*sums);
   }

@@ -275,8 +275,7 @@ private:
     } else {
       tile_gradient(R_, nb, Gm.data(), AtY().data(), f_.B.data(), nullptr, nnB_, &s);
     }
-    const double sums[2] = {s.grad2, s.stat2};
-    return {m_.sum_B(sums[0]), m_.sum_B(sums[1])};
+    return {m_.sum_B(s.grad2), m_.sum_B(s.stat2)};
   }
 
   /// Fills the gradient statistics of a row from its A parts (kept in the row) and the B sums.
