@@ -52,14 +52,19 @@ void write_planted_modes(const Comm& world, const Shape& shape, const Model& m, 
     h5::write_distributed(f, "A_true", {shape[0], m.rank(0)}, {off[0], 0}, local[0], m.owns(0));
     std::vector<std::size_t> ranks;
     for (std::size_t n = 0; n < shape.size(); ++n) ranks.push_back(m.rank(n));
+    // B_true a piece at a time (it is R / I_0 of Y in doubles).
+    h5::write_generated(f, "B_true", m.b_global_shape(), m.b_offset(), m.b_local_shape(), m.owns_B(),
+                        [&](const Shape& at, const Shape& count) {
+                          if constexpr (Model::has_core)
+                            return m.sources_box(local, planted.G, at, count);
+                          else
+                            return m.sources_box(local, at, count);
+                        });
     if constexpr (Model::has_core) {
-      h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local, planted.G),
-                            m.owns_B());
       h5::write_distributed(f, "core_true", m.core_shape(), Shape(shape.size(), 0), planted.G, m.owns_core());
       f.attr("model", std::string("tucker"));
       f.attr("ranks", list_text(ranks));
     } else {
-      h5::write_distributed(f, "B_true", m.b_global_shape(), m.b_offset(), m.sources_local(local), m.owns_B());
       f.attr("model", std::string("cp"));
     }
     for (std::size_t n = 1; n < shape.size(); ++n)

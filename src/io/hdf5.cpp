@@ -462,10 +462,11 @@ namespace {
 // io_piece_bytes() of doubles; `at` is its position in the box. Every process makes as many calls as the
 // process with the most pieces (then with mine false and empty counts), so that each call can make one
 // collective read or write.
-template <class F> void for_each_piece(const Comm& comm, const Shape& count, F&& f) {
+template <class F>
+void for_each_piece(const Comm& comm, const Shape& count, F&& f, std::size_t bytes_per_piece = io_piece_bytes()) {
   const std::size_t N = count.size();
   if (N == 0) throw Error("internal error: a scalar has no box to read or write in pieces");
-  const std::size_t per_piece = std::max<std::size_t>(1, io_piece_bytes() / sizeof(double));
+  const std::size_t per_piece = std::max<std::size_t>(1, bytes_per_piece / sizeof(double));
   auto elements_after = [&](std::size_t axis) {
     std::size_t n = 1;
     for (std::size_t a = axis + 1; a < N; ++a) n *= count[a];
@@ -663,6 +664,38 @@ void write_distributed(const File& file, const std::string& dataset, const Shape
     collective_try(file.comm(),
                    [&] { file.write_into<T>(dataset, ps, pc, std::span<const T>(buf.data(), has ? buf.size() : 0)); });
   });
+}
+
+void write_generated(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
+                     const Shape& box, bool owner, const BoxFn& make) {
+  const std::size_t N = dims.size();
+  file.create_dataset<double>(dataset, dims);
+  if (shape_size(dims) == 0) return;
+  const Shape count = owner && shape_size(box) > 0 ? box : Shape(N, 0);
+  std::vector<double> buf;
+  // A quarter of the usual piece: a piece is held three times at once (the factors' product, the piece
+  // column-major, its C-order copy), and together they stay below one read piece.
+  const std::size_t piece_bytes = std::max<std::size_t>(io_piece_bytes() / 4, sizeof(double));
+  for_each_piece(
+      file.comm(), count,
+      [&](bool has, const Shape& at, const Shape& pc) {
+        Shape ps(N, 0);
+        // The piece made column-major, then copied into C order (the piece is its own whole box there).
+        collective_try(file.comm(), [&] {
+          if (!has) return;
+          const Tensor<double> piece = make(at, pc);
+          if (piece.shape() != pc) throw Error("internal error: a generated piece has the wrong shape");
+          std::vector<std::size_t> stride(N);
+          for (std::size_t a = 0, st = 1; a < N; st *= pc[a], ++a) stride[a] = st;
+          buf.resize(shape_size(pc));
+          transfer_piece<false>(buf.data(), piece.data(), stride, 0, Shape(N, 0), pc);
+          for (std::size_t a = 0; a < N; ++a) ps[a] = offset[a] + at[a];
+        });
+        collective_try(file.comm(), [&] {
+          file.write_into<double>(dataset, ps, pc, std::span<const double>(buf.data(), has ? buf.size() : 0));
+        });
+      },
+      piece_bytes);
 }
 
 template void write_distributed(const File&, const std::string&, const Shape&, const Shape&, const Tensor<double>&,

@@ -7,6 +7,19 @@
 
 namespace unmix {
 
+namespace {
+/// v.resize(n) for a buffer whose values are all overwritten: a larger one is allocated at exactly n values
+/// after the old one is released (resize keeps the values and may grow to twice the old size: 1.6 x the
+/// Khatri-Rao product's conversion was measured when mode 0's followed the last mode's).
+template <class V> void fit(std::vector<V>& v, std::size_t n) {
+  if (n > v.capacity()) {
+    std::vector<V>().swap(v);
+    v.reserve(n);
+  }
+  v.resize(n);
+}
+} // namespace
+
 void khatri_rao(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
                 const std::vector<const double*>& factors, std::vector<double>& out, std::vector<double>& scratch) {
   // Built up one mode at a time, alternating between the two buffers so that the last step lands in out.
@@ -16,7 +29,7 @@ void khatri_rao(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t 
   cur->assign(R, 1.0);
   for (std::size_t m = lo; m < hi; ++m) {
     const std::size_t Im = shape[m];
-    nxt->resize(rows * Im * R);
+    fit(*nxt, rows * Im * R);
     for (std::size_t r = 0; r < R; ++r) {
       const double* f = factors[m] + r * Im;
       const double* k = cur->data() + r * rows;
@@ -38,6 +51,45 @@ std::vector<double> khatri_rao(const Shape& shape, std::size_t lo, std::size_t h
   return out;
 }
 
+void khatri_rao_rows(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
+                     const std::vector<const double*>& factors, std::size_t p0, std::size_t np, double* out) {
+  if (np == 0) return;
+  if (hi <= lo) {
+    std::fill(out, out + np * R, 1.0);
+    return;
+  }
+  // Row p's index in mode m is a digit of p (mode lo fastest). Along a run of mode lo's index the other modes'
+  // product is the same: formed once per run (`rest`), then scaled by mode lo's rows.
+  std::vector<std::size_t> idx(hi - lo);
+  std::size_t p = p0;
+  for (std::size_t m = lo; m < hi; ++m) {
+    idx[m - lo] = p % shape[m];
+    p /= shape[m];
+  }
+  std::vector<double> rest(R);
+  const std::size_t I = shape[lo];
+  for (std::size_t q = 0; q < np;) {
+    for (std::size_t r = 0; r < R; ++r) {
+      double v = 1;
+      for (std::size_t m = lo + 1; m < hi; ++m) v *= factors[m][idx[m - lo] + r * shape[m]];
+      rest[r] = v;
+    }
+    const std::size_t run = std::min(I - idx[0], np - q);
+    for (std::size_t r = 0; r < R; ++r) {
+      const double* f = factors[lo] + idx[0] + r * I;
+      double* o = out + q + r * np;
+      for (std::size_t i = 0; i < run; ++i) o[i] = f[i] * rest[r];
+    }
+    q += run;
+    // The next run: mode lo's index back to 0, the next modes' indices carried.
+    idx[0] += run;
+    for (std::size_t m = lo; m < hi && idx[m - lo] == shape[m]; ++m) {
+      idx[m - lo] = 0;
+      if (m + 1 < hi) ++idx[m + 1 - lo];
+    }
+  }
+}
+
 namespace {
 
 // The skinny products run in the tile kernels (kernels/tile_products.hpp), whose small operand (rows x R)
@@ -52,29 +104,46 @@ std::size_t tile_cols(std::size_t rows) { return std::max<std::size_t>(4, (std::
 
 /// Q = Y[p0 : p0 + rows, :] K for pieces of at most piece_rows rows of the (rows_total x cols) matrix Y
 /// (leading dimension rows_total) and K (cols x R, double), handed to sink(p0, rows, Q) (Q in T, rows x R).
+/// K comes by rows: krows(t0, nt, out) writes its rows t0 .. t0 + nt - 1 (nt x R, column-major). When Y's rows
+/// fit in one piece, each row of K is used once, so K is formed and converted a chunk of kChunk rows at a time:
+/// whole, K and its conversion were cols x R values twice (for mode 0 of a CP block, 2 R / I_0 of Y). Several
+/// pieces reuse K, which is then formed whole.
 /// Pieces of fewer than 256 rows leave the tile kernel's vectors mostly idle: BLAS does better there
 /// (measured 0.19 against 1.3 ms for mode 0 of 20 x 1025 x 7).
-template <class T, class Sink>
-void times_by_pieces(const T* Y, std::size_t rows_total, std::size_t cols, std::size_t R, const double* K,
+constexpr std::size_t kChunk = 4096;
+template <class T, class KRows, class Sink>
+void times_by_pieces(const T* Y, std::size_t rows_total, std::size_t cols, std::size_t R, const KRows& krows,
                      std::size_t piece_rows, MttkrpWorkspace<T>& ws, const Sink& sink) {
-  const bool use_blas = std::min(piece_rows, rows_total) < 256;
-  std::vector<T>& Kt = ws.operand; // K in T: as it is for BLAS, transposed (R x cols) for tile_ybt
-  Kt.resize(R * cols);
-  for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t t = 0; t < cols; ++t) Kt[use_blas ? t + r * cols : r + t * R] = static_cast<T>(K[t + r * cols]);
+  const std::size_t first = std::min(piece_rows, rows_total);
+  const bool use_blas = first < 256;
+  const std::size_t chunk = rows_total <= piece_rows ? std::min(cols, kChunk) : cols;
+  std::vector<double>& K = ws.right; // a chunk of K's rows (or all of them)
+  std::vector<T>& Kt = ws.operand;   // the same in T: as it is for BLAS, transposed (R x rows) for tile_ybt
+  fit(K, chunk * R);
+  fit(Kt, chunk * R);
   std::vector<T>& Q = ws.partial;
-  Q.resize(std::min(piece_rows, rows_total) * R);
+  fit(Q, first * R);
+  auto form = [&](std::size_t t0, std::size_t nt) {
+    krows(t0, nt, K.data());
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t t = 0; t < nt; ++t) Kt[use_blas ? t + r * nt : r + t * R] = static_cast<T>(K[t + r * nt]);
+  };
+  if (chunk == cols) form(0, cols);
   for (std::size_t p0 = 0; p0 < rows_total; p0 += piece_rows) {
     const std::size_t rows = std::min(piece_rows, rows_total - p0);
-    if (use_blas) {
-      blas::gemm<T>(blas::Trans::N, blas::Trans::N, rows, R, cols, T(1), Y + p0, rows_total, Kt.data(), cols, T(0),
-                    Q.data(), rows);
-    } else {
-      std::fill(Q.begin(), Q.begin() + static_cast<std::ptrdiff_t>(rows * R), T(0));
-      const std::size_t nt = tile_cols(rows);
-      for (std::size_t t0 = 0; t0 < cols; t0 += nt)
-        tile_ybt<T>(rows, std::min(nt, cols - t0), R, Y + p0 + t0 * rows_total, rows_total, Kt.data() + t0 * R,
-                    Q.data());
+    if (!use_blas) std::fill(Q.begin(), Q.begin() + static_cast<std::ptrdiff_t>(rows * R), T(0));
+    for (std::size_t c0 = 0; c0 < cols; c0 += chunk) {
+      const std::size_t nc = std::min(chunk, cols - c0);
+      if (chunk < cols) form(c0, nc);
+      const T* y = Y + p0 + c0 * rows_total;
+      if (use_blas) {
+        blas::gemm<T>(blas::Trans::N, blas::Trans::N, rows, R, nc, T(1), y, rows_total, Kt.data(), nc,
+                      c0 == 0 ? T(0) : T(1), Q.data(), rows);
+      } else {
+        const std::size_t nt = tile_cols(rows);
+        for (std::size_t t0 = 0; t0 < nc; t0 += nt)
+          tile_ybt<T>(rows, std::min(nt, nc - t0), R, y + t0 * rows_total, rows_total, Kt.data() + t0 * R, Q.data());
+      }
     }
     sink(p0, rows, Q.data());
   }
@@ -91,10 +160,6 @@ void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const 
   std::size_t L = 1, Rt = 1; // extents below and above mode n
   for (std::size_t m = 0; m < n; ++m) L *= shape[m];
   for (std::size_t m = n + 1; m < N; ++m) Rt *= shape[m];
-  khatri_rao(shape, 0, n, R, factors, ws.left, ws.scratch);
-  khatri_rao(shape, n + 1, N, R, factors, ws.right, ws.scratch);
-  const std::vector<double>& KL = ws.left;
-  const std::vector<double>& KR = ws.right;
   if (L >= Rt) {
     // Y is L x J x Rt: for each slice t, W = Y_t^T KL (J x R) in pieces of rows of KL, then
     // M[:, r] += W[:, r] * KR[t, r].
@@ -102,17 +167,35 @@ void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const 
     // (0.12 against 0.33 ms for mode 1 of 20 x 1025 x 7), on KL in one piece.
     const bool use_blas = L < 256;
     const std::size_t rb = use_blas ? L : rows_max(R, 64), nb = (L + rb - 1) / rb;
-    // KL's row pieces, each contiguous (rows x R), piece b at l0 R.
+    // With one slice (the last mode) each piece of KL is used once: formed as it is used (whole, KL and its
+    // conversion are L x R values twice, 2 R / I_n of Y).
+    const bool by_piece = Rt == 1 && !use_blas;
+    khatri_rao(shape, n + 1, N, R, factors, ws.right, ws.scratch);
+    const std::vector<double>& KR = ws.right;
+    // KL's row pieces, each contiguous (rows x R), piece b at l0 R (by_piece: the one piece in use).
     std::vector<T>& KLb = ws.operand;
-    KLb.resize(L * R);
-    for (std::size_t b = 0; b < nb; ++b) {
-      const std::size_t l0 = b * rb, rows = std::min(rb, L - l0);
-      for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t l = 0; l < rows; ++l) KLb[l0 * R + l + r * rows] = static_cast<T>(KL[l0 + l + r * L]);
+    std::vector<double>& KL = ws.left;
+    if (by_piece) {
+      fit(KL, rb * R);
+      fit(KLb, rb * R);
+    } else {
+      khatri_rao(shape, 0, n, R, factors, KL, ws.scratch);
+      fit(KLb, L * R);
+      for (std::size_t b = 0; b < nb; ++b) {
+        const std::size_t l0 = b * rb, rows = std::min(rb, L - l0);
+        for (std::size_t r = 0; r < R; ++r)
+          for (std::size_t l = 0; l < rows; ++l) KLb[l0 * R + l + r * rows] = static_cast<T>(KL[l0 + l + r * L]);
+      }
     }
+    auto piece = [&](std::size_t l0, std::size_t rows) -> const T* {
+      if (!by_piece) return KLb.data() + l0 * R;
+      khatri_rao_rows(shape, 0, n, R, factors, l0, rows, KL.data());
+      for (std::size_t k = 0; k < rows * R; ++k) KLb[k] = static_cast<T>(KL[k]);
+      return KLb.data();
+    };
     std::vector<T>& W = ws.partial;
     if (use_blas) {
-      W.resize(J * R);
+      fit(W, J * R);
       for (std::size_t t = 0; t < Rt; ++t) {
         blas::gemm<T>(blas::Trans::T, blas::Trans::N, J, R, L, T(1), Y + t * L * J, L, KLb.data(), L, T(0), W.data(),
                       J);
@@ -123,13 +206,14 @@ void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const 
       }
       return;
     }
-    W.resize(std::min(J, tile_cols(1)) * R);
+    fit(W, std::min(J, tile_cols(1)) * R);
     for (std::size_t t = 0; t < Rt; ++t)
       for (std::size_t b = 0; b < nb; ++b) {
         const std::size_t l0 = b * rb, rows = std::min(rb, L - l0), nt = std::min(J, tile_cols(rows));
+        const T* kl = piece(l0, rows);
         for (std::size_t j0 = 0; j0 < J; j0 += nt) {
           const std::size_t nj = std::min(nt, J - j0);
-          tile_yta<T>(rows, nj, R, Y + t * L * J + j0 * L + l0, L, KLb.data() + l0 * R, W.data());
+          tile_yta<T>(rows, nj, R, Y + t * L * J + j0 * L + l0, L, kl, W.data());
           for (std::size_t r = 0; r < R; ++r) {
             const double s = KR[t + r * Rt];
             for (std::size_t j = 0; j < nj; ++j) M[j0 + j + r * J] += s * static_cast<double>(W[j + r * nj]);
@@ -138,11 +222,16 @@ void mttkrp(const T* Y, const Shape& shape, std::size_t n, std::size_t R, const 
       }
     return;
   }
-  // Y as an (L J) x Rt matrix times KR (Rt x R), in pieces of mode-n indices j0 .. j0 + nj - 1 (rows
-  // L j0 .. L (j0 + nj) - 1), each piece's product Q (L nj x R) then contracted with KL over the L rows of
-  // each j.
+  // Y as an (L J) x Rt matrix times KR (Rt x R, formed by rows as the products take it), in pieces of mode-n
+  // indices j0 .. j0 + nj - 1 (rows L j0 .. L (j0 + nj) - 1), each piece's product Q (L nj x R) then
+  // contracted with KL over the L rows of each j.
+  khatri_rao(shape, 0, n, R, factors, ws.left, ws.scratch);
+  const std::vector<double>& KL = ws.left;
   const std::size_t jc = std::max<std::size_t>(1, std::min(J, rows_max(R, 256) / L));
-  times_by_pieces<T>(Y, L * J, Rt, R, KR.data(), L * jc, ws, [&](std::size_t p0, std::size_t rows, const T* Q) {
+  const auto krows = [&](std::size_t t0, std::size_t nt, double* out) {
+    khatri_rao_rows(shape, n + 1, N, R, factors, t0, nt, out);
+  };
+  times_by_pieces<T>(Y, L * J, Rt, R, krows, L * jc, ws, [&](std::size_t p0, std::size_t rows, const T* Q) {
     const std::size_t j0 = p0 / L, nj = rows / L;
     for (std::size_t r = 0; r < R; ++r) {
       const T* q = Q + r * rows;
@@ -164,7 +253,10 @@ void contract_last(const T* Y, const Shape& shape, std::size_t R, const double* 
   for (std::size_t m = 0; m + 1 < N; ++m) L *= shape[m];
   std::fill(Tout, Tout + L * R, 0.0);
   if (J == 0 || L == 0 || R == 0) return;
-  times_by_pieces<T>(Y, L, J, R, F_last, rows_max(R, 256), ws, [&](std::size_t p0, std::size_t rows, const T* Q) {
+  const auto krows = [&](std::size_t t0, std::size_t nt, double* out) {
+    for (std::size_t r = 0; r < R; ++r) std::copy(F_last + t0 + r * J, F_last + t0 + nt + r * J, out + r * nt);
+  };
+  times_by_pieces<T>(Y, L, J, R, krows, rows_max(R, 256), ws, [&](std::size_t p0, std::size_t rows, const T* Q) {
     for (std::size_t r = 0; r < R; ++r)
       for (std::size_t i = 0; i < rows; ++i) Tout[p0 + i + r * L] = static_cast<double>(Q[i + r * rows]);
   });
@@ -185,7 +277,7 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
   // Per rank r, two matrix-vector products that read the column of T once: u = T_r^T KL[:, r] over the L
   // rows below mode n (none for mode 0), then M[:, r] = U KR[:, r] with U = u as J x Rt.
   std::vector<double>& u = scratch;
-  u.resize(J * Rt);
+  fit(u, J * Rt);
   for (std::size_t r = 0; r < R; ++r) {
     const double* t = Tin + r * rows;
     const double* ur = t;
@@ -264,9 +356,8 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
   return out;
 }
 
-template <class T>
-std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
-                                       const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip) {
+std::vector<std::size_t> mode_product_order(const Shape& shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                                            std::size_t also_skip) {
   std::vector<std::size_t> order;
   for (std::size_t m = 0; m < shape.size(); ++m)
     if (m != skip && m != also_skip) order.push_back(m);
@@ -274,6 +365,13 @@ std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vect
     return static_cast<double>(shape[m]) / static_cast<double>(std::max<std::size_t>(rows[m], 1));
   };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return shrink(a) > shrink(b); });
+  return order;
+}
+
+template <class T>
+std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
+                                       const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip) {
+  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
   if (order.empty()) return std::vector<double>(X, X + shape_size(shape));
   std::vector<double> out = mode_product<T>(X, shape, order[0], Ms[order[0]], rows[order[0]]);
   shape[order[0]] = rows[order[0]];

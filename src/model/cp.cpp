@@ -21,14 +21,20 @@ template <class T> Tensor<double> CP<T>::mttkrp(std::size_t n, const std::vector
 }
 
 template <class T> Tensor<double> CP<T>::contracted(const Tensor<double>& F_last) const {
+  Tensor<double> C;
+  contracted(F_last, C);
+  return C;
+}
+
+template <class T> void CP<T>::contracted(const Tensor<double>& F_last, Tensor<double>& C) const {
   if (!tree_) throw Error("internal error: the contraction of the last mode is not used for this problem");
   ++passes_;
   Shape s = Y_->local().shape();
   s.pop_back();
-  Tensor<double> C({shape_size(s), R_});
+  const Shape want{shape_size(s), R_};
+  if (C.shape() != want) C = Tensor<double>(want);
   contract_last<T>(Y_->local().data(), Y_->local().shape(), R_, F_last.data(), C.data(), ws_);
   last_comm_->allreduce(C.span());
-  return C;
 }
 
 template <class T>
@@ -45,15 +51,16 @@ template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double
   double s = 0;
   if (shape_size(shape) > 0) {
     // The model's block: F_0 (I_0 x R) times the Khatri-Rao product of the others, transposed, a slab of
-    // columns at a time.
+    // columns at a time (the product's rows for the slab only: whole, it is R / I_0 of Y in doubles).
     const std::size_t I0 = shape[0], cols = shape_size(shape) / I0;
-    const std::vector<double> K = khatri_rao(shape, 1, N_, R_, factor_pointers(F));
+    const std::vector<const double*> fp = factor_pointers(F);
     const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, I0));
-    std::vector<double> Mdl(I0 * std::min(slab, cols));
+    std::vector<double> Mdl(I0 * std::min(slab, cols)), K(std::min(slab, cols) * R_);
     const T* y = Y_->local().data();
     for (std::size_t j0 = 0; j0 < cols; j0 += slab) {
       const std::size_t nj = std::min(slab, cols - j0);
-      blas::gemm<double>(blas::Trans::N, blas::Trans::T, I0, nj, R_, 1.0, F[0].data(), I0, K.data() + j0, cols, 0.0,
+      khatri_rao_rows(shape, 1, N_, R_, fp, j0, nj, K.data());
+      blas::gemm<double>(blas::Trans::N, blas::Trans::T, I0, nj, R_, 1.0, F[0].data(), I0, K.data(), nj, 0.0,
                          Mdl.data(), I0);
       for (std::size_t k = 0; k < I0 * nj; ++k) {
         const double d = static_cast<double>(y[j0 * I0 + k]) - Mdl[k];
@@ -99,12 +106,31 @@ template <class T> std::vector<double> CP<T>::least_squares_core(const std::vect
 }
 
 template <class T> Tensor<double> CP<T>::sources_local(const std::vector<Tensor<double>>& F) const {
-  const Shape shape = Y_->local().shape();
-  Tensor<double> B(this->b_local_shape());
-  const std::vector<double> K = khatri_rao(shape, 1, N_, R_, factor_pointers(F)); // cols x R
-  const std::size_t cols = B.size() / std::max<std::size_t>(R_, 1);
+  return sources_box(F, Shape(N_, 0), this->b_local_shape());
+}
+
+template <class T>
+Tensor<double> CP<T>::sources_box(const std::vector<Tensor<double>>& F, const Shape& at, const Shape& count) const {
+  return cp_sources_box(F, at, count);
+}
+
+Tensor<double> cp_sources_box(const std::vector<Tensor<double>>& F, const Shape& at, const Shape& count) {
+  // The Khatri-Rao product of the factors' rows in the box, for the box's ranks (count[0] of them from at[0]).
+  const std::size_t N = count.size(), r0 = at[0], nr = count[0];
+  std::vector<std::vector<double>> sub(N);
+  std::vector<const double*> ptr(N, nullptr);
+  for (std::size_t m = 1; m < N; ++m) {
+    const std::size_t rows = F[m].extent(0);
+    sub[m].resize(count[m] * nr);
+    for (std::size_t r = 0; r < nr; ++r)
+      for (std::size_t i = 0; i < count[m]; ++i) sub[m][i + r * count[m]] = F[m][at[m] + i + (r0 + r) * rows];
+    ptr[m] = sub[m].data();
+  }
+  Tensor<double> B(count);
+  const std::size_t cols = B.size() / std::max<std::size_t>(nr, 1);
+  const std::vector<double> K = khatri_rao(count, 1, N, nr, ptr); // cols x nr
   for (std::size_t j = 0; j < cols; ++j)
-    for (std::size_t r = 0; r < R_; ++r) B[r + j * R_] = K[j + r * cols];
+    for (std::size_t r = 0; r < nr; ++r) B[r + j * nr] = K[j + r * cols];
   return B;
 }
 

@@ -110,26 +110,30 @@ double Tucker<T>::exact_residual2(const std::vector<Tensor<double>>& F, const Te
   const Shape& shape = Y_->local().shape();
   double s = 0;
   if (shape_size(shape) > 0) {
-    // The model's block: W = G x_(m < N-1) F_m (local rows), then W_(0..N-2) F_(N-1)^T, a slab of the last
-    // mode at a time.
-    Shape ws = core_shape();
+    // The model's block a slab of the last mode at a time: the core times the slab's rows of the last factor
+    // (R_0 x ... x R_(N-2) x nt), then times the other factors' local rows (I_0 x ... x I_(N-2) x nt, laid out
+    // as Y's slab). Whole, G x_(m < N-1) F_m would be R_(N-1) / I_(N-1) of Y in doubles.
+    const std::size_t L = N_ - 1, J = shape[L], RL = this->rank(L), head = shape_size(shape) / J;
     std::vector<const double*> Ms(N_, nullptr);
     std::vector<std::size_t> rows(N_);
-    for (std::size_t m = 0; m < N_; ++m) {
+    for (std::size_t m = 0; m < L; ++m) {
       rows[m] = this->rows_local(m);
       Ms[m] = F[m].data();
     }
-    const std::vector<double> W = multi_mode_product<double>(G.data(), ws, Ms, rows, N_ - 1);
-    const std::size_t head = shape_size(shape) / shape[N_ - 1], J = shape[N_ - 1], RL = this->rank(N_ - 1);
     const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, head));
-    std::vector<double> Mdl(head * std::min(slab, J));
+    std::vector<double> Fs(std::min(slab, J) * RL);
     const T* y = Y_->local().data();
-    for (std::size_t j0 = 0; j0 < J; j0 += slab) {
-      const std::size_t nj = std::min(slab, J - j0);
-      blas::gemm<double>(blas::Trans::N, blas::Trans::T, head, nj, RL, 1.0, W.data(), head, F[N_ - 1].data() + j0, J,
-                         0.0, Mdl.data(), head);
-      for (std::size_t k = 0; k < head * nj; ++k) {
-        const double d = static_cast<double>(y[j0 * head + k]) - Mdl[k];
+    for (std::size_t t0 = 0; t0 < J; t0 += slab) {
+      const std::size_t nt = std::min(slab, J - t0);
+      for (std::size_t r = 0; r < RL; ++r)
+        for (std::size_t t = 0; t < nt; ++t) Fs[t + r * nt] = F[L][t0 + t + r * J];
+      Shape cs = core_shape();
+      std::vector<double> C = mode_product<double>(G.data(), cs, L, Fs.data(), nt);
+      cs[L] = nt;
+      rows[L] = nt;
+      const std::vector<double> Mdl = multi_mode_product<double>(C.data(), cs, Ms, rows, L);
+      for (std::size_t k = 0; k < head * nt; ++k) {
+        const double d = static_cast<double>(y[t0 * head + k]) - Mdl[k];
         s += d * d;
       }
     }
@@ -139,15 +143,32 @@ double Tucker<T>::exact_residual2(const std::vector<Tensor<double>>& F, const Te
 
 template <class T>
 Tensor<double> Tucker<T>::sources_local(const std::vector<Tensor<double>>& F, const Tensor<double>& G) const {
+  return sources_box(F, G, Shape(N_, 0), this->b_local_shape());
+}
+
+template <class T>
+Tensor<double> Tucker<T>::sources_box(const std::vector<Tensor<double>>& F, const Tensor<double>& G, const Shape& at,
+                                      const Shape& count) const {
+  // The core's slices of mode 0 in the box, times the factors' rows in the box.
   Shape shape = core_shape();
+  const std::size_t R0 = shape[0], r0 = at[0], nr = count[0], rest = core_size() / std::max<std::size_t>(R0, 1);
+  shape[0] = nr;
+  std::vector<double> Gs(nr * rest);
+  for (std::size_t k = 0; k < rest; ++k)
+    for (std::size_t r = 0; r < nr; ++r) Gs[r + k * nr] = G[r0 + r + k * R0];
+  std::vector<std::vector<double>> sub(N_);
   std::vector<const double*> Ms(N_, nullptr);
-  std::vector<std::size_t> rows(N_);
-  for (std::size_t m = 0; m < N_; ++m) {
-    rows[m] = this->rows_local(m);
-    Ms[m] = F[m].data();
+  std::vector<std::size_t> rows(N_, nr);
+  for (std::size_t m = 1; m < N_; ++m) {
+    const std::size_t n = this->rows_local(m), Rm = this->rank(m);
+    sub[m].resize(count[m] * Rm);
+    for (std::size_t r = 0; r < Rm; ++r)
+      for (std::size_t i = 0; i < count[m]; ++i) sub[m][i + r * count[m]] = F[m][at[m] + i + r * n];
+    Ms[m] = sub[m].data();
+    rows[m] = count[m];
   }
-  const std::vector<double> B = multi_mode_product<double>(G.data(), shape, Ms, rows, 0);
-  Tensor<double> out(this->b_local_shape());
+  const std::vector<double> B = multi_mode_product<double>(Gs.data(), shape, Ms, rows, 0);
+  Tensor<double> out(count);
   std::copy(B.begin(), B.end(), out.data());
   return out;
 }

@@ -361,9 +361,11 @@ void finish_summary(FactorizeSummary& sum, Clock::time_point solve_start, const 
                            zero_what + ") and were left unscaled");
 }
 
-/// The attributes every output file has (the solve's result, where it ran, every option given).
-void write_attributes(h5::File& fo, const FactorizeConfig& cfg, const FactorizeSummary& sum, const Comm& comm,
+/// The attributes every output file has (the solve's result, where it ran, every option given). Called once the
+/// factors are written: the peak memory is taken again here, so that it covers writing them.
+void write_attributes(h5::File& fo, const FactorizeConfig& cfg, FactorizeSummary& sum, const Comm& comm,
                       const ConstraintList& consA, const ConstraintList& consB) {
+  sum.peak_bytes = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
   fo.attr("unmix_version", std::string(UNMIX_VERSION));
   fo.attr("model", cfg.model);
   fo.attr("input", cfg.input);
@@ -531,7 +533,33 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
     check_cp_rank(cfg.rank);
     check_cp_constraints(consA, consB);
   }
-  DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "the " + name + " model needs at least 2");
+  // The check before reading counts the solve's arrays beside the block (CP's Khatri-Rao products alone can
+  // outweigh Y at few mixtures). Ranks the data do not allow are refused after reading, so they are capped here.
+  const h5::WorkingBytes solve_arrays = [&](const Shape& global, const Shape& box, bool) {
+    const std::size_t N = global.size();
+    ModeFactorsFootprint fp;
+    fp.box = box;
+    fp.ranks.assign(N, cfg.rank);
+    if (tucker && cfg.ranks.size() == N) fp.ranks = cfg.ranks;
+    for (std::size_t n = 0; n < N; ++n) fp.ranks[n] = std::clamp<std::size_t>(fp.ranks[n], 1, global[n]);
+    fp.value_bytes = sizeof(T);
+    fp.core = tucker;
+    fp.checkpoints = !cfg.checkpoint.empty();
+    // The tree is decided by the shortest block of the last mode, this one or one shorter by 1 (blocks differ by
+    // at most 1): where the two decide differently, both are counted.
+    const std::size_t J = box[N - 1];
+    fp.tree = Model::tree_pays(N, fp.ranks[N - 1], J > 0 ? J - 1 : 0);
+    double bytes = mode_factors_solve_bytes(fp);
+    if (!fp.tree && Model::tree_pays(N, fp.ranks[N - 1], J)) {
+      fp.tree = true;
+      bytes = std::max(bytes, mode_factors_solve_bytes(fp));
+    }
+    return bytes;
+  };
+  DistTensor<T> Y =
+      read_input<T>(cfg, comm, sum, t0, "the " + name + " model needs at least 2", solve_arrays,
+                    "the solve's arrays (rank " +
+                        (tucker && !cfg.ranks.empty() ? list_text(cfg.ranks) : std::to_string(cfg.rank)) + ")");
   const Shape& shape = Y.global_shape();
   const std::size_t N = shape.size();
   std::vector<ConstraintList> cons(N, consB);
@@ -646,14 +674,16 @@ FactorizeSummary run_modes(const FactorizeConfig& cfg, const Comm& comm, const P
   {
     h5::File fo = h5::File::create(comm, out.tmp_path());
     h5::write_distributed(fo, "A", {shape[0], model.rank(0)}, {model.row_offset(0), 0}, f.F[0], model.owns(0));
-    if constexpr (tucker) {
-      h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F, f.G),
-                            model.owns_B());
-      h5::write_distributed(fo, "core", model.core_shape(), Shape(N, 0), f.G, model.owns_core());
-    } else {
-      h5::write_distributed(fo, "B", model.b_global_shape(), model.b_offset(), model.sources_local(f.F),
-                            model.owns_B());
-    }
+    // B, the product of the factors (and the core), is formed a piece at a time as it is written: whole it is
+    // R / I_0 of Y in doubles.
+    h5::write_generated(fo, "B", model.b_global_shape(), model.b_offset(), model.b_local_shape(), model.owns_B(),
+                        [&](const Shape& at, const Shape& count) {
+                          if constexpr (tucker)
+                            return model.sources_box(f.F, f.G, at, count);
+                          else
+                            return model.sources_box(f.F, at, count);
+                        });
+    if constexpr (tucker) h5::write_distributed(fo, "core", model.core_shape(), Shape(N, 0), f.G, model.owns_core());
     if (std::isfinite(sum.core_consistency)) fo.attr("core_consistency", sum.core_consistency);
     for (std::size_t n = 1; n < N; ++n)
       h5::write_distributed(fo, "factor_" + std::to_string(n), {shape[n], model.rank(n)}, {model.row_offset(n), 0},

@@ -13,6 +13,8 @@
 #include "unmix/dist/svd.hpp"
 #include "unmix/io/gnuplot.hpp"
 #include "unmix/io/hdf5.hpp"
+#include "unmix/model/cp.hpp"
+#include "unmix/solver/cp_solver.hpp"
 
 namespace unmix {
 
@@ -102,10 +104,27 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   const BlockLayout layout(shape, ProcessGrid::default_for(shape, plan.group_size[static_cast<std::size_t>(g)]));
   const Shape box = layout.box_shape(comm.rank() - plan.group_first[static_cast<std::size_t>(g)]);
   const double block = static_cast<double>(shape_size(box));
-  // Tucker-1: a group keeps the factors of every candidate it solved (they are written at the end) while it
-  // solves the next one; the most it holds beside its block is the largest of those sums.
+  // A group keeps the factors of every candidate it solved (they are written at the end) while it solves the
+  // next one; the most it holds beside its block is the largest of those sums.
   double solves = 0;
-  if (!cp) {
+  if (cp) {
+    ModeFactorsFootprint fp;
+    fp.box = box;
+    fp.value_bytes = static_cast<std::size_t>(elem);
+    // The tree as the model decides it, from the shortest block of the last mode in this group's layout.
+    const BlockPartition& last = layout.partition(box.size() - 1);
+    std::size_t shortest = last.extent;
+    for (int q = 0; q < last.parts; ++q) shortest = std::min(shortest, last.size(q));
+    double kept = 0;
+    for (std::size_t c = 0; c < o.ranks.size(); ++c) {
+      if (plan.owner[c] != g) continue;
+      fp.ranks.assign(box.size(), o.ranks[c]);
+      fp.tree = CP<double>::tree_pays(box.size(), o.ranks[c], shortest);
+      solves = std::max(solves, kept + mode_factors_solve_bytes(fp));
+      for (std::size_t n = 0; n < box.size(); ++n)
+        kept += 8.0 * static_cast<double>(o.ranks[c]) * static_cast<double>(box[n]);
+    }
+  } else {
     Tucker1Footprint fp = Tucker1Footprint::of(box, 0, static_cast<std::size_t>(elem), layout.grid().dims()[0] > 1);
     double kept = 0;
     for (std::size_t c = 0; c < o.ranks.size(); ++c) {
@@ -118,11 +137,9 @@ Prepared prepare(const FactorizeConfig& cfg, const std::string& ranks, int group
   h5::require_memory(comm, h5::read_footprint_bytes(block, static_cast<std::size_t>(elem), solves), cfg.memory_limit,
                      "dataset '" + cfg.dataset + "' of '" + cfg.input + "' (" + shape_string(d) + ", as " +
                          (elem == 4.0 ? "float32" : "float64") + ", one copy for each of " + std::to_string(groups) +
-                         " group(s))" + (cp ? "" : " with the candidates' factors and solves"),
+                         " group(s)) with the candidates' factors and solves",
                      groups > 1 ? "use fewer --groups (each holds a whole copy of the data), " : "",
-                     cp ? "their block and read buffer"
-                        : "their block and the larger of the read buffer and the candidates' factors with a solve's "
-                          "arrays");
+                     "their block and the larger of the read buffer and the candidates' factors with a solve's arrays");
   return p;
 }
 
@@ -147,12 +164,17 @@ std::vector<double> column(const RankSweepResult& r, double RankCandidate::*fiel
 /// One candidate's factors, written collectively by every process of `f`'s communicator (the processes
 /// outside the solving group contribute nothing).
 void write_candidate(const h5::File& f, const std::string& a_name, const std::string& b_name, const RankCandidate& c,
-                     const CandidateFactors& cf, std::size_t I, const Shape& b_global) {
+                     const CandidateFactors& cf, std::size_t I, const Shape& b_global, bool cp) {
   const Tensor<double> none;
   h5::write_distributed(f, a_name, {I, c.rank}, cf.mine ? cf.a_offset : Shape{0, 0}, cf.mine ? cf.f.A : none,
                         cf.mine && cf.owns_A);
-  h5::write_distributed(f, b_name, b_global, cf.mine ? cf.b_offset : Shape(b_global.size(), 0), cf.mine ? cf.f.B : none,
-                        cf.mine && cf.owns_B);
+  const Shape b_offset = cf.mine ? cf.b_offset : Shape(b_global.size(), 0);
+  if (cp)
+    h5::write_generated(f, b_name, b_global, b_offset, cf.mine ? cf.b_local : Shape(b_global.size(), 0),
+                        cf.mine && cf.owns_B,
+                        [&](const Shape& at, const Shape& count) { return cp_sources_box(cf.cp_factors, at, count); });
+  else
+    h5::write_distributed(f, b_name, b_global, b_offset, cf.mine ? cf.f.B : none, cf.mine && cf.owns_B);
 }
 
 std::vector<std::vector<double>> stat_rows(const std::vector<IterationStats>& s) {
@@ -262,7 +284,7 @@ RankSummary run_rank(const RankConfig& cfg, const Comm& comm) {
       const std::string r = std::to_string(c.rank);
       Shape bg = ts;
       bg[0] = c.rank;
-      write_candidate(fo, "A_" + r, "B_" + r, c, res.factors[k], ts[0], bg);
+      write_candidate(fo, "A_" + r, "B_" + r, c, res.factors[k], ts[0], bg, cfg.base.model == "cp");
       fo.write_table("stats_" + r, IterationStats::columns(), stat_rows(c.stats));
     }
     if (!sum.sigma.empty()) fo.write_replicated<double>("singular_values", {sum.sigma.size()}, sum.sigma);
@@ -314,7 +336,7 @@ FactorizeSummary run_factorize_auto(const FactorizeConfig& cfg, const Comm& comm
     h5::File fo = h5::File::create(comm, out.tmp_path());
     Shape bg = ts;
     bg[0] = c.rank;
-    write_candidate(fo, "A", "B", c, res.factors[k], ts[0], bg);
+    write_candidate(fo, "A", "B", c, res.factors[k], ts[0], bg, cfg.model == "cp");
     fo.write_table("stats", IterationStats::columns(), stat_rows(c.stats));
     const std::size_t K = res.candidates.size();
     std::vector<double> ranks;

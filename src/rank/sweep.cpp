@@ -197,8 +197,9 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
         cf.b_offset = model.b_offset();
         cf.owns_A = model.owns(0);
         cf.owns_B = model.owns_B();
-        cf.f.B = model.sources_local(f.F);
+        cf.b_local = model.b_local_shape();
         cf.f.A = std::move(f.F[0]);
+        cf.cp_factors = std::move(f.F);
       } else {
         Tucker1<T> model(Y, r);
         check(model);
@@ -211,6 +212,7 @@ RankSweepResult rank_sweep(const Comm& comm, const RankSweepOptions& opts, const
         cf.owns_A = model.owns_A();
         cf.owns_B = model.owns_B();
         cf.f = std::move(f);
+        cf.b_local = cf.f.B.shape();
       }
       const double secs = group.allreduce(std::chrono::duration<double>(Clock::now() - t0).count(), Op::max);
       if (group.rank() == 0) {

@@ -1,6 +1,7 @@
 #include "unmix/solver/cp_solver.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -8,8 +9,10 @@
 #include "loop.hpp"
 #include "scaling.hpp"
 #include "unmix/core/rng.hpp"
+#include "unmix/io/hdf5.hpp"
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/inner.hpp"
+#include "unmix/kernels/mttkrp.hpp"
 #include "unmix/kernels/nnls.hpp"
 #include "unmix/model/cp.hpp"
 #include "unmix/model/tucker.hpp"
@@ -91,7 +94,7 @@ public:
         P_ = m_.partial(N_ - 1, f_.F);
         Z_ = m_.projected(N_ - 1, P_, f_.F[N_ - 1]);
       }
-      if (m_.uses_tree()) C_ = m_.contracted(f_.F[N_ - 1]);
+      if (m_.uses_tree()) contract();
     } else {
       prev_ = f_.F;
       last_ = f_.F;
@@ -103,9 +106,9 @@ public:
         P_ = m_.partial(n_last_, f_.F);
         M_last_ = m_.times_core(n_last_, P_, f_.G);
         Z_ = m_.projected(n_last_, P_, f_.F[n_last_]);
-        if (m_.uses_tree()) C_ = m_.contracted(f_.F[N_ - 1]);
+        if (m_.uses_tree()) contract();
       } else if (m_.uses_tree()) {
-        C_ = m_.contracted(f_.F[N_ - 1]);
+        contract();
         n_last_ = 0;
         M_last_ = m_.mttkrp_from(C_, 0, f_.F);
       } else {
@@ -175,6 +178,14 @@ private:
   SolveResult& finish(SolveResult& res) {
     res.zero_step_warnings = zero_steps_;
     return res;
+  }
+
+  /// C_, the data contracted with the current last factor (dimension tree): in its kept storage for CP.
+  void contract() {
+    if constexpr (Model::has_core)
+      C_ = m_.contracted(f_.F[N_ - 1]);
+    else
+      m_.contracted(f_.F[N_ - 1], C_);
   }
 
   /// M_n at the current factors: for Tucker from one pass (kept as P_ for the core's product when n is the
@@ -292,7 +303,7 @@ private:
     }
     if constexpr (Model::has_core)
       if (n == N_ - 1) Z_ = m_.projected(n, P_, f_.F[n]);
-    if (m_.uses_tree() && n == N_ - 1) C_ = m_.contracted(f_.F[n]);
+    if (m_.uses_tree() && n == N_ - 1) contract();
   }
 
   IterationStats stats(double k) {
@@ -485,5 +496,160 @@ UNMIX_INSTANTIATE_CP(CP<double>)
 UNMIX_INSTANTIATE_CP(CP<float>)
 UNMIX_INSTANTIATE_CP(Tucker<double>)
 UNMIX_INSTANTIATE_CP(Tucker<float>)
+
+namespace {
+
+/// The sizes (values) khatri_rao's two buffers reach for modes lo .. hi-1 of `s`: {out, scratch}.
+std::array<double, 2> khatri_rao_buffers(const Shape& s, std::size_t lo, std::size_t hi, double R) {
+  const std::size_t steps = hi > lo ? hi - lo : 0;
+  std::array<double, 2> size{0, 0};
+  std::size_t cur = steps % 2 == 0 ? 0 : 1;
+  size[cur] = R;
+  double rows = 1;
+  for (std::size_t m = lo; m < hi; ++m) {
+    rows *= static_cast<double>(s[m]);
+    size[1 - cur] = std::max(size[1 - cur], rows * R);
+    cur = 1 - cur;
+  }
+  return size;
+}
+
+/// multi_mode_product on a tensor of `shape` (its input not counted): the most values it holds at once (an
+/// intermediate and the next) and the result's size, the modes taken in its order.
+std::array<double, 2> chain_values(Shape shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                                   std::size_t also_skip) {
+  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
+  double cur = order.empty() ? static_cast<double>(shape_size(shape)) : 0.0, peak = cur;
+  for (std::size_t m : order) {
+    shape[m] = rows[m];
+    const double next = static_cast<double>(shape_size(shape));
+    peak = std::max(peak, cur + next);
+    cur = next;
+  }
+  return {peak, cur};
+}
+
+} // namespace
+
+double mode_factors_solve_bytes(const ModeFactorsFootprint& fp) {
+  const Shape& box = fp.box;
+  const std::size_t N = box.size();
+  if (N < 2 || fp.ranks.size() != N) return 0;
+  const double d = 8.0, t = static_cast<double>(fp.value_bytes), V = static_cast<double>(shape_size(box));
+  const std::size_t L = N - 1;
+  double factors = 0, core = 1; // values
+  for (std::size_t n = 0; n < N; ++n) {
+    factors += static_cast<double>(box[n]) * static_cast<double>(fp.ranks[n]);
+    core *= static_cast<double>(fp.ranks[n]);
+  }
+  if (!fp.core) core = 0;
+  // Kept through the solve: the factors, their previous and last iterates and the last product (4 copies); the
+  // core's four arrays (it, its previous and last iterates, its product with the data).
+  double kept = 4 * factors * d + 4 * core * d;
+  // A factor's update: its Gram matrices, gradient, step and projection (4 copies more); the core's 3.
+  const double update = 4 * factors * d + 3 * core * d;
+  double products = 0; // the products' own memory at their peak
+  if (!fp.core) {
+    const double R = static_cast<double>(fp.ranks[0]);
+    // mttkrp's buffers, kept between calls: the largest each reaches over the modes it serves.
+    double left = 0, right = 0, scratch = 0, operand = 0, partial = 0;
+    // As kernels/mttkrp.cpp forms them: the Khatri-Rao products below (KL) and above (KR) mode n whole where
+    // they are reused, a piece or chunk of their rows at a time where each row is used once.
+    auto rows_max = [&](double kib) { return std::max(64.0, std::floor(kib * 1024.0 / (R * 8.0))); };
+    auto mttkrp_mode = [&](std::size_t n) {
+      double Lb = 1, Rt = 1;
+      for (std::size_t m = 0; m < n; ++m) Lb *= static_cast<double>(box[m]);
+      for (std::size_t m = n + 1; m < N; ++m) Rt *= static_cast<double>(box[m]);
+      const double J = static_cast<double>(box[n]);
+      const auto kl = khatri_rao_buffers(box, 0, n, R), kr = khatri_rao_buffers(box, n + 1, N, R);
+      if (Lb >= Rt) {
+        right = std::max(right, kr[0]);
+        scratch = std::max(scratch, kr[1]);
+        if (Rt == 1 && Lb >= 256) { // KL a piece at a time
+          left = std::max(left, rows_max(64) * R);
+          operand = std::max(operand, rows_max(64) * R);
+        } else {
+          left = std::max(left, kl[0]);
+          scratch = std::max(scratch, kl[1]);
+          operand = std::max(operand, Lb * R);
+        }
+        partial = std::max(partial, J * R);
+      } else {
+        left = std::max(left, kl[0]);
+        scratch = std::max(scratch, kl[1]);
+        const double jc = std::max(1.0, std::min(J, std::floor(rows_max(256) / Lb)));
+        const double K = jc >= J ? std::min(Rt, 4096.0) * R : Rt * R; // one piece of rows: K by chunks
+        right = std::max(right, K);
+        operand = std::max(operand, K);
+        partial = std::max(partial, std::min(Lb * jc, Lb * J) * R);
+      }
+    };
+    if (fp.tree) {
+      mttkrp_mode(L);
+      // contract_last's K and its conversion (J x R each) and the contraction (formed in its kept storage);
+      // mttkrp_from's products of modes below and above n (without the last) and its J x (modes above) vector.
+      const double C = V / static_cast<double>(std::max<std::size_t>(box[L], 1)) * R;
+      right = std::max(right, static_cast<double>(box[L]) * R);
+      operand = std::max(operand, static_cast<double>(box[L]) * R);
+      double from = 0;
+      for (std::size_t n = 0; n < L; ++n) {
+        double below = 1, above = 1;
+        for (std::size_t m = 0; m < n; ++m) below *= static_cast<double>(box[m]);
+        for (std::size_t m = n + 1; m < L; ++m) above *= static_cast<double>(box[m]);
+        from = std::max(from, (below + above) * R + static_cast<double>(box[n]) * above);
+      }
+      products = C * d + from * d;
+    } else {
+      for (std::size_t n = 0; n < N; ++n) mttkrp_mode(n);
+    }
+    products += (left + right + scratch) * d + (operand + partial) * t;
+  } else {
+    // A partial product: the chain of mode products from Y (or from the tree's contraction) and its copy.
+    auto partial_peak = [&](const Shape& from, std::size_t skip, std::size_t also) {
+      const auto c = chain_values(from, fp.ranks, skip, also);
+      return std::max(c[0], 2 * c[1]);
+    };
+    double peak = 0;
+    if (fp.tree) {
+      // contracted: the product of the last mode, its copy, the contraction it replaces.
+      Shape cs = box;
+      cs[L] = fp.ranks[L];
+      const double C = static_cast<double>(shape_size(cs));
+      kept += C * d;
+      peak = 2 * C;
+      for (std::size_t n = 0; n < L; ++n) peak = std::max(peak, partial_peak(cs, n, L));
+      peak = std::max(peak, partial_peak(box, L, N));
+    } else {
+      for (std::size_t n = 0; n < N; ++n) peak = std::max(peak, partial_peak(box, n, N));
+    }
+    // P_ (the last mode's partial, kept) beside the product being formed.
+    Shape p = fp.ranks;
+    p[L] = box[L];
+    kept += static_cast<double>(shape_size(p)) * d;
+    products = peak * d;
+  }
+  // Occasional transients: the residual formed in slabs (when the Gram formula cancels), CP's least-squares
+  // core (at the end, R^N values at most 2^24), writing B (h5::write_generated: within one read piece), a
+  // checkpoint's copies.
+  double occasional = static_cast<double>(h5::io_piece_bytes());
+  if (!fp.core) {
+    const double R = static_cast<double>(fp.ranks[0]), I0 = static_cast<double>(std::max<std::size_t>(box[0], 1));
+    const double slab = std::max(1.0, std::floor(1048576.0 / I0));
+    occasional = std::max(occasional, (slab * R + slab * I0) * d);
+    const double Rn = std::pow(R, static_cast<double>(N));
+    if (Rn <= 16777216.0) occasional = std::max(occasional, (chain_values(box, fp.ranks, N, N)[0] + Rn) * d);
+  } else {
+    const double head = V / static_cast<double>(std::max<std::size_t>(box[L], 1));
+    const double nt = std::min(static_cast<double>(box[L]), std::max(1.0, std::floor(1048576.0 / head)));
+    Shape cs = fp.ranks;
+    cs[L] = static_cast<std::size_t>(nt);
+    Shape rows = box;
+    rows[L] = cs[L];
+    occasional = std::max(occasional, (chain_values(cs, rows, L, N)[0] + head * nt) * d);
+  }
+  if (fp.checkpoints) occasional = std::max(occasional, 2 * (factors + core) * d);
+  // CP's Khatri-Rao buffers stay allocated beside the occasional arrays; Tucker's chains are gone by then.
+  return kept + std::max(update + products, occasional + (fp.core ? 0.0 : products));
+}
 
 } // namespace unmix

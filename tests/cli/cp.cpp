@@ -171,13 +171,26 @@ TEST_CASE("rank --model cp finds a planted CP tensor's rank and keeps every cand
   CHECK(read_attribute(out, "model") == "cp");
   CHECK(read_attribute(out, "chosen_rank") == "3.000000");
   std::vector<hsize_t> da, db;
-  read_dataset(out, "A_3", &da);
-  read_dataset(out, "B_3", &db);
+  const auto A3 = read_dataset(out, "A_3", &da);
+  const auto B3 = read_dataset(out, "B_3", &db);
   CHECK(da == std::vector<hsize_t>{12, 3});
   CHECK(db == std::vector<hsize_t>{3, 10, 8});
   const auto e = read_dataset(out, "rel_error");
   REQUIRE(e.size() == 5);
   CHECK(e[2] < 0.025);
+  // B_3 (formed from the factors as it was written, by the group that solved rank 3) times A_3 leaves the
+  // residual the sweep reports.
+  const auto Y = read_dataset(planted, "Y");
+  REQUIRE(Y.size() == 960);
+  double r2 = 0, y2 = 0;
+  for (std::size_t i = 0; i < 12; ++i)
+    for (std::size_t jk = 0; jk < 80; ++jk) {
+      double m = 0;
+      for (std::size_t q = 0; q < 3; ++q) m += A3[i * 3 + q] * B3[q * 80 + jk];
+      r2 += (Y[i * 80 + jk] - m) * (Y[i * 80 + jk] - m);
+      y2 += Y[i * 80 + jk] * Y[i * 80 + jk];
+    }
+  CHECK(std::sqrt(r2 / y2) == Approx(e[2]).epsilon(1e-6));
   CHECK(e[1] > 0.05);
   // The core consistency of every candidate: near 100 up to the planted rank, far below beyond it.
   const auto cc = read_dataset(out, "core_consistency");

@@ -41,6 +41,26 @@ struct PieceBytes {
   PieceBytes& operator=(const PieceBytes&) = delete;
 };
 
+// The box [at, at + count) of a column-major tensor, as a tensor of its own.
+Tensor<double> box_of(const Tensor<double>& X, const Shape& at, const Shape& count) {
+  Tensor<double> out(count);
+  const std::size_t N = count.size();
+  Shape idx(N, 0);
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    std::size_t src = 0;
+    for (std::size_t d = N, stride = X.size(); d-- > 0;) {
+      stride /= X.extent(d);
+      src += (at[d] + idx[d]) * stride;
+    }
+    out[k] = X[src];
+    for (std::size_t d = 0; d < N; ++d) {
+      if (++idx[d] < count[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 TEST_CASE("reading a dataset at any process count and grid yields the same tensor", "[io]") {
@@ -142,7 +162,9 @@ TEST_CASE("reading in pieces of any size gives the same tensor, in double and in
   CHECK(wrong == 0);
 }
 
-TEST_CASE("writing in pieces of any size gives the same file, in double and in float, replicas included", "[io]") {
+TEST_CASE("writing in pieces of any size gives the same file, in double and in float, replicas included, pieces made "
+          "as written",
+          "[io]") {
   const Comm& comm = test::comm();
   Comm self = Comm::self();
   const std::string path = test::scratch_dir() + "/written_pieces.h5";
@@ -164,6 +186,11 @@ TEST_CASE("writing in pieces of any size gives the same file, in double and in f
           h5::write_distributed(f, "Yf", shape, pl_f.Y.offset(), pl_f.Y.local(), true);
           // A replicated tensor (every process holds all of it): only rank 0 writes.
           h5::write_distributed(f, "R", shape, Shape(shape.size(), 0), truth.Y.local(), comm.rank() == 0);
+          // The same, each piece formed only when it is written (as the sources of CP and Tucker are).
+          h5::write_generated(f, "G", shape, pl.Y.offset(), pl.Y.local().shape(), true,
+                              [&](const Shape& at, const Shape& count) { return box_of(pl.Y.local(), at, count); });
+          h5::write_generated(f, "GR", shape, Shape(shape.size(), 0), shape, comm.rank() == 0,
+                              [&](const Shape& at, const Shape& count) { return box_of(truth.Y.local(), at, count); });
         }
         comm.barrier();
         {
@@ -177,6 +204,8 @@ TEST_CASE("writing in pieces of any size gives the same file, in double and in f
         CHECK(back.local().vec() == truth.Y.local().vec());
         CHECK(back_f.local().vec() == truth_f.Y.local().vec());
         CHECK(back_r.local().vec() == truth.Y.local().vec());
+        CHECK(h5::read_distributed<double>(self, path, "G", 0, std::nullopt).local().vec() == truth.Y.local().vec());
+        CHECK(h5::read_distributed<double>(self, path, "GR", 0, std::nullopt).local().vec() == truth.Y.local().vec());
         comm.barrier(); // all have closed the file before the next grid's writes
       }
     }

@@ -68,13 +68,39 @@ TEST_CASE("Khatri-Rao product: mode lo fastest, columns are Kronecker products",
   CHECK(khatri_rao(shape, 1, 1, 2, {F0.data(), F1.data()}) == std::vector<double>{1, 1});
 }
 
+TEST_CASE("Khatri-Rao rows: any slab of rows equals those rows of the whole product", "[cp]") {
+  const Shape shape{4, 3, 5, 2};
+  const std::size_t R = 3;
+  std::vector<std::vector<double>> F;
+  std::vector<const double*> ptr;
+  for (std::size_t m = 0; m < shape.size(); ++m) {
+    F.emplace_back(shape[m] * R);
+    for (std::size_t i = 0; i < F[m].size(); ++i) F[m][i] = 1.0 + static_cast<double>((7 * i + 3 * m) % 11);
+    ptr.push_back(F[m].data());
+  }
+  for (const auto& [lo, hi] : {std::pair<std::size_t, std::size_t>{0, 4}, {1, 4}, {2, 3}, {1, 1}}) {
+    const auto K = khatri_rao(shape, lo, hi, R, ptr);
+    const std::size_t rows = K.size() / R;
+    for (std::size_t p0 = 0; p0 < rows; ++p0)
+      for (std::size_t np : {std::size_t{1}, std::size_t{3}, rows - p0}) {
+        if (p0 + np > rows) continue;
+        INFO("modes " << lo << " to " << hi << ", rows " << p0 << " + " << np);
+        std::vector<double> got(np * R, -1.0);
+        khatri_rao_rows(shape, lo, hi, R, ptr, p0, np, got.data());
+        for (std::size_t r = 0; r < R; ++r)
+          for (std::size_t q = 0; q < np; ++q) REQUIRE(got[q + r * np] == K[p0 + q + r * rows]);
+      }
+  }
+}
+
 TEST_CASE("MTTKRP equals the direct sum for every mode, order and branch", "[cp]") {
   for (const std::size_t R : {3, 40, 200}) { // large R: pieces of the Khatri-Rao rows shorter than L
-    // Orders 2 to 4; extents of 1; the slice branch (L >= Rt) and the chunked branch (L < Rt, several chunks
-    // when R L J exceeds the chunk budget: 2 x 40000 x 3 at R = 3 makes 240000 values a chunk... one chunk; the
-    // 1 x 600000 x 2 case with R = 3 needs two).
-    for (const Shape& shape :
-         {Shape{5, 4, 3}, Shape{3, 1, 4, 2}, Shape{6, 7}, Shape{2, 3, 4, 5}, Shape{1, 600000, 2}, Shape{4, 3, 1}}) {
+    // Orders 2 to 4; extents of 1; the slice branch (L >= Rt; 1 x 600000 x 2's last mode: one slice, Khatri-Rao
+    // rows formed a piece at a time) and the branch by pieces of rows (L < Rt): several pieces (1 x 600000 x 2's
+    // middle mode), or one piece with the Khatri-Rao rows formed by chunks (mode 0 of 1 x 600000 x 2 through
+    // BLAS, of 300 x 50 x 100 through the tile kernel).
+    for (const Shape& shape : {Shape{5, 4, 3}, Shape{3, 1, 4, 2}, Shape{6, 7}, Shape{2, 3, 4, 5}, Shape{1, 600000, 2},
+                               Shape{4, 3, 1}, Shape{300, 50, 100}}) {
       const CounterRng rng(9, shape_size(shape));
       std::vector<double> Y(shape_size(shape));
       for (std::size_t k = 0; k < Y.size(); ++k) Y[k] = rng.uniform(k) - 0.3;
@@ -349,4 +375,42 @@ TEST_CASE("core consistency: 100 for the CP model's own factors, lower for a cor
   // One factor column replaced by another direction: the core leaves the superdiagonal.
   for (std::size_t i = 0; i < F[0].rows(); ++i) F[0](i, 1) = F[0](i, 1) + F[0](i, 0);
   CHECK(core_consistency(m.least_squares_core(F), 3, 4) < 99.0);
+}
+
+TEST_CASE("CP: the residual formed in slabs and the sources formed by boxes match direct computations", "[cp]") {
+  const Comm& self = test::comm();
+  // I_0 = 2: a slab is 2^19 columns, so 2 x 1000 x 600 takes two (the second partial).
+  const Shape shape{2, 1000, 600};
+  auto pl = make_planted_cp<double>(self, shape, 3, 0.0, 17);
+  CP<double> m(pl.Y, 3);
+  std::vector<Tensor<double>> F = pl.F;
+  for (std::size_t i = 0; i < F[1].size(); ++i) F[1][i] *= 1.0 + 0.01 * static_cast<double>(i % 7); // off the data
+  const Tensor<double> B = m.sources_local(F);
+  double want = 0;
+  const std::size_t cols = shape_size(shape) / 2;
+  for (std::size_t j = 0; j < cols; ++j)
+    for (std::size_t i = 0; i < 2; ++i) {
+      double v = 0;
+      for (std::size_t r = 0; r < 3; ++r) v += F[0](i, r) * B[r + 3 * j];
+      want += (pl.Y.local()[i + 2 * j] - v) * (pl.Y.local()[i + 2 * j] - v);
+    }
+  REQUIRE(want > 0);
+  CHECK(m.exact_residual2(F) == Approx(want).epsilon(1e-10));
+  // B[r, j1, j2] = F_1[j1, r] F_2[j2, r], and any box of it formed alone is that box.
+  for (std::size_t k = 0; k < B.size(); k += 997) {
+    const Shape i = unravel(k, B.shape());
+    CHECK(B[k] == F[1](i[1], i[0]) * F[2](i[2], i[0]));
+  }
+  for (const auto& [at, count] :
+       {std::pair<Shape, Shape>{{0, 0, 0}, {3, 1000, 600}}, {{1, 17, 5}, {2, 40, 9}}, {{2, 999, 599}, {1, 1, 1}}}) {
+    const Tensor<double> part = m.sources_box(F, at, count);
+    REQUIRE(part.shape() == count);
+    std::size_t wrong = 0;
+    for (std::size_t k = 0; k < part.size(); ++k) {
+      const Shape i = unravel(k, count);
+      const double b = B[(at[0] + i[0]) + B.extent(0) * ((at[1] + i[1]) + B.extent(1) * (at[2] + i[2]))];
+      wrong += part[k] != b ? 1 : 0;
+    }
+    CHECK(wrong == 0);
+  }
 }

@@ -264,6 +264,41 @@ TEST_CASE("Tucker: the sources are the core times the other factors", "[tucker]"
   CHECK(m.exact_residual2(pl.F, pl.G) < 1e-24 * pl.Y.norm2_squared());
 }
 
+TEST_CASE("Tucker: the residual formed in slabs and the sources formed by boxes match direct computations",
+          "[tucker]") {
+  const Comm& self = test::comm();
+  // 600 x 1000 x 3: a slab of the last mode is 2^20 / 600000 -> 1 index, three slabs.
+  const Shape shape{600, 1000, 3};
+  const std::vector<std::size_t> ranks{2, 3, 2};
+  auto pl = make_planted_tucker<double>(self, shape, ranks, 0.0, 19);
+  Tucker<double> m(pl.Y, ranks);
+  Tensor<double> G = pl.G;
+  for (std::size_t i = 0; i < G.size(); ++i) G[i] += 0.05 * static_cast<double>(i % 3); // off the data
+  const Tensor<double> B = m.sources_local(pl.F, G);
+  double want = 0;
+  const std::size_t cols = shape_size(shape) / 600;
+  for (std::size_t j = 0; j < cols; ++j)
+    for (std::size_t i = 0; i < 600; ++i) {
+      double v = 0;
+      for (std::size_t r = 0; r < 2; ++r) v += pl.F[0](i, r) * B[r + 2 * j];
+      want += (pl.Y.local()[i + 600 * j] - v) * (pl.Y.local()[i + 600 * j] - v);
+    }
+  REQUIRE(want > 0);
+  CHECK(m.exact_residual2(pl.F, G) == Approx(want).epsilon(1e-10));
+  for (const auto& [at, count] :
+       {std::pair<Shape, Shape>{{0, 0, 0}, {2, 1000, 3}}, {{1, 17, 1}, {1, 40, 2}}, {{0, 999, 2}, {2, 1, 1}}}) {
+    const Tensor<double> part = m.sources_box(pl.F, G, at, count);
+    REQUIRE(part.shape() == count);
+    std::size_t wrong = 0;
+    for (std::size_t k = 0; k < part.size(); ++k) {
+      const Shape i = unravel(k, count);
+      const double b = B[(at[0] + i[0]) + B.extent(0) * ((at[1] + i[1]) + B.extent(1) * (at[2] + i[2]))];
+      wrong += std::abs(part[k] - b) > 1e-14 * std::abs(b) ? 1 : 0;
+    }
+    CHECK(wrong == 0);
+  }
+}
+
 TEST_CASE("Tucker in float32 storage fits a planted tensor as well as float64", "[tucker]") {
   const Comm& self = test::comm();
   const Shape shape{12, 10, 8};

@@ -176,6 +176,15 @@ template <class T>
 void write_distributed(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
                        const Tensor<T>& local, bool owner);
 
+/// The values of the box [at, at + count) of this process's box of an array, column-major (count's shape).
+using BoxFn = std::function<Tensor<double>(const Shape& at, const Shape& count)>;
+/// As write_distributed (float64), for an array that no process holds whole (the sources of CP and Tucker,
+/// a product of factors): `make` forms each piece of this process's box (shape `box`) as it is written, so
+/// writing needs about three quarters of a read piece (pieces of a quarter, each held three times while it is
+/// formed and reordered) whatever the array's size. Collective.
+void write_generated(const File& file, const std::string& dataset, const Shape& dims, const Shape& offset,
+                     const Shape& box, bool owner, const BoxFn& make);
+
 /// Reads the box [offset, offset+shape) of a dataset whose axes are in the tensor's own order (as unmix
 /// writes factors) into a column-major tensor. Collective.
 Tensor<double> read_box(const File& file, const std::string& dataset, const Shape& offset, const Shape& shape);

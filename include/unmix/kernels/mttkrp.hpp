@@ -23,6 +23,10 @@ std::vector<double> khatri_rao(const Shape& shape, std::size_t lo, std::size_t h
 void khatri_rao(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
                 const std::vector<const double*>& factors, std::vector<double>& out, std::vector<double>& scratch);
 
+/// Rows p0 .. p0 + np - 1 of that product into `out` (np x R, column-major): a slab of it without the whole.
+void khatri_rao_rows(const Shape& shape, std::size_t lo, std::size_t hi, std::size_t R,
+                     const std::vector<const double*>& factors, std::size_t p0, std::size_t np, double* out);
+
 /// Buffers of mttkrp kept between calls: a solver calls it every iteration on the same shapes, and fresh
 /// buffers of this size cost more in page faults than the products on small blocks.
 template <class T> struct MttkrpWorkspace {
@@ -63,6 +67,11 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
 /// tensor of the same shape but `rows` in mode n (the tensor-times-matrix product X x_n M).
 template <class T>
 std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows);
+
+/// The order in which multi_mode_product takes the modes (every mode but `skip` and `also_skip`, by decreasing
+/// shape[m] / rows[m]).
+std::vector<std::size_t> mode_product_order(const Shape& shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                                            std::size_t also_skip);
 
 /// X times M_m along every mode m but `skip` and `also_skip` (M_m: rows[m] x shape[m], column-major; a skip
 /// >= the order skips nothing), the modes taken in order of decreasing shape[m] / rows[m] so that the intermediate

@@ -63,6 +63,10 @@ public:
   /// The sources as Tucker-1 sees them, B = G x_1 F_1 ... x_(N-1) F_(N-1) (R_0 x J1 x ... x J(N-1)), for this
   /// process's box of the modes 1..N-1 (where and how the output writes them: ModeFactors).
   Tensor<double> sources_local(const std::vector<Tensor<double>>& F, const Tensor<double>& G) const;
+  /// The box [at, at + count) of sources_local (local coordinates, mode 0 the core's first mode), formed alone
+  /// (the output writes B a piece at a time, h5::write_generated).
+  Tensor<double> sources_box(const std::vector<Tensor<double>>& F, const Tensor<double>& G, const Shape& at,
+                             const Shape& count) const;
 
 private:
   using ModeFactors<T>::Y_;

@@ -77,7 +77,9 @@ struct RankCandidate {
 /// that group's block layout, with what is needed to write them collectively.
 struct CandidateFactors {
   bool mine = false;
-  Factors f;
+  Factors f; // CP: f.A only; B is formed from cp_factors as it is written (whole it is R / I of Y in doubles)
+  std::vector<Tensor<double>> cp_factors; // CP: the local rows of factors 1 .. N-1 (entry 0 empty)
+  Shape b_local;                          // the shape of the local box of B
   std::size_t I = 0;
   Shape b_global;           // R x the other modes
   Shape a_offset, b_offset; // where the local blocks start

@@ -79,6 +79,25 @@ void apply_cp_constraints_once(const Model& m, CpFactors& f, const std::vector<C
 /// tol, momentum, delta, subblock, inner, inner_tol, hals and bpp of SolverOptions; random orders and extrapolate are
 /// Tucker-1 options and are refused (ConfigError). `stop_requested` is polled after every iteration (every process must
 /// answer the same).
+/// The shapes a CP or Tucker solve's memory depends on, for the check before reading.
+struct ModeFactorsFootprint {
+  Shape box;                      // the local block of Y (mode order: the mixtures first)
+  std::vector<std::size_t> ranks; // the factors' columns (CP: the rank in every mode)
+  std::size_t value_bytes = 8;    // of Y: 8 (double) or 4 (float)
+  bool core = false;              // Tucker (a core), else CP
+  bool tree = false;              // the dimension tree is used (ModeFactors::tree_pays)
+  bool checkpoints = false;       // checkpoints are written (copies of the factors and the core)
+};
+
+/// The most memory a CP or Tucker solve holds at once beyond Y's block, per process, in bytes, following the
+/// products' own buffers: the factors and their copies (previous and last iterates, gradients, products), the
+/// core's; CP: the MTTKRP's Khatri-Rao products and their conversions (kept between calls; the one of mode 0
+/// is R / I_1... of Y in doubles, and so can outweigh Y at few mixtures), with the tree its contraction
+/// (R / I_(N-1) of Y, new and old at once); Tucker: the chains of mode products and their copies; the
+/// residual formed in slabs, CP's least-squares core, writing B in pieces. Checked against measured peaks in
+/// tests/cli/factorize.cpp.
+double mode_factors_solve_bytes(const ModeFactorsFootprint& fp);
+
 template <class Model>
 SolveResult solve_cp(const Model& m, CpFactors& f, const std::vector<ConstraintList>& cons, const SolverOptions& opts,
                      const CpSolveControl& control);
