@@ -531,6 +531,18 @@ TEST_CASE("the memory estimate before reading covers a CP or Tucker solve's meas
   // A limit that holds the smaller block and its read buffer (92 + 64 MiB) but not CP's arrays beside the block
   // (184 MiB in all) is refused before reading, naming them.
   check_refused_for_solve(dir() + "/estcp_" + shapes[0] + ".h5", {"--model", "cp"}, "170M");
+  // `unmix rank --model cp` counts the same solves (with the candidates' factors it keeps): refused there too.
+  const std::string rank_out = dir() + "/estcp_rank.h5";
+  fs::remove(rank_out);
+  const auto rr =
+      run_unmix(1,
+                {"rank", dir() + "/estcp_" + shapes[0] + ".h5", "--dataset", "Y", "--model", "cp", "--ranks", "1:6",
+                 "--maxiter", "2", "--memory-limit", "170M", "--out", rank_out, "--quiet"},
+                120);
+  INFO(rr.err << rr.out);
+  CHECK(rr.exit_code == 3);
+  CHECK(!fs::exists(rank_out));
+  CHECK(rr.err.find("the candidates' factors with a solve's arrays") != std::string::npos);
   for (const auto& sh : shapes) fs::remove(dir() + "/estcp_" + sh + ".h5");
   fs::remove(ck);
 }
