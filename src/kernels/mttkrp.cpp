@@ -1,6 +1,7 @@
 #include "unmix/kernels/mttkrp.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "unmix/kernels/blas.hpp"
 #include "unmix/kernels/tile_products.hpp"
@@ -147,6 +148,31 @@ void times_by_pieces(const T* Y, std::size_t rows_total, std::size_t cols, std::
     }
     sink(p0, rows, Q.data());
   }
+}
+
+/// The sizes (values) khatri_rao's two buffers reach for modes lo .. hi-1 of `s`: {out, scratch}.
+std::array<double, 2> khatri_rao_buffers(const Shape& s, std::size_t lo, std::size_t hi, std::size_t R) {
+  const std::size_t steps = hi > lo ? hi - lo : 0;
+  std::array<double, 2> size{0, 0};
+  std::size_t cur = steps % 2 == 0 ? 0 : 1;
+  size[cur] = static_cast<double>(R);
+  double rows = 1;
+  for (std::size_t m = lo; m < hi; ++m) {
+    rows *= static_cast<double>(s[m]);
+    size[1 - cur] = std::max(size[1 - cur], rows * static_cast<double>(R));
+    cur = 1 - cur;
+  }
+  return size;
+}
+
+/// The buffers times_by_pieces fits for these arguments.
+MttkrpBufferValues times_by_pieces_values(std::size_t rows_total, std::size_t cols, std::size_t R,
+                                          std::size_t piece_rows) {
+  const double chunk = static_cast<double>(rows_total <= piece_rows ? std::min(cols, kChunk) : cols);
+  MttkrpBufferValues v;
+  v.right = v.operand = chunk * static_cast<double>(R);
+  v.partial = static_cast<double>(std::min(piece_rows, rows_total) * R);
+  return v;
 }
 
 } // namespace
@@ -418,6 +444,56 @@ double core_consistency(const std::vector<double>& G, std::size_t R, std::size_t
     d2 += (G[k] - want) * (G[k] - want);
   }
   return R > 0 ? 100.0 * (1.0 - d2 / static_cast<double>(R)) : 0.0;
+}
+
+void MttkrpBufferValues::widen(const MttkrpBufferValues& o) {
+  left = std::max(left, o.left);
+  right = std::max(right, o.right);
+  scratch = std::max(scratch, o.scratch);
+  operand = std::max(operand, o.operand);
+  partial = std::max(partial, o.partial);
+}
+
+MttkrpBufferValues mttkrp_buffer_values(const Shape& shape, std::size_t n, std::size_t R) {
+  const std::size_t N = shape.size(), J = shape[n];
+  std::size_t L = 1, Rt = 1;
+  for (std::size_t m = 0; m < n; ++m) L *= shape[m];
+  for (std::size_t m = n + 1; m < N; ++m) Rt *= shape[m];
+  const auto kl = khatri_rao_buffers(shape, 0, n, R), kr = khatri_rao_buffers(shape, n + 1, N, R);
+  const double r = static_cast<double>(R);
+  MttkrpBufferValues v;
+  if (L >= Rt) { // as mttkrp's slice branch
+    const bool use_blas = L < 256, by_piece = Rt == 1 && !use_blas;
+    const double rb = static_cast<double>(use_blas ? L : rows_max(R, 64));
+    v.right = kr[0];
+    v.left = by_piece ? rb * r : kl[0];
+    v.scratch = by_piece ? kr[1] : std::max(kl[1], kr[1]);
+    v.operand = by_piece ? rb * r : static_cast<double>(L) * r;
+    v.partial = static_cast<double>(use_blas ? J : std::min(J, tile_cols(1))) * r;
+    return v;
+  }
+  const std::size_t jc = std::max<std::size_t>(1, std::min(J, rows_max(R, 256) / L));
+  v = times_by_pieces_values(L * J, Rt, R, L * jc);
+  v.left = kl[0];
+  v.scratch = kl[1];
+  return v;
+}
+
+MttkrpBufferValues contract_last_buffer_values(const Shape& shape, std::size_t R) {
+  const std::size_t J = shape.back();
+  return times_by_pieces_values(shape_size(shape) / std::max<std::size_t>(J, 1), J, R, rows_max(R, 256));
+}
+
+MttkrpBufferValues mttkrp_contracted_values(const Shape& shape, std::size_t n, std::size_t R) {
+  const std::size_t N = shape.size() - 1; // as mttkrp_contracted: the modes but the contracted last one
+  const auto kl = khatri_rao_buffers(shape, 0, n, R), kr = khatri_rao_buffers(shape, n + 1, N, R);
+  std::size_t above = 1;
+  for (std::size_t m = n + 1; m < N; ++m) above *= shape[m];
+  MttkrpBufferValues v;
+  v.left = kl[0];
+  v.right = kr[0];
+  v.scratch = std::max({kl[1], kr[1], static_cast<double>(shape[n] * above)}); // u shares the scratch
+  return v;
 }
 
 template std::vector<double> mode_product<float>(const float*, const Shape&, std::size_t, const double*, std::size_t);

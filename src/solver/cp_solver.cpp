@@ -499,21 +499,6 @@ UNMIX_INSTANTIATE_CP(Tucker<float>)
 
 namespace {
 
-/// The sizes (values) khatri_rao's two buffers reach for modes lo .. hi-1 of `s`: {out, scratch}.
-std::array<double, 2> khatri_rao_buffers(const Shape& s, std::size_t lo, std::size_t hi, double R) {
-  const std::size_t steps = hi > lo ? hi - lo : 0;
-  std::array<double, 2> size{0, 0};
-  std::size_t cur = steps % 2 == 0 ? 0 : 1;
-  size[cur] = R;
-  double rows = 1;
-  for (std::size_t m = lo; m < hi; ++m) {
-    rows *= static_cast<double>(s[m]);
-    size[1 - cur] = std::max(size[1 - cur], rows * R);
-    cur = 1 - cur;
-  }
-  return size;
-}
-
 /// multi_mode_product on a tensor of `shape` (its input not counted): the most values it holds at once (an
 /// intermediate and the next) and the result's size, the modes taken in its order.
 std::array<double, 2> chain_values(Shape shape, const std::vector<std::size_t>& rows, std::size_t skip,
@@ -550,59 +535,21 @@ double mode_factors_solve_bytes(const ModeFactorsFootprint& fp) {
   const double update = 4 * factors * d + 3 * core * d;
   double products = 0; // the products' own memory at their peak
   if (!fp.core) {
-    const double R = static_cast<double>(fp.ranks[0]);
-    // mttkrp's buffers, kept between calls: the largest each reaches over the modes it serves.
-    double left = 0, right = 0, scratch = 0, operand = 0, partial = 0;
-    // As kernels/mttkrp.cpp forms them: the Khatri-Rao products below (KL) and above (KR) mode n whole where
-    // they are reused, a piece or chunk of their rows at a time where each row is used once.
-    auto rows_max = [&](double kib) { return std::max(64.0, std::floor(kib * 1024.0 / (R * 8.0))); };
-    auto mttkrp_mode = [&](std::size_t n) {
-      double Lb = 1, Rt = 1;
-      for (std::size_t m = 0; m < n; ++m) Lb *= static_cast<double>(box[m]);
-      for (std::size_t m = n + 1; m < N; ++m) Rt *= static_cast<double>(box[m]);
-      const double J = static_cast<double>(box[n]);
-      const auto kl = khatri_rao_buffers(box, 0, n, R), kr = khatri_rao_buffers(box, n + 1, N, R);
-      if (Lb >= Rt) {
-        right = std::max(right, kr[0]);
-        scratch = std::max(scratch, kr[1]);
-        if (Rt == 1 && Lb >= 256) { // KL a piece at a time
-          left = std::max(left, rows_max(64) * R);
-          operand = std::max(operand, rows_max(64) * R);
-        } else {
-          left = std::max(left, kl[0]);
-          scratch = std::max(scratch, kl[1]);
-          operand = std::max(operand, Lb * R);
-        }
-        partial = std::max(partial, J * R);
-      } else {
-        left = std::max(left, kl[0]);
-        scratch = std::max(scratch, kl[1]);
-        const double jc = std::max(1.0, std::min(J, std::floor(rows_max(256) / Lb)));
-        const double K = jc >= J ? std::min(Rt, 4096.0) * R : Rt * R; // one piece of rows: K by chunks
-        right = std::max(right, K);
-        operand = std::max(operand, K);
-        partial = std::max(partial, std::min(Lb * jc, Lb * J) * R);
-      }
-    };
+    const std::size_t R = fp.ranks[0];
+    // mttkrp's buffers, kept between calls: the largest each reaches over the modes it serves (the kernels
+    // report their own sizes); with the tree, contract_last's too and the contraction itself (kept in its
+    // storage), and mttkrp_contracted's vectors, kept by the model.
+    MttkrpBufferValues ws, from;
     if (fp.tree) {
-      mttkrp_mode(L);
-      // contract_last's K and its conversion (J x R each) and the contraction (formed in its kept storage);
-      // mttkrp_from's products of modes below and above n (without the last) and its J x (modes above) vector.
-      const double C = V / static_cast<double>(std::max<std::size_t>(box[L], 1)) * R;
-      right = std::max(right, static_cast<double>(box[L]) * R);
-      operand = std::max(operand, static_cast<double>(box[L]) * R);
-      double from = 0;
-      for (std::size_t n = 0; n < L; ++n) {
-        double below = 1, above = 1;
-        for (std::size_t m = 0; m < n; ++m) below *= static_cast<double>(box[m]);
-        for (std::size_t m = n + 1; m < L; ++m) above *= static_cast<double>(box[m]);
-        from = std::max(from, (below + above) * R + static_cast<double>(box[n]) * above);
-      }
-      products = C * d + from * d;
+      ws = mttkrp_buffer_values(box, L, R);
+      ws.widen(contract_last_buffer_values(box, R));
+      for (std::size_t n = 0; n < L; ++n) from.widen(mttkrp_contracted_values(box, n, R));
+      products = V / static_cast<double>(std::max<std::size_t>(box[L], 1)) * static_cast<double>(R) * d;
     } else {
-      for (std::size_t n = 0; n < N; ++n) mttkrp_mode(n);
+      for (std::size_t n = 0; n < N; ++n) ws.widen(mttkrp_buffer_values(box, n, R));
     }
-    products += (left + right + scratch) * d + (operand + partial) * t;
+    products +=
+        (ws.left + ws.right + ws.scratch + from.left + from.right + from.scratch) * d + (ws.operand + ws.partial) * t;
   } else {
     // A partial product: the chain of mode products from Y (or from the tree's contraction) and its copy.
     auto partial_peak = [&](const Shape& from, std::size_t skip, std::size_t also) {

@@ -34,6 +34,19 @@ template <class T> struct MttkrpWorkspace {
   std::vector<T> operand, partial;          // one of them in T as the products take it; partial products
 };
 
+/// The most values each buffer of an MttkrpWorkspace holds (left, right, scratch in double; operand and partial
+/// in T) for the calls it serves, as the kernels below size them: for memory estimates.
+struct MttkrpBufferValues {
+  double left = 0, right = 0, scratch = 0, operand = 0, partial = 0;
+  /// Each buffer at the larger of the two (a workspace kept between calls keeps its largest size).
+  void widen(const MttkrpBufferValues& o);
+};
+/// For mttkrp of mode n of a block of `shape`, for contract_last of it, and for mttkrp_contracted of mode n
+/// (its three vectors as left, right and scratch), each given the block's shape as those take it.
+MttkrpBufferValues mttkrp_buffer_values(const Shape& shape, std::size_t n, std::size_t R);
+MttkrpBufferValues contract_last_buffer_values(const Shape& shape, std::size_t R);
+MttkrpBufferValues mttkrp_contracted_values(const Shape& shape, std::size_t n, std::size_t R);
+
 /// M (I_n x R, column-major, overwritten) for mode n of the block Y of the given shape. Reads Y once.
 /// `factors[n]` is not used (may be null). Y in float is multiplied in float (the factors rounded to
 /// float), the result returned in double. Extra memory: the two Khatri-Rao products of the modes below
