@@ -56,7 +56,9 @@ bool parse_isa(const char* name, Isa& out) {
   return true;
 }
 
-bool valid_mode(int mode) { return mode >= 0 && mode <= (tile_one_block | 4) && (mode & tile_read_ahead_bits) <= 4; }
+constexpr int block_flags = tile_one_block | tile_second_one_block;
+
+bool valid_mode(int mode) { return mode >= 0 && mode <= (block_flags | 4) && (mode & tile_read_ahead_bits) <= 4; }
 
 int prefetch_mode_from_environment() {
   const char* v = std::getenv("UNMIX_TILE_PREFETCH");
@@ -144,6 +146,13 @@ std::size_t level2_cache_bytes() {
 
 namespace {
 
+// The mode `m` as the rule runs it: flag 16 (the second product in one block of R) joined to it for double
+// values on AVX-512 when something is read ahead.
+int with_rule_flags(int m, std::size_t elem) {
+  const bool second = elem == sizeof(double) && isa() == Isa::avx512 && (m & tile_read_ahead_bits) != 0;
+  return second ? m | tile_second_one_block : m;
+}
+
 // The read-ahead of the next tile for a tile of n columns (ldy apart) of I rows, R columns of A in T and
 // a double Q (see tile_products_impl.hpp for the modes). Unless UNMIX_TILE_PREFETCH chose one: spread
 // over both products (4) when both tiles, A and Q take at most 60 % of the level-2 cache; otherwise
@@ -153,7 +162,17 @@ namespace {
 // iteration, 1 process 834 vs 1070, 8: 134 vs 137, 16: 103 vs 120, 2: 493 vs 457 (ranges overlapping);
 // on a Zen 4 core (1 MiB L2, 2000 x 200 x 100) spread against the default: R = 10 (over 100 %) 38.2 vs
 // 35.3 (1 process), 23.6 vs 18.0 (2); R = 6 (94 %) 23.2 vs 22.5, 12.1 vs 11.9; R = 3 (84 %) 15.2 vs 16.2,
-// 9.4 vs 8.5. A fixed mode with a fill check still applies the check to bit 1; flag 8 is kept as asked.
+// 9.4 vs 8.5. A fixed mode with a fill check still applies the check to bit 1; flags 8 and 16 are kept as
+// asked.
+//
+// Flag 16 (the second product in one block of R) is added for double values on AVX-512 whenever the next
+// tile is read ahead. Measured in-process (bench --compare, ms per iteration, I = 2000, R = 10, each fixed
+// read-ahead without -> with the flag): on a Zen 4 core at 2000 x 200 x 100, 1 process 3: 28.9 -> 25.5,
+// 4: 29.7 -> 25.4, 11: 31.5 -> 26.2, 12: 28.8 -> 27.1, but 0 (no read-ahead): 28.3 -> 29.2; 2 processes
+// 16.2 -> 15.3, 16.9 -> 16.1, 16.8 -> 15.0, 16.6 -> 15.3, 0: 16.6 -> 17.4. On the 16-core Intel host at
+// 2000 x 400 x 800, the shipped candidates without -> with it: 4 processes 231 -> 215 (pf=4 with it: 187),
+// 1 process 545 -> 545, 16 processes 78.6 -> 78.8 (pf=12 with it: 66.7). In float it was mixed (16.3 ->
+// 17.5 with 3, 18.7 -> 17.9 with 11 on Zen 4), so float keeps blocks of 6.
 int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem, int asked) {
   const std::size_t resident = 2 * n * ldy * elem + I * R * (elem + sizeof(double));
   const std::size_t l2 = level2_cache_bytes();
@@ -161,10 +180,9 @@ int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R
   const int fixed = asked >= 0 ? asked : tile_prefetch_mode;
   if (fixed >= 0) {
     const int base = fixed & tile_read_ahead_bits;
-    return (fits || base == 4 ? base : base & 2) | (fixed & tile_one_block);
+    return (fits || base == 4 ? base : base & 2) | (fixed & block_flags);
   }
-  if (resident <= l2 / 10 * 6) return 4;
-  return fits ? 3 : 2;
+  return with_rule_flags(resident <= l2 / 10 * 6 ? 4 : (fits ? 3 : 2), elem);
 }
 
 } // namespace
@@ -179,7 +197,7 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   // candidates: 1 process 681 / 685 / 758, 2: 448 / 349 / 359, 4: 221 / 223 / 211, 8: 125 / 111 / 121,
   // 16: 80 / 88 / 83. The host's drift is the size of the differences: candidates to measure, not a rule.
   for (int m : {0, 2, 3, 4, tile_one_block | 3, tile_one_block | 4}) {
-    const int effective = read_ahead_mode(I, n, ldy, R, elem, m);
+    const int effective = read_ahead_mode(I, n, ldy, R, elem, with_rule_flags(m, elem));
     if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
   }
   return modes;

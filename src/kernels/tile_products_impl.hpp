@@ -202,7 +202,8 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
 // 76, R = 40 172 -> 158-160; R = 7 and 8 unchanged within noise; blocks of 4 or 3 were slower
 // (R = 11 as 4 + 4 + 3: 52-55 ms). With AVX2 (12 accumulators) 6 was already the limit and stays best
 // (R = 10: 49 ms, against 61-67 with blocks of 3 or 4). UNMIX_TILE_RB=1..12 overrides it.
-// one_block (the first product under mode flag 8): blocks of up to 12, so one pass over the tile at R <= 12.
+// one_block (the first product under mode flag 8, the second under flag 16): blocks of up to 12, so one pass
+// over the tile at R <= 12.
 template <class Kernel>
 inline void for_rank_blocks(std::size_t R, Kernel&& kernel, bool second = false, bool one_block = false) {
   const int limit = one_block ? 12 : (second && tile_rank_block_second > 0 ? tile_rank_block_second : tile_rank_block);
@@ -243,7 +244,7 @@ template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size
       false, one_block);
   return steps;
 }
-template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R) {
+template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R, bool one_block) {
   std::size_t steps = 0;
   for_rank_blocks(
       R,
@@ -251,7 +252,7 @@ template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size
         constexpr std::size_t chunk = ybt_vectors(RB) * Vec<T>::width;
         steps += n * (I / chunk + (I % chunk) / Vec<T>::width);
       },
-      true);
+      true, one_block);
   return steps;
 }
 
@@ -266,10 +267,10 @@ template <class T> Ahead spread_over(const T* next, std::size_t count, int from,
   return a;
 }
 
-// The read-ahead of `next` (mode, chosen by tile_products.cpp; its flag 8 only sets the first product's
-// blocks of R): 4: half of it during each product, spread evenly over the product's inner steps; otherwise
-// bit 1: all of it during the first product's first block of R, a line for every line of this tile it
-// reads; bit 2: all of it during the second product, two lines per step.
+// The read-ahead of `next` (mode, chosen by tile_products.cpp; its flags 8 and 16 only set the first and
+// the second product's blocks of R): 4: half of it during each product, spread evenly over the product's inner steps;
+// otherwise bit 1: all of it during the first product's first block of R, a line for every line of this tile it reads;
+// bit 2: all of it during the second product, two lines per step.
 template <class T>
 void yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* A, T* C, const T* next,
          std::size_t next_count, int mode) {
@@ -295,8 +296,9 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
   // Reading the next tile meanwhile keeps the memory busy while this tile's multiply-adds run.
   Ahead ahead;
   const int read_ahead = mode & tile_read_ahead_bits;
+  const bool one_block = (mode & tile_second_one_block) != 0;
   if (read_ahead == 4)
-    ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R));
+    ahead = spread_over(next, next_count, 1, 2, ybt_steps<T>(I, n, R, one_block));
   else if (next && (read_ahead & 2) != 0)
     ahead = Ahead{reinterpret_cast<const char*>(next), reinterpret_cast<const char*>(next + next_count), 2};
   const bool spread = read_ahead == 4;
@@ -308,7 +310,7 @@ void ybt(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ld
         else
           ybt_block<T, TQ, RB, false>(I, n, Y, ldy, B + r0, R, Q + r0 * I, I, ahead);
       },
-      true);
+      true, one_block);
 }
 
 template void yta<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, const double*, double*,

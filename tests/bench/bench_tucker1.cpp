@@ -212,8 +212,8 @@ template <class T> Floors measure_floors(const Comm& comm, std::size_t Ip, std::
 }
 
 /// One setting of the pass for the in-process comparison: "default", or comma-separated key=value
-/// pairs among pf (the read-ahead mode, 0-4 or 8-12), rb (the block limit of R), rb2 (the second product's own
-/// limit), kib (the tile size), pages=4k (Y on 4 KiB pages) and fused=0 (the two-pass iteration).
+/// pairs among pf (the read-ahead mode with its flags, 0-4, 8-12, 16-20 or 24-28), rb (the block limit of R), rb2 (the
+/// second product's own limit), kib (the tile size), pages=4k (Y on 4 KiB pages) and fused=0 (the two-pass iteration).
 struct PassSetting {
   std::string name;
   int prefetch = -1, rank_block = 0, rank_block_second = 0, kib = 0;

@@ -101,18 +101,19 @@ TEST_CASE("tile products equal plain sums for every split of R into blocks", "[t
 }
 
 TEST_CASE("the second product's own block limit gives the same sums, bit for bit", "[tile_products]") {
-  // Each entry of Q is summed over the tile's columns in the same order whatever the blocks of R.
+  // Each entry of Q is summed over the tile's columns in the same order whatever the blocks of R. Mode 0:
+  // the rule's flag 16 (one block of up to 12) would override the limit.
   for (std::size_t R : {3, 10, 13}) {
     const std::size_t I = 203, n = 17;
     const auto Y = random_values<double>(I * n, 5);
     const auto B = random_values<double>(R * n, 6);
     REQUIRE(tile_products_rank_block(0));
     std::vector<double> Q0(I * R, 0.25);
-    tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q0.data());
+    tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q0.data(), nullptr, 0, 0);
     for (int second = 1; second <= 12; ++second) {
       REQUIRE(tile_products_rank_block(0, second));
       std::vector<double> Q(I * R, 0.25);
-      tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q.data());
+      tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q.data(), nullptr, 0, 0);
       INFO("R " << R << " second limit " << second);
       CHECK(Q == Q0);
     }
@@ -120,41 +121,104 @@ TEST_CASE("the second product's own block limit gives the same sums, bit for bit
   REQUIRE(tile_products_rank_block(0));
 }
 
-TEST_CASE("the first product in one block of R (mode flag 8) gives the same sums, bit for bit", "[tile_products]") {
-  // Y^T A sums each column of Y against each column of A in the same order whatever the blocks of R and
-  // whatever is read ahead; flag 8 only changes the blocks (up to 12 instead of 6). Checked with a next
-  // tile to read (bits 1 and 2 and the spread mode 4 take paths of their own) on every instruction set.
+// The cases of the block-flag tests: every instruction set the processor has, and these R, I and n; the
+// instruction set in use restored after.
+template <class F> void over_flag_cases(F&& f) {
   const std::string original = tile_products_isa();
   for (const char* isa : {"baseline", "avx2", "avx512"}) {
     if (!tile_products_use(isa)) continue;
     for (std::size_t R : {1, 5, 10, 12, 13, 25})
       for (std::size_t I : {7, 33, 2000})
-        for (std::size_t n : {1, 9, 24}) {
-          const auto Y = random_values<double>(I * 2 * n, 31);
-          const auto A = random_values<double>(I * R, 32);
-          const auto Yf = random_values<float>(I * 2 * n, 31);
-          const auto Af = random_values<float>(I * R, 32);
-          std::vector<double> plain(n * R);
-          std::vector<float> plainf(n * R);
-          tile_yta<double>(I, n, R, Y.data(), I, A.data(), plain.data(), nullptr, 0, 0);
-          tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), plainf.data(), nullptr, 0, 0);
-          for (int mode : {0, 3, 4}) {
-            std::vector<double> C(n * R, -1.0);
-            std::vector<float> Cf(n * R, -1.0f);
-            tile_yta<double>(I, n, R, Y.data(), I, A.data(), C.data(), Y.data() + n * I, n * I, tile_one_block | mode);
-            tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), Cf.data(), Yf.data() + n * I, n * I,
-                            tile_one_block | mode);
-            INFO("isa " << isa << " R " << R << " I " << I << " n " << n << " mode " << (tile_one_block | mode));
-            CHECK(C == plain);
-            CHECK(Cf == plainf);
-          }
-        }
+        for (std::size_t n : {1, 9, 24}) f(isa, R, I, n);
   }
   REQUIRE(tile_products_use(original.c_str()));
-  // The modes that can be set: 0-4 and 8-12.
-  for (int mode : {-1, 0, 4, 8, 11, 12}) CHECK(tile_products_prefetch(mode));
-  for (int mode : {-2, 5, 7, 13, 16}) CHECK_FALSE(tile_products_prefetch(mode));
+}
+
+TEST_CASE("the first product in one block of R (mode flag 8) gives the same sums, bit for bit", "[tile_products]") {
+  // Y^T A sums each column of Y against each column of A in the same order whatever the blocks of R and
+  // whatever is read ahead; flag 8 only changes the blocks (up to 12 instead of 6). Checked with a next
+  // tile to read (bits 1 and 2 and the spread mode 4 take paths of their own) on every instruction set.
+  over_flag_cases([](const char* isa, std::size_t R, std::size_t I, std::size_t n) {
+    const auto Y = random_values<double>(I * 2 * n, 31);
+    const auto A = random_values<double>(I * R, 32);
+    const auto Yf = random_values<float>(I * 2 * n, 31);
+    const auto Af = random_values<float>(I * R, 32);
+    std::vector<double> plain(n * R);
+    std::vector<float> plainf(n * R);
+    tile_yta<double>(I, n, R, Y.data(), I, A.data(), plain.data(), nullptr, 0, 0);
+    tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), plainf.data(), nullptr, 0, 0);
+    for (int mode : {0, 3, 4}) {
+      std::vector<double> C(n * R, -1.0);
+      std::vector<float> Cf(n * R, -1.0f);
+      tile_yta<double>(I, n, R, Y.data(), I, A.data(), C.data(), Y.data() + n * I, n * I, tile_one_block | mode);
+      tile_yta<float>(I, n, R, Yf.data(), I, Af.data(), Cf.data(), Yf.data() + n * I, n * I, tile_one_block | mode);
+      INFO("isa " << isa << " R " << R << " I " << I << " n " << n << " mode " << (tile_one_block | mode));
+      CHECK(C == plain);
+      CHECK(Cf == plainf);
+    }
+  });
+  // The modes that can be set: 0-4, 8-12, 16-20 and 24-28.
+  for (int mode : {-1, 0, 4, 8, 11, 12, 16, 20, 24, 28}) CHECK(tile_products_prefetch(mode));
+  for (int mode : {-2, 5, 7, 13, 15, 21, 23, 29, 32}) CHECK_FALSE(tile_products_prefetch(mode));
   REQUIRE(tile_products_prefetch(-1));
+}
+
+TEST_CASE("the second product in one block of R (mode flag 16) gives the same sums, bit for bit", "[tile_products]") {
+  // Q's entries are summed over the tile's columns in order whatever the blocks of R and whatever is read
+  // ahead; flag 16 only changes the blocks (up to 12 instead of 6). With a next tile to read (bit 2 and the
+  // spread mode 4 take paths of their own), in double, float, and float summed into a double Q.
+  over_flag_cases([](const char* isa, std::size_t R, std::size_t I, std::size_t n) {
+    const auto Y = random_values<double>(I * 2 * n, 41);
+    const auto B = random_values<double>(R * n, 42);
+    const auto Yf = random_values<float>(I * 2 * n, 41);
+    const auto Bf = random_values<float>(R * n, 42);
+    std::vector<double> plain(I * R, 0.5), plain_wide(I * R, 0.5);
+    std::vector<float> plainf(I * R, 0.5f);
+    tile_ybt<double>(I, n, R, Y.data(), I, B.data(), plain.data(), nullptr, 0, 0);
+    tile_ybt<float>(I, n, R, Yf.data(), I, Bf.data(), plainf.data(), nullptr, 0, 0);
+    tile_ybt_double_sum(I, n, R, Yf.data(), I, Bf.data(), plain_wide.data(), nullptr, 0, 0);
+    for (int mode : {0, 2, 3, 4, tile_one_block | 4}) {
+      const int flagged = tile_second_one_block | mode;
+      std::vector<double> Q(I * R, 0.5), Qw(I * R, 0.5);
+      std::vector<float> Qf(I * R, 0.5f);
+      tile_ybt<double>(I, n, R, Y.data(), I, B.data(), Q.data(), Y.data() + n * I, n * I, flagged);
+      tile_ybt<float>(I, n, R, Yf.data(), I, Bf.data(), Qf.data(), Yf.data() + n * I, n * I, flagged);
+      tile_ybt_double_sum(I, n, R, Yf.data(), I, Bf.data(), Qw.data(), Yf.data() + n * I, n * I, flagged);
+      INFO("isa " << isa << " R " << R << " I " << I << " n " << n << " mode " << flagged);
+      CHECK(Q == plain);
+      CHECK(Qf == plainf);
+      CHECK(Qw == plain_wide);
+    }
+  });
+}
+
+TEST_CASE("the rule reads ahead with the second product in one block for double on AVX-512 only", "[tile_products]") {
+  // Flag 16 joins every candidate that reads ahead, for double values on AVX-512; float and the other
+  // instruction sets keep blocks of 6; a fixed mode keeps its flags as given.
+  const std::string original = tile_products_isa();
+  REQUIRE(tile_products_prefetch(-1));
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!tile_products_use(isa)) continue;
+    const bool wide = std::string(isa) == "avx512";
+    for (std::size_t elem : {sizeof(double), sizeof(float)}) {
+      const auto modes = tile_read_ahead_modes(2000, 24, 2000, 10, elem);
+      REQUIRE(modes.size() >= 3);
+      for (int m : modes) {
+        INFO("isa " << isa << " bytes " << elem << " mode " << m);
+        const bool reads_ahead = (m & tile_read_ahead_bits) != 0;
+        CHECK(((m & tile_second_one_block) != 0) == (wide && elem == sizeof(double) && reads_ahead));
+      }
+      CHECK(std::find(modes.begin(), modes.end(), 0) != modes.end());
+    }
+  }
+  for (int fixed : {3, 4, tile_second_one_block | 2, tile_one_block | tile_second_one_block | 4}) {
+    REQUIRE(tile_products_prefetch(fixed));
+    const auto modes = tile_read_ahead_modes(96, 85, 96, 5, sizeof(double));
+    REQUIRE(modes.size() == 1);
+    CHECK(modes[0] == fixed); // 96 x 85 tiles fit the cache: bit 1 stays
+  }
+  REQUIRE(tile_products_prefetch(-1));
+  REQUIRE(tile_products_use(original.c_str()));
 }
 
 TEST_CASE("float products added to a double Q equal the float tile sums added in double", "[tile_products]") {

@@ -36,7 +36,7 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
 /// the environment variable UNMIX_TILE_ISA names another one it has.
 const char* tile_products_isa();
 
-/// UNMIX_TILE_PREFETCH (0-4, 8-12) fixes the software prefetching of `next` for experiments on other
+/// UNMIX_TILE_PREFETCH (0-4, 8-12, 16-20, 24-28) fixes the software prefetching of `next` for experiments on other
 /// machines: bit 1 reads the next tile during the first product as well, when both tiles, A and a double
 /// Q fill at most 15/16 of the level-2 cache; bit 2 reads it during the second product; 4 reads half of
 /// it during each product, spread evenly over the product's inner steps (the rate the memory can serve
@@ -48,11 +48,16 @@ const char* tile_products_isa();
 /// tile_products.cpp. That rule is only the first guess of the single-pass iteration, which times the
 /// candidates (tile_read_ahead_modes) on its first passes and keeps the fastest (fused.hpp).
 constexpr int tile_one_block = 8;
-/// The read-ahead part of a mode (0-4), without tile_one_block: mode & tile_read_ahead_bits.
+/// Flag 16 (tile_second_one_block) makes the second product take up to 12 rows of B per pass over the
+/// tile instead of 6 (one pass at R <= 12: the tile leaves the level-2 cache for the registers once,
+/// not twice). The rule adds it to every mode with a read-ahead for double values on AVX-512, where
+/// it was measured faster (see tile_products.cpp); the candidates keep it as the rule gives it.
+constexpr int tile_second_one_block = 16;
+/// The read-ahead part of a mode (0-4), without the flags: mode & tile_read_ahead_bits.
 constexpr int tile_read_ahead_bits = 7;
 
-/// Sets the prefetch mode (0-4 or 8-12 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for later
-/// calls; false (nothing changes) for any other value. For comparisons.
+/// Sets the prefetch mode (0-4, 8-12, 16-20 or 24-28 as UNMIX_TILE_PREFETCH; -1: chosen per call as when unset) for
+/// later calls; false (nothing changes) for any other value. For comparisons.
 bool tile_products_prefetch(int mode);
 
 /// R is split into blocks of at most 6 columns (the register budget; see tile_products_impl.hpp).
