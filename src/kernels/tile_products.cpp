@@ -173,7 +173,10 @@ int with_rule_flags(int m, std::size_t elem) {
 // 2000 x 400 x 800, the shipped candidates without -> with it: 4 processes 231 -> 215 (pf=4 with it: 187),
 // 1 process 545 -> 545, 16 processes 78.6 -> 78.8 (pf=12 with it: 66.7). In float it was mixed (16.3 ->
 // 17.5 with 3, 18.7 -> 17.9 with 11 on Zen 4), so float keeps blocks of 6.
-int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem, int asked) {
+// `next`: whether the call has a next tile (without one the rule leaves flag 16 out: the products of the
+// other models, which read no tile ahead, measured slower with it, 2000 x 100 x 40 Tucker 2.41 -> 2.64 s).
+int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem, int asked,
+                    bool next = true) {
   const std::size_t resident = 2 * n * ldy * elem + I * R * (elem + sizeof(double));
   const std::size_t l2 = level2_cache_bytes();
   const bool fits = resident <= l2 / 16 * 15;
@@ -182,7 +185,8 @@ int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R
     const int base = fixed & tile_read_ahead_bits;
     return (fits || base == 4 ? base : base & 2) | (fixed & block_flags);
   }
-  return with_rule_flags(resident <= l2 / 10 * 6 ? 4 : (fits ? 3 : 2), elem);
+  const int mode = resident <= l2 / 10 * 6 ? 4 : (fits ? 3 : 2);
+  return next ? with_rule_flags(mode, elem) : mode;
 }
 
 } // namespace
@@ -209,7 +213,7 @@ void tile_yta(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size
   // (Bit 1 measured at I = 2000, M = 20000 with 384 KiB tiles on one Zen 4 core (1 MiB L2), ms per
   // iteration without -> with: R = 3 float 11.2-11.5 -> 9.3-10.9, double 18.9-19.6 -> 17.5-18.9, R = 6
   // 27.0-28.4 -> 25.3-26.2; at R = 8 (the four exactly filling the cache) 35-37 -> 33-41, so the margin.)
-  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead);
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead, next != nullptr);
   switch (isa()) {
 #if defined(__x86_64__)
   case Isa::avx512: tile_avx512::yta<T>(I, n, R, Y, ldy, A, C, next, next_count, mode); return;
@@ -225,7 +229,7 @@ namespace {
 template <class T, class TQ>
 void ybt_dispatch(std::size_t I, std::size_t n, std::size_t R, const T* Y, std::size_t ldy, const T* B, TQ* Q,
                   const T* next, std::size_t next_count, int read_ahead) {
-  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead);
+  const int mode = read_ahead_mode(I, n, ldy, R, sizeof(T), read_ahead, next != nullptr);
   switch (isa()) {
 #if defined(__x86_64__)
   case Isa::avx512: tile_avx512::ybt<T, TQ>(I, n, R, Y, ldy, B, Q, next, next_count, mode); return;
