@@ -315,14 +315,34 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
   }
 }
 
+namespace {
+// The number of values of X x_n M for an M of `rows` rows.
+std::size_t mode_product_size(const Shape& shape, std::size_t n, std::size_t rows) {
+  std::size_t size = rows;
+  for (std::size_t m = 0; m < shape.size(); ++m)
+    if (m != n) size *= shape[m];
+  return size;
+}
+} // namespace
+
 template <class T>
 std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows) {
+  std::vector<double> out(mode_product_size(shape, n, rows));
+  mode_product_into<T>(X, shape, n, M, rows, out.data());
+  return out;
+}
+
+template <class T>
+void mode_product_into(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows, double* out) {
   const std::size_t J = shape[n];
   std::size_t L = 1, Rt = 1;
   for (std::size_t m = 0; m < n; ++m) L *= shape[m];
   for (std::size_t m = n + 1; m < shape.size(); ++m) Rt *= shape[m];
-  std::vector<double> out(L * rows * Rt, 0.0);
-  if (out.empty() || J == 0) return out;
+  if (L * rows * Rt == 0) return;
+  if (J == 0) {
+    std::fill(out, out + L * rows * Rt, 0.0);
+    return;
+  }
   // The tile kernels (written for R in the tens) where the contiguous direction is long enough for their
   // vectors; BLAS otherwise. Measured on a 2-core Zen 4 for 200 x 200 x 200 by a 10-row M: mode 0 11.5 ms
   // (tile_yta on 160-column tiles) against 20 (one BLAS product M X_(0)) and 13.8 (BLAS X_(0)^T M^T); the
@@ -341,7 +361,7 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t t = 0; t < nc; ++t) out[r + (t0 + t) * rows] = static_cast<double>(part[t + r * nc]);
     }
-    return out;
+    return;
   }
   const std::vector<T> Mc(M, M + rows * J); // M in T (rows x J)
   if (tiles) {
@@ -358,7 +378,7 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
         for (std::size_t r = 0; r < rows; ++r)
           for (std::size_t i = 0; i < pr; ++i) out[t * L * rows + r * L + p0 + i] = static_cast<double>(Q[i + r * pr]);
       }
-    return out;
+    return;
   }
   if (L == 1) {
     // Mode 0 (or modes below it of extent 1): the result is M X_(0), one product on slabs of columns.
@@ -370,7 +390,7 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
                     part.data(), rows);
       for (std::size_t k = 0; k < rows * nc; ++k) out[t0 * rows + k] = static_cast<double>(part[k]);
     }
-    return out;
+    return;
   }
   // Each slice t of X is L x J; its product with M^T (J x rows) is the slice L x rows of the result.
   std::vector<T> part(L * rows);
@@ -379,7 +399,6 @@ std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, 
                   part.data(), L);
     for (std::size_t k = 0; k < L * rows; ++k) out[t * L * rows + k] = static_cast<double>(part[k]);
   }
-  return out;
 }
 
 std::vector<std::size_t> mode_product_order(const Shape& shape, const std::vector<std::size_t>& rows, std::size_t skip,
@@ -394,18 +413,152 @@ std::vector<std::size_t> mode_product_order(const Shape& shape, const std::vecto
   return order;
 }
 
+Shape multi_mode_product_shape(Shape shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                               std::size_t also_skip) {
+  for (std::size_t m : mode_product_order(shape, rows, skip, also_skip)) shape[m] = rows[m];
+  return shape;
+}
+
 template <class T>
 std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
                                        const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip) {
-  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
-  if (order.empty()) return std::vector<double>(X, X + shape_size(shape));
-  std::vector<double> out = mode_product<T>(X, shape, order[0], Ms[order[0]], rows[order[0]]);
-  shape[order[0]] = rows[order[0]];
-  for (std::size_t k = 1; k < order.size(); ++k) {
-    out = mode_product<double>(out.data(), shape, order[k], Ms[order[k]], rows[order[k]]);
-    shape[order[k]] = rows[order[k]];
-  }
+  std::vector<double> out(shape_size(multi_mode_product_shape(shape, rows, skip, also_skip)));
+  multi_mode_product_into<T>(X, shape, Ms, rows, skip, also_skip, out.data());
   return out;
+}
+
+namespace {
+
+// The chain of mode products in `order` from X (of `shape`, which becomes the result's) into out.
+template <class T>
+void chain_into(const T* X, Shape& shape, const std::vector<const double*>& Ms, const std::vector<std::size_t>& rows,
+                const std::vector<std::size_t>& order, double* out) {
+  if (order.empty()) {
+    std::copy(X, X + shape_size(shape), out);
+    return;
+  }
+  std::vector<double> cur, next; // the last intermediate and the one being formed
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::size_t m = order[k];
+    double* dst = out;
+    if (k + 1 < order.size()) {
+      next.resize(mode_product_size(shape, m, rows[m]));
+      dst = next.data();
+    }
+    if (k == 0)
+      mode_product_into<T>(X, shape, m, Ms[m], rows[m], dst);
+    else
+      mode_product_into<double>(cur.data(), shape, m, Ms[m], rows[m], dst);
+    shape[m] = rows[m];
+    cur.swap(next);
+    std::vector<double>().swap(next); // the input just used goes back before the next one is formed
+  }
+}
+
+// The most values a chain in `order` on a tensor of `shape` holds at once, its input not counted: an
+// intermediate and the next (the last step's next is the result).
+double chain_peak_values(Shape shape, const std::vector<std::size_t>& rows, const std::vector<std::size_t>& order) {
+  double cur = 0, peak = order.empty() ? static_cast<double>(shape_size(shape)) : 0.0;
+  for (std::size_t m : order) {
+    shape[m] = rows[m];
+    const double next = static_cast<double>(shape_size(shape));
+    peak = std::max(peak, cur + next);
+    cur = next;
+  }
+  return peak;
+}
+
+// With two or more products, the first intermediate can be nearly as large as X (a short mode taken first
+// while the long one is skipped: 8 x 300000 x 10 to 8 x 300000 x 6 for Tucker ranks 6); by slabs of the
+// skipped mode it is a slab's. A slab holds about 2^13 values of X (64 KiB in double): its buffers stay below
+// the allocator's first mmap threshold (128 KiB), so that forming them again per call neither maps memory nor
+// moves glibc's threshold (with 8 MiB slabs a Tucker solve's peak changed between runs by a P_n, 384 or 471
+// MB, as heap chunks were kept or not), and they stay in the level-2 cache between the products. A slab spans
+// at least 512 contiguous values of X (runs of L x nt): at 2000 x 100 x 40, slabs of 2 rows of mode 0 took a
+// Tucker solve from 2.4 to 5.7 s.
+std::size_t chain_slab_values = std::size_t{1} << 13;
+
+// The indices of mode `skip` that multi_mode_product_into takes at a time; 0 (the whole chain at once) unless
+// the whole chain's intermediates would hold at least 128 x 2^13 = 2^20 values and four slabs.
+std::size_t chain_slab(const Shape& shape, const std::vector<std::size_t>& rows, const std::vector<std::size_t>& order,
+                       std::size_t skip) {
+  if (order.size() < 2 || skip >= shape.size() || shape[skip] < 2) return 0;
+  const std::size_t per = shape_size(shape) / shape[skip];
+  if (per == 0) return 0;
+  std::size_t L = 1;
+  for (std::size_t m = 0; m < skip; ++m) L *= shape[m];
+  const std::size_t nt = std::max({std::size_t{1}, chain_slab_values / per, (511 + L) / L});
+  if (nt >= shape[skip]) return 0;
+  Shape result = shape;
+  for (std::size_t m : order) result[m] = rows[m];
+  const double intermediates = chain_peak_values(shape, rows, order) - static_cast<double>(shape_size(result));
+  const double slab = static_cast<double>(nt) * static_cast<double>(per);
+  if (intermediates < 4.0 * slab || intermediates < 128.0 * static_cast<double>(chain_slab_values)) return 0;
+  return nt;
+}
+
+} // namespace
+
+bool multi_mode_product_slab(std::size_t values) {
+  if (values > (std::size_t{1} << 40)) return false;
+  chain_slab_values = values ? values : std::size_t{1} << 13;
+  return true;
+}
+
+template <class T>
+void multi_mode_product_into(const T* X, Shape& shape, const std::vector<const double*>& Ms,
+                             const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip,
+                             double* out) {
+  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
+  const std::size_t nt = chain_slab(shape, rows, order, skip);
+  if (nt == 0) {
+    chain_into<T>(X, shape, Ms, rows, order, out);
+    return;
+  }
+  // Slabs of the skipped mode: X is L x J x Rt around it, the result Lo x J x Rto. A slab is gathered into a
+  // contiguous block unless it is one already (Rt = 1), and its result scattered unless Rto = 1.
+  const Shape result = multi_mode_product_shape(shape, rows, skip, also_skip);
+  const std::size_t J = shape[skip];
+  std::size_t L = 1, Rt = 1, Lo = 1, Rto = 1;
+  for (std::size_t m = 0; m < skip; ++m) {
+    L *= shape[m];
+    Lo *= result[m];
+  }
+  for (std::size_t m = skip + 1; m < shape.size(); ++m) {
+    Rt *= shape[m];
+    Rto *= result[m];
+  }
+  std::vector<T> xs(Rt > 1 ? L * nt * Rt : 0);
+  std::vector<double> ys(Rto > 1 ? Lo * nt * Rto : 0);
+  for (std::size_t j0 = 0; j0 < J; j0 += nt) {
+    const std::size_t n = std::min(nt, J - j0);
+    const T* x = X + j0 * L;
+    if (Rt > 1) {
+      for (std::size_t t = 0; t < Rt; ++t)
+        std::copy(X + t * L * J + j0 * L, X + t * L * J + (j0 + n) * L, xs.data() + t * L * n);
+      x = xs.data();
+    }
+    double* y = Rto > 1 ? ys.data() : out + j0 * Lo;
+    Shape slab = shape;
+    slab[skip] = n;
+    chain_into<T>(x, slab, Ms, rows, order, y);
+    if (Rto > 1)
+      for (std::size_t t = 0; t < Rto; ++t)
+        std::copy(ys.data() + t * Lo * n, ys.data() + (t + 1) * Lo * n, out + t * Lo * J + j0 * Lo);
+  }
+  shape = result;
+}
+
+double multi_mode_product_values(const Shape& shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                                 std::size_t also_skip) {
+  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
+  const std::size_t nt = chain_slab(shape, rows, order, skip);
+  if (nt == 0) return chain_peak_values(shape, rows, order);
+  Shape slab = shape;
+  slab[skip] = nt;
+  // The result, a gathered slab and the slab's chain (its own result counted: the scattered block).
+  return static_cast<double>(shape_size(multi_mode_product_shape(shape, rows, skip, also_skip))) +
+         static_cast<double>(shape_size(slab)) + chain_peak_values(slab, rows, order);
 }
 
 void contract_except(const double* X, const double* Z, const Shape& shape, std::size_t n, std::size_t zn, double* out) {
@@ -502,6 +655,12 @@ template std::vector<double> multi_mode_product<float>(const float*, Shape&, con
                                                        const std::vector<std::size_t>&, std::size_t, std::size_t);
 template std::vector<double> multi_mode_product<double>(const double*, Shape&, const std::vector<const double*>&,
                                                         const std::vector<std::size_t>&, std::size_t, std::size_t);
+template void mode_product_into<float>(const float*, const Shape&, std::size_t, const double*, std::size_t, double*);
+template void mode_product_into<double>(const double*, const Shape&, std::size_t, const double*, std::size_t, double*);
+template void multi_mode_product_into<float>(const float*, Shape&, const std::vector<const double*>&,
+                                             const std::vector<std::size_t>&, std::size_t, std::size_t, double*);
+template void multi_mode_product_into<double>(const double*, Shape&, const std::vector<const double*>&,
+                                              const std::vector<std::size_t>&, std::size_t, std::size_t, double*);
 template void mttkrp<float>(const float*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,
                             double*, MttkrpWorkspace<float>&);
 template void mttkrp<double>(const double*, const Shape&, std::size_t, std::size_t, const std::vector<const double*>&,

@@ -54,7 +54,7 @@ template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double
     // columns at a time (the product's rows for the slab only: whole, it is R / I_0 of Y in doubles).
     const std::size_t I0 = shape[0], cols = shape_size(shape) / I0;
     const std::vector<const double*> fp = factor_pointers(F);
-    const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, I0));
+    const std::size_t slab = residual_slab(I0);
     std::vector<double> Mdl(I0 * std::min(slab, cols)), K(std::min(slab, cols) * R_);
     const T* y = Y_->local().data();
     for (std::size_t j0 = 0; j0 < cols; j0 += slab) {

@@ -22,25 +22,29 @@ template <class T> Tensor<double> Tucker<T>::partial(std::size_t n, const std::v
       Ft[m] = transposed(F[m].data(), this->rows_local(m), this->rank(m));
       Ms[m] = Ft[m].data();
     }
-  std::vector<double> P = multi_mode_product<T>(Y_->local().data(), shape, Ms, this->ranks_, n);
-  Tensor<double> out(shape);
-  std::copy(P.begin(), P.end(), out.data());
+  Tensor<double> out(multi_mode_product_shape(shape, this->ranks_, n));
+  multi_mode_product_into<T>(Y_->local().data(), shape, Ms, this->ranks_, n, static_cast<std::size_t>(-1), out.data());
   block_comm_[n]->allreduce(out.span());
   return out;
 }
 
 template <class T> Tensor<double> Tucker<T>::contracted(const Tensor<double>& F_last) const {
+  Tensor<double> C;
+  contracted(F_last, C);
+  return C;
+}
+
+template <class T> void Tucker<T>::contracted(const Tensor<double>& F_last, Tensor<double>& C) const {
   if (!this->tree_) throw Error("internal error: the contraction of the last mode is not used for this problem");
   ++passes_;
   const std::size_t L = N_ - 1;
-  Shape shape = Y_->local().shape();
+  const Shape& shape = Y_->local().shape();
+  Shape want = shape;
+  want[L] = this->rank(L);
+  if (C.shape() != want) C = Tensor<double>(want);
   const std::vector<double> Ft = transposed(F_last.data(), this->rows_local(L), this->rank(L));
-  const std::vector<double> C = mode_product<T>(Y_->local().data(), shape, L, Ft.data(), this->rank(L));
-  shape[L] = this->rank(L);
-  Tensor<double> out(shape);
-  std::copy(C.begin(), C.end(), out.data());
-  last_comm_->allreduce(out.span());
-  return out;
+  mode_product_into<T>(Y_->local().data(), shape, L, Ft.data(), this->rank(L), C.data());
+  last_comm_->allreduce(C.span());
 }
 
 template <class T>
@@ -54,9 +58,8 @@ Tensor<double> Tucker<T>::partial_from(const Tensor<double>& C, std::size_t n,
       Ft[m] = transposed(F[m].data(), this->rows_local(m), this->rank(m));
       Ms[m] = Ft[m].data();
     }
-  const std::vector<double> P = multi_mode_product<double>(C.data(), shape, Ms, this->ranks_, n, N_ - 1);
-  Tensor<double> out(shape);
-  std::copy(P.begin(), P.end(), out.data());
+  Tensor<double> out(multi_mode_product_shape(shape, this->ranks_, n, N_ - 1));
+  multi_mode_product_into<double>(C.data(), shape, Ms, this->ranks_, n, N_ - 1, out.data());
   tree_comm_[n]->allreduce(out.span());
   return out;
 }
@@ -65,8 +68,7 @@ template <class T>
 Tensor<double> Tucker<T>::projected(std::size_t n, const Tensor<double>& P, const Tensor<double>& Fn) const {
   Tensor<double> Z(core_shape());
   const std::vector<double> Ft = transposed(Fn.data(), this->rows_local(n), this->rank(n));
-  const std::vector<double> z = mode_product<double>(P.data(), P.shape(), n, Ft.data(), this->rank(n));
-  std::copy(z.begin(), z.end(), Z.data());
+  mode_product_into<double>(P.data(), P.shape(), n, Ft.data(), this->rank(n), Z.data());
   rows_comm_[n]->allreduce(Z.span());
   return Z;
 }
@@ -85,9 +87,8 @@ Tensor<double> Tucker<T>::core_times(const Tensor<double>& G, const std::vector<
   std::vector<const double*> Ms(N_, nullptr);
   for (std::size_t m = 0; m < N_; ++m)
     if (m != skip) Ms[m] = W[m].data(); // symmetric: W_m^T = W_m
-  const std::vector<double> X = multi_mode_product<double>(G.data(), shape, Ms, this->ranks_, skip);
-  Tensor<double> out(shape);
-  std::copy(X.begin(), X.end(), out.data());
+  Tensor<double> out(multi_mode_product_shape(shape, this->ranks_, skip));
+  multi_mode_product_into<double>(G.data(), shape, Ms, this->ranks_, skip, static_cast<std::size_t>(-1), out.data());
   return out;
 }
 
@@ -120,18 +121,19 @@ double Tucker<T>::exact_residual2(const std::vector<Tensor<double>>& F, const Te
       rows[m] = this->rows_local(m);
       Ms[m] = F[m].data();
     }
-    const std::size_t slab = std::max<std::size_t>(1, (std::size_t{1} << 20) / std::max<std::size_t>(1, head));
-    std::vector<double> Fs(std::min(slab, J) * RL);
+    const std::size_t slab = residual_slab(head);
+    const std::size_t most = std::min(slab, J);
+    std::vector<double> Fs(most * RL), C(core_size() / std::max<std::size_t>(RL, 1) * most), Mdl(head * most);
     const T* y = Y_->local().data();
     for (std::size_t t0 = 0; t0 < J; t0 += slab) {
       const std::size_t nt = std::min(slab, J - t0);
       for (std::size_t r = 0; r < RL; ++r)
         for (std::size_t t = 0; t < nt; ++t) Fs[t + r * nt] = F[L][t0 + t + r * J];
       Shape cs = core_shape();
-      std::vector<double> C = mode_product<double>(G.data(), cs, L, Fs.data(), nt);
+      mode_product_into<double>(G.data(), cs, L, Fs.data(), nt, C.data());
       cs[L] = nt;
       rows[L] = nt;
-      const std::vector<double> Mdl = multi_mode_product<double>(C.data(), cs, Ms, rows, L);
+      multi_mode_product_into<double>(C.data(), cs, Ms, rows, L, static_cast<std::size_t>(-1), Mdl.data());
       for (std::size_t k = 0; k < head * nt; ++k) {
         const double d = static_cast<double>(y[t0 * head + k]) - Mdl[k];
         s += d * d;
@@ -167,9 +169,8 @@ Tensor<double> Tucker<T>::sources_box(const std::vector<Tensor<double>>& F, cons
     Ms[m] = sub[m].data();
     rows[m] = count[m];
   }
-  const std::vector<double> B = multi_mode_product<double>(Gs.data(), shape, Ms, rows, 0);
   Tensor<double> out(count);
-  std::copy(B.begin(), B.end(), out.data());
+  multi_mode_product_into<double>(Gs.data(), shape, Ms, rows, 0, static_cast<std::size_t>(-1), out.data());
   return out;
 }
 

@@ -180,13 +180,8 @@ private:
     return res;
   }
 
-  /// C_, the data contracted with the current last factor (dimension tree): in its kept storage for CP.
-  void contract() {
-    if constexpr (Model::has_core)
-      C_ = m_.contracted(f_.F[N_ - 1]);
-    else
-      m_.contracted(f_.F[N_ - 1], C_);
-  }
+  /// C_, the data contracted with the current last factor (dimension tree), in its kept storage.
+  void contract() { m_.contracted(f_.F[N_ - 1], C_); }
 
   /// M_n at the current factors: for Tucker from one pass (kept as P_ for the core's product when n is the
   /// last mode); for CP from the contraction of the last mode where the model keeps one (kept current:
@@ -390,7 +385,7 @@ private:
   std::vector<std::vector<double>> L_last_;
   std::vector<double> L_cur_;
   Tensor<double> M_last_;
-  Tensor<double> C_;     // CP: the data with its last mode contracted by the current last factor (dimension tree)
+  Tensor<double> C_;     // the data with its last mode contracted by the current last factor (dimension tree)
   Tensor<double> P_, Z_; // Tucker: the last mode's partial product; the data times every factor's transpose
   Tensor<double> core_prev_, core_last_;
   std::vector<double> core_L_last_;
@@ -497,24 +492,7 @@ UNMIX_INSTANTIATE_CP(CP<float>)
 UNMIX_INSTANTIATE_CP(Tucker<double>)
 UNMIX_INSTANTIATE_CP(Tucker<float>)
 
-namespace {
-
-/// multi_mode_product on a tensor of `shape` (its input not counted): the most values it holds at once (an
-/// intermediate and the next) and the result's size, the modes taken in its order.
-std::array<double, 2> chain_values(Shape shape, const std::vector<std::size_t>& rows, std::size_t skip,
-                                   std::size_t also_skip) {
-  const std::vector<std::size_t> order = mode_product_order(shape, rows, skip, also_skip);
-  double cur = order.empty() ? static_cast<double>(shape_size(shape)) : 0.0, peak = cur;
-  for (std::size_t m : order) {
-    shape[m] = rows[m];
-    const double next = static_cast<double>(shape_size(shape));
-    peak = std::max(peak, cur + next);
-    cur = next;
-  }
-  return {peak, cur};
-}
-
-} // namespace
+namespace {} // namespace
 
 double mode_factors_solve_bytes(const ModeFactorsFootprint& fp) {
   const Shape& box = fp.box;
@@ -551,19 +529,17 @@ double mode_factors_solve_bytes(const ModeFactorsFootprint& fp) {
     products +=
         (ws.left + ws.right + ws.scratch + from.left + from.right + from.scratch) * d + (ws.operand + ws.partial) * t;
   } else {
-    // A partial product: the chain of mode products from Y (or from the tree's contraction) and its copy.
+    // A partial product: the chain of mode products from Y (or from the tree's contraction), formed into its
+    // result (multi_mode_product_into).
     auto partial_peak = [&](const Shape& from, std::size_t skip, std::size_t also) {
-      const auto c = chain_values(from, fp.ranks, skip, also);
-      return std::max(c[0], 2 * c[1]);
+      return multi_mode_product_values(from, fp.ranks, skip, also);
     };
     double peak = 0;
     if (fp.tree) {
-      // contracted: the product of the last mode, its copy, the contraction it replaces.
+      // contracted: the product of the last mode, formed in the contraction's kept storage.
       Shape cs = box;
       cs[L] = fp.ranks[L];
-      const double C = static_cast<double>(shape_size(cs));
-      kept += C * d;
-      peak = 2 * C;
+      kept += static_cast<double>(shape_size(cs)) * d;
       for (std::size_t n = 0; n < L; ++n) peak = std::max(peak, partial_peak(cs, n, L));
       peak = std::max(peak, partial_peak(box, L, N));
     } else {
@@ -581,18 +557,19 @@ double mode_factors_solve_bytes(const ModeFactorsFootprint& fp) {
   double occasional = static_cast<double>(h5::io_piece_bytes());
   if (!fp.core) {
     const double R = static_cast<double>(fp.ranks[0]), I0 = static_cast<double>(std::max<std::size_t>(box[0], 1));
-    const double slab = std::max(1.0, std::floor(1048576.0 / I0));
+    const double slab = static_cast<double>(residual_slab(box[0]));
     occasional = std::max(occasional, (slab * R + slab * I0) * d);
     const double Rn = std::pow(R, static_cast<double>(N));
-    if (Rn <= 16777216.0) occasional = std::max(occasional, (chain_values(box, fp.ranks, N, N)[0] + Rn) * d);
+    if (Rn <= 16777216.0) occasional = std::max(occasional, (multi_mode_product_values(box, fp.ranks, N, N) + Rn) * d);
   } else {
     const double head = V / static_cast<double>(std::max<std::size_t>(box[L], 1));
-    const double nt = std::min(static_cast<double>(box[L]), std::max(1.0, std::floor(1048576.0 / head)));
+    const double nt =
+        static_cast<double>(std::min(box[L], residual_slab(shape_size(box) / std::max<std::size_t>(box[L], 1))));
     Shape cs = fp.ranks;
     cs[L] = static_cast<std::size_t>(nt);
     Shape rows = box;
     rows[L] = cs[L];
-    occasional = std::max(occasional, (chain_values(cs, rows, L, N)[0] + head * nt) * d);
+    occasional = std::max(occasional, (multi_mode_product_values(cs, rows, L, N) + head * nt) * d);
   }
   if (fp.checkpoints) occasional = std::max(occasional, 2 * (factors + core) * d);
   // CP's Khatri-Rao buffers stay allocated beside the occasional arrays; Tucker's chains are gone by then.

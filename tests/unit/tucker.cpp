@@ -84,6 +84,14 @@ TEST_CASE("multi_mode_product and contract_except equal direct sums", "[tucker]"
         }
       }
       CHECK(test::rel_diff(got, want) < 1e-13);
+      // Into a buffer: the same values, exactly the result's size written (the sentinels after it stay).
+      REQUIRE(multi_mode_product_shape(shape, rows, skip) == out_shape);
+      std::vector<double> into(want.size() + 3, -7.0);
+      Shape into_shape = shape;
+      multi_mode_product_into<double>(X.data(), into_shape, Ms, rows, skip, static_cast<std::size_t>(-1), into.data());
+      CHECK(into_shape == out_shape);
+      CHECK(std::vector<double>(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(want.size())) == got);
+      CHECK(std::vector<double>(into.end() - 3, into.end()) == std::vector<double>(3, -7.0));
     }
     // X_(n) Z_(n)^T for Z of X's shape but 3 in mode n.
     for (std::size_t n = 0; n < N; ++n) {
@@ -110,6 +118,58 @@ TEST_CASE("multi_mode_product and contract_except equal direct sums", "[tucker]"
   }
 }
 
+TEST_CASE("multi_mode_product by slabs of the skipped mode equals the chain of whole mode products", "[tucker]") {
+  // Slabs of 2^9 values here (2^13 by default; at least 512 contiguous values): the chain runs slab by slab (gathered
+  // where the slab is not contiguous, scattered where its result is not), every slab the same products as the whole
+  // tensor's. Against mode_product applied to the whole tensor in the same order.
+  struct Case {
+    Shape shape;
+    std::size_t skip, also;
+  };
+  const std::size_t none = static_cast<std::size_t>(-1);
+  for (const Case& c : {Case{{3, 15001, 4}, 1, none}, Case{{4, 3, 15001}, 2, none}, Case{{15001, 3, 4}, 0, none},
+                        Case{{3, 9001, 2, 5}, 1, 3}, Case{{2, 3, 7001, 3}, 2, none}}) {
+    const std::size_t N = c.shape.size();
+    INFO("shape " << shape_string(c.shape) << " skipping " << c.skip);
+    const Tensor<double> X = random_tensor(c.shape, 3);
+    std::vector<Tensor<double>> M;
+    std::vector<const double*> Ms(N, nullptr);
+    std::vector<std::size_t> rows(N);
+    for (std::size_t m = 0; m < N; ++m) {
+      rows[m] = m % 2 == 0 ? 2 : 3;
+      M.push_back(random_tensor({rows[m], c.shape[m]}, 40 + m));
+      Ms[m] = M[m].data();
+    }
+    // Held at once beside the result: at most half of what the whole chain's intermediates hold.
+    REQUIRE(multi_mode_product_slab(std::size_t{1} << 40));
+    const double at_once = multi_mode_product_values(c.shape, rows, c.skip, c.also);
+    REQUIRE(multi_mode_product_slab(std::size_t{1} << 9));
+    const double by_slabs = multi_mode_product_values(c.shape, rows, c.skip, c.also);
+    const double result = static_cast<double>(shape_size(multi_mode_product_shape(c.shape, rows, c.skip, c.also)));
+    CHECK(by_slabs - result <= 0.5 * (at_once - result));
+    Shape ws = c.shape;
+    std::vector<double> want(X.data(), X.data() + X.size());
+    for (std::size_t m : mode_product_order(c.shape, rows, c.skip, c.also)) {
+      want = mode_product<double>(want.data(), ws, m, Ms[m], rows[m]);
+      ws[m] = rows[m];
+    }
+    Shape gs = c.shape;
+    std::vector<double> got(want.size() + 2, -3.0);
+    multi_mode_product_into<double>(X.data(), gs, Ms, rows, c.skip, c.also, got.data());
+    CHECK(gs == ws);
+    CHECK(got[want.size()] == -3.0);
+    got.resize(want.size());
+    CHECK(test::rel_diff(got, want) < 1e-13);
+    // float data, summed in float per product as the whole chain does
+    const std::vector<float> Xf(X.data(), X.data() + X.size());
+    Shape fs = c.shape;
+    std::vector<double> gotf(want.size());
+    multi_mode_product_into<float>(Xf.data(), fs, Ms, rows, c.skip, c.also, gotf.data());
+    CHECK(test::rel_diff(gotf, want) < 1e-5);
+  }
+  REQUIRE(multi_mode_product_slab(0));
+  CHECK_FALSE(multi_mode_product_slab((std::size_t{1} << 40) + 1));
+}
 TEST_CASE("Tucker: objective and gradient statistics (factors and core) match a direct computation", "[tucker]") {
   const Comm& self = test::comm();
   const Shape shape{5, 4, 3};

@@ -80,6 +80,9 @@ void mttkrp_contracted(const double* Tin, const Shape& shape, std::size_t n, std
 /// tensor of the same shape but `rows` in mode n (the tensor-times-matrix product X x_n M).
 template <class T>
 std::vector<double> mode_product(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows);
+/// The same into `out` (shape_size(shape) / shape[n] * rows values, every one written).
+template <class T>
+void mode_product_into(const T* X, const Shape& shape, std::size_t n, const double* M, std::size_t rows, double* out);
 
 /// The order in which multi_mode_product takes the modes (every mode but `skip` and `also_skip`, by decreasing
 /// shape[m] / rows[m]).
@@ -93,6 +96,23 @@ template <class T>
 std::vector<double> multi_mode_product(const T* X, Shape& shape, const std::vector<const double*>& Ms,
                                        const std::vector<std::size_t>& rows, std::size_t skip,
                                        std::size_t also_skip = static_cast<std::size_t>(-1));
+/// The same into `out` (the result's size, every value written): no copy of the result, each intermediate
+/// freed as soon as the next is formed, and a chain of two or more products taken a slab of the skipped mode
+/// at a time (multi_mode_product_values: what it holds at most).
+template <class T>
+void multi_mode_product_into(const T* X, Shape& shape, const std::vector<const double*>& Ms,
+                             const std::vector<std::size_t>& rows, std::size_t skip, std::size_t also_skip,
+                             double* out);
+/// The most values multi_mode_product_into holds at once beside its input, its result included (by slabs of
+/// the skipped mode where the chain has two or more products; see mttkrp.cpp).
+double multi_mode_product_values(const Shape& shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                                 std::size_t also_skip = static_cast<std::size_t>(-1));
+/// Sets the values of X in a slab of multi_mode_product_into (0: the default, 2^13; slabs only where the whole
+/// chain's intermediates would hold 128 x that and four slabs); false (nothing changes) above 2^40. For tests.
+bool multi_mode_product_slab(std::size_t values);
+/// The shape multi_mode_product gives for these arguments.
+Shape multi_mode_product_shape(Shape shape, const std::vector<std::size_t>& rows, std::size_t skip,
+                               std::size_t also_skip = static_cast<std::size_t>(-1));
 
 /// X_(n) Z_(n)^T for two tensors that agree in every mode but n: X of shape `shape`, Z of that shape with `zn`
 /// in mode n; `out` (shape[n] x zn, column-major) is overwritten. The contraction of every mode but n.

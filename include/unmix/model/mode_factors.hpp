@@ -85,4 +85,11 @@ extern template class ModeFactors<double>;
 /// Pointers to the factors' data, in mode order.
 std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F);
 
+/// The slabs of the exact residuals (CP's and Tucker's exact_residual2): `per` values of the model's block per
+/// index of the slabbed axis, about 2^20 values a slab (at least one index). Also counted by the memory estimate.
+constexpr std::size_t residual_slab(std::size_t per) {
+  const std::size_t values = std::size_t{1} << 20;
+  return per == 0 || per >= values ? 1 : values / per;
+}
+
 } // namespace unmix

@@ -43,6 +43,8 @@ public:
   /// reduced over the processes splitting the last mode; one pass over the local Y), and P_n for n < N-1 from it
   /// (no pass over Y), equal to partial(n, F) while the last factor is the one C was made with.
   Tensor<double> contracted(const Tensor<double>& F_last) const;
+  /// The same into C's storage (reshaped only when its shape differs).
+  void contracted(const Tensor<double>& F_last, Tensor<double>& C) const;
   Tensor<double> partial_from(const Tensor<double>& C, std::size_t n, const std::vector<Tensor<double>>& F) const;
   /// Z = P_n x_n F_n^T (the core's shape), the same on every process.
   Tensor<double> projected(std::size_t n, const Tensor<double>& P, const Tensor<double>& Fn) const;

@@ -93,7 +93,8 @@ struct ModeFactorsFootprint {
 /// products' own buffers: the factors and their copies (previous and last iterates, gradients, products), the
 /// core's; CP: the MTTKRP's Khatri-Rao products and their conversions (kept between calls; the one of mode 0
 /// is R / I_1... of Y in doubles, and so can outweigh Y at few mixtures), with the tree its contraction
-/// (R / I_(N-1) of Y, new and old at once); Tucker: the chains of mode products and their copies; the
+/// (R / I_(N-1) of Y, formed in its kept storage); Tucker: the products with all factors but one (what
+/// multi_mode_product_values reports) and, with the tree, the kept contraction; the
 /// residual formed in slabs, CP's least-squares core, writing B in pieces. Checked against measured peaks in
 /// tests/cli/factorize.cpp.
 double mode_factors_solve_bytes(const ModeFactorsFootprint& fp);
