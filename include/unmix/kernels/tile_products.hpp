@@ -50,8 +50,9 @@ const char* tile_products_isa();
 constexpr int tile_one_block = 8;
 /// Flag 16 (tile_second_one_block) makes the second product take up to 12 rows of B per pass over the
 /// tile instead of 6 (one pass at R <= 12: the tile leaves the level-2 cache for the registers once,
-/// not twice). The rule adds it to every mode with a read-ahead for double values on AVX-512, where
-/// it was measured faster (see tile_products.cpp); the candidates keep it as the rule gives it.
+/// not twice). The rule adds it for double values on AVX-512 to calls that read a next tile with a
+/// read-ahead mode other than 0, where it was measured faster (see tile_products.cpp); the candidates
+/// keep it as the rule gives it.
 constexpr int tile_second_one_block = 16;
 /// The read-ahead part of a mode (0-4), without the flags: mode & tile_read_ahead_bits.
 constexpr int tile_read_ahead_bits = 7;
