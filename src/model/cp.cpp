@@ -120,10 +120,8 @@ Tensor<double> cp_sources_box(const std::vector<Tensor<double>>& F, const Shape&
   std::vector<std::vector<double>> sub(N);
   std::vector<const double*> ptr(N, nullptr);
   for (std::size_t m = 1; m < N; ++m) {
-    const std::size_t rows = F[m].extent(0);
     sub[m].resize(count[m] * nr);
-    for (std::size_t r = 0; r < nr; ++r)
-      for (std::size_t i = 0; i < count[m]; ++i) sub[m][i + r * count[m]] = F[m][at[m] + i + (r0 + r) * rows];
+    copy_factor_rows(F[m], at[m], count[m], r0, nr, sub[m].data());
     ptr[m] = sub[m].data();
   }
   Tensor<double> B(count);

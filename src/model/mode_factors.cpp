@@ -12,6 +12,13 @@ std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F)
   return p;
 }
 
+void copy_factor_rows(const Tensor<double>& F, std::size_t row0, std::size_t rows, std::size_t col0, std::size_t cols,
+                      double* out) {
+  const std::size_t ld = F.extent(0);
+  for (std::size_t r = 0; r < cols; ++r)
+    std::copy(F.data() + row0 + (col0 + r) * ld, F.data() + row0 + rows + (col0 + r) * ld, out + r * rows);
+}
+
 template <class T>
 ModeFactors<T>::ModeFactors(const DistTensor<T>& Y, std::vector<std::size_t> ranks, const char* what)
     : Y_(&Y), N_(Y.global_shape().size()), ranks_(std::move(ranks)) {

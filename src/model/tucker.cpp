@@ -12,16 +12,24 @@ Tucker<T>::Tucker(const DistTensor<T>& Y, std::vector<std::size_t> ranks, bool d
   this->plan_tree(dimension_tree);
 }
 
-template <class T> Tensor<double> Tucker<T>::partial(std::size_t n, const std::vector<Tensor<double>>& F) const {
-  ++passes_;
-  Shape shape = Y_->local().shape();
-  std::vector<std::vector<double>> Ft(N_);
+template <class T>
+std::vector<const double*> Tucker<T>::transposed_factors(const std::vector<Tensor<double>>& F, std::size_t skip,
+                                                         std::size_t end, std::vector<std::vector<double>>& Ft) const {
+  Ft.assign(N_, {});
   std::vector<const double*> Ms(N_, nullptr);
-  for (std::size_t m = 0; m < N_; ++m)
-    if (m != n) {
+  for (std::size_t m = 0; m < end; ++m)
+    if (m != skip) {
       Ft[m] = transposed(F[m].data(), this->rows_local(m), this->rank(m));
       Ms[m] = Ft[m].data();
     }
+  return Ms;
+}
+
+template <class T> Tensor<double> Tucker<T>::partial(std::size_t n, const std::vector<Tensor<double>>& F) const {
+  ++passes_;
+  Shape shape = Y_->local().shape();
+  std::vector<std::vector<double>> Ft;
+  const std::vector<const double*> Ms = transposed_factors(F, n, N_, Ft);
   Tensor<double> out(multi_mode_product_shape(shape, this->ranks_, n));
   multi_mode_product_into<T>(Y_->local().data(), shape, Ms, this->ranks_, n, static_cast<std::size_t>(-1), out.data());
   block_comm_[n]->allreduce(out.span());
@@ -51,13 +59,8 @@ template <class T>
 Tensor<double> Tucker<T>::partial_from(const Tensor<double>& C, std::size_t n,
                                        const std::vector<Tensor<double>>& F) const {
   Shape shape = C.shape();
-  std::vector<std::vector<double>> Ft(N_);
-  std::vector<const double*> Ms(N_, nullptr);
-  for (std::size_t m = 0; m + 1 < N_; ++m)
-    if (m != n) {
-      Ft[m] = transposed(F[m].data(), this->rows_local(m), this->rank(m));
-      Ms[m] = Ft[m].data();
-    }
+  std::vector<std::vector<double>> Ft;
+  const std::vector<const double*> Ms = transposed_factors(F, n, N_ - 1, Ft);
   Tensor<double> out(multi_mode_product_shape(shape, this->ranks_, n, N_ - 1));
   multi_mode_product_into<double>(C.data(), shape, Ms, this->ranks_, n, N_ - 1, out.data());
   tree_comm_[n]->allreduce(out.span());
@@ -127,8 +130,7 @@ double Tucker<T>::exact_residual2(const std::vector<Tensor<double>>& F, const Te
     const T* y = Y_->local().data();
     for (std::size_t t0 = 0; t0 < J; t0 += slab) {
       const std::size_t nt = std::min(slab, J - t0);
-      for (std::size_t r = 0; r < RL; ++r)
-        for (std::size_t t = 0; t < nt; ++t) Fs[t + r * nt] = F[L][t0 + t + r * J];
+      copy_factor_rows(F[L], t0, nt, 0, RL, Fs.data());
       Shape cs = core_shape();
       mode_product_into<double>(G.data(), cs, L, Fs.data(), nt, C.data());
       cs[L] = nt;
@@ -162,10 +164,8 @@ Tensor<double> Tucker<T>::sources_box(const std::vector<Tensor<double>>& F, cons
   std::vector<const double*> Ms(N_, nullptr);
   std::vector<std::size_t> rows(N_, nr);
   for (std::size_t m = 1; m < N_; ++m) {
-    const std::size_t n = this->rows_local(m), Rm = this->rank(m);
-    sub[m].resize(count[m] * Rm);
-    for (std::size_t r = 0; r < Rm; ++r)
-      for (std::size_t i = 0; i < count[m]; ++i) sub[m][i + r * count[m]] = F[m][at[m] + i + r * n];
+    sub[m].resize(count[m] * this->rank(m));
+    copy_factor_rows(F[m], at[m], count[m], 0, this->rank(m), sub[m].data());
     Ms[m] = sub[m].data();
     rows[m] = count[m];
   }

@@ -85,6 +85,11 @@ extern template class ModeFactors<double>;
 /// Pointers to the factors' data, in mode order.
 std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F);
 
+/// Rows [row0, row0 + rows) and columns [col0, col0 + cols) of a factor (F.extent(0) rows, column-major) into
+/// out (rows x cols, column-major): a box of a factor for the sources' pieces and the residuals' slabs.
+void copy_factor_rows(const Tensor<double>& F, std::size_t row0, std::size_t rows, std::size_t col0, std::size_t cols,
+                      double* out);
+
 /// The slabs of the exact residuals (CP's and Tucker's exact_residual2): `per` values of the model's block per
 /// index of the slabbed axis, about 2^20 values a slab (at least one index). Also counted by the memory estimate.
 constexpr std::size_t residual_slab(std::size_t per) {

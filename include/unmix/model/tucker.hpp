@@ -71,6 +71,10 @@ public:
                              const Shape& count) const;
 
 private:
+  /// F_m^T (R_m x local rows, kept in Ft) for the modes m < end but `skip`, and pointers to them (null elsewhere):
+  /// the matrices of a product with all factors but one.
+  std::vector<const double*> transposed_factors(const std::vector<Tensor<double>>& F, std::size_t skip, std::size_t end,
+                                                std::vector<std::vector<double>>& Ft) const;
   using ModeFactors<T>::Y_;
   using ModeFactors<T>::N_;
   using ModeFactors<T>::rows_comm_;
