@@ -76,13 +76,12 @@ ConstraintList parse_factor_spec(const std::string& spec, const char* factor) {
   }
 }
 
-namespace {
-
-/// The fit's process grid over `shape`: s.grid, or the default one.
 BlockLayout fit_layout(const Shape& shape, const FitSettings& s, const Comm& comm) {
   return BlockLayout(shape, s.grid ? ProcessGrid::parse(*s.grid, shape.size(), comm.size())
                                    : ProcessGrid::default_for(shape, comm.size(), 0));
 }
+
+namespace {
 
 /// Each process's block of a tensor that every process holds whole (`caller` names it in the error).
 DistTensor<double> own_blocks(const Shape& shape, const std::vector<double>& Y, const FitSettings& s, const Comm& comm,

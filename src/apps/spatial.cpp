@@ -65,8 +65,17 @@ std::size_t column_of(const csv::Table& t, const std::string& name, const char* 
 
 } // namespace
 
-Coo read_matrix_market(const std::string& path) {
-  LineReader in(path);
+struct MatrixMarketReader::Source {
+  explicit Source(const std::string& path) : lines(path) {}
+  LineReader lines;
+};
+
+MatrixMarketReader::~MatrixMarketReader() = default;
+MatrixMarketReader::MatrixMarketReader(MatrixMarketReader&&) noexcept = default;
+MatrixMarketReader& MatrixMarketReader::operator=(MatrixMarketReader&&) noexcept = default;
+
+MatrixMarketReader::MatrixMarketReader(const std::string& path) : in_(std::make_unique<Source>(path)), path_(path) {
+  LineReader& in = in_->lines;
   std::string line;
   if (!in.next(line)) throw DataError("'" + path + "' is empty: expected a MatrixMarket file");
   std::istringstream banner(lower(line));
@@ -82,30 +91,32 @@ Coo read_matrix_market(const std::string& path) {
     throw DataError("'" + path + "': MatrixMarket field '" + field + "' is not supported (real, integer or pattern)");
   if (symmetry != "general" && symmetry != "symmetric")
     throw DataError("'" + path + "': MatrixMarket symmetry '" + symmetry + "' is not supported (general or symmetric)");
-  const bool pattern = field == "pattern", symmetric = symmetry == "symmetric";
+  pattern_ = field == "pattern";
+  symmetric_ = symmetry == "symmetric";
   while (in.next(line))
     if (!line.empty() && line[0] != '%') break;
-  Coo m;
-  std::size_t nnz = 0;
-  {
-    std::istringstream size(line);
-    long long r = 0, c = 0, n = 0;
-    if (!(size >> r >> c >> n))
-      throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": expected 'rows columns entries'");
-    const long long limit = 1LL << 40;
-    if (r < 1 || c < 1 || n < 0 || r > limit || c > limit || (n > 0 && (n - 1) / c >= r))
-      throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": '" + line +
-                      "' is not a valid size (rows and columns at least 1, at most rows x columns entries)");
-    m.rows = static_cast<std::size_t>(r);
-    m.cols = static_cast<std::size_t>(c);
-    nnz = static_cast<std::size_t>(n);
-  }
-  const std::size_t guess = std::min<std::size_t>(nnz, std::size_t{1} << 26); // grows past this as entries come
-  m.row.reserve(guess);
-  m.col.reserve(guess);
-  m.value.reserve(guess);
-  std::size_t read = 0;
-  while (read < nnz && in.next(line)) {
+  std::istringstream size(line);
+  long long r = 0, c = 0, n = 0;
+  if (!(size >> r >> c >> n))
+    throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": expected 'rows columns entries'");
+  const long long limit = 1LL << 40;
+  if (r < 1 || c < 1 || n < 0 || r > limit || c > limit || (n > 0 && (n - 1) / c >= r))
+    throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": '" + line +
+                    "' is not a valid size (rows and columns at least 1, at most rows x columns entries)");
+  if (static_cast<unsigned long long>(r) > (1ULL << 63) / static_cast<unsigned long long>(c))
+    throw DataError("'" + path + "' line " + std::to_string(in.number()) + ": " + std::to_string(r) + " x " +
+                    std::to_string(c) + " is larger than the 2^63 cells unmix indexes");
+  rows_ = static_cast<std::size_t>(r);
+  cols_ = static_cast<std::size_t>(c);
+  lines_ = static_cast<std::size_t>(n);
+}
+
+std::size_t MatrixMarketReader::read(Coo& m, std::size_t max_lines) {
+  LineReader& in = in_->lines;
+  const std::size_t want = std::min(max_lines, lines_ - done_);
+  std::string line;
+  std::size_t got = 0;
+  while (got < want && in.next(line)) {
     if (line.empty() || line[0] == '%') continue;
     const char* p = line.c_str();
     char* end = nullptr;
@@ -117,29 +128,44 @@ Coo read_matrix_market(const std::string& path) {
     p = end;
     double v = 1;
     bool ok_v = true;
-    if (!pattern) {
+    if (!pattern_) {
       v = std::strtod(p, &end);
       ok_v = end != p && std::isfinite(v);
     }
-    const std::string where = "'" + path + "' line " + std::to_string(in.number());
     if (!ok_i || !ok_j || !ok_v)
-      throw DataError(where + ": expected 'row column" + (pattern ? "" : " value") + "', got '" + line + "'");
-    if (i < 1 || i > m.rows || j < 1 || j > m.cols)
-      throw DataError(where + ": entry (" + std::to_string(i) + ", " + std::to_string(j) + ") is outside the " +
-                      std::to_string(m.rows) + " x " + std::to_string(m.cols) + " matrix");
+      throw DataError("'" + path_ + "' line " + std::to_string(in.number()) + ": expected 'row column" +
+                      (pattern_ ? "" : " value") + "', got '" + line + "'");
+    if (i < 1 || i > rows_ || j < 1 || j > cols_)
+      throw DataError("'" + path_ + "' line " + std::to_string(in.number()) + ": entry (" + std::to_string(i) + ", " +
+                      std::to_string(j) + ") is outside the " + std::to_string(rows_) + " x " + std::to_string(cols_) +
+                      " matrix");
     m.row.push_back(static_cast<std::size_t>(i - 1));
     m.col.push_back(static_cast<std::size_t>(j - 1));
     m.value.push_back(v);
-    if (symmetric && i != j) {
+    if (symmetric_ && i != j) {
       m.row.push_back(static_cast<std::size_t>(j - 1));
       m.col.push_back(static_cast<std::size_t>(i - 1));
       m.value.push_back(v);
     }
-    ++read;
+    ++got;
   }
-  if (read < nnz)
-    throw DataError("'" + path + "' ends after " + std::to_string(read) + " of its " + std::to_string(nnz) +
+  done_ += got;
+  if (got < want)
+    throw DataError("'" + path_ + "' ends after " + std::to_string(done_) + " of its " + std::to_string(lines_) +
                     " entries (truncated file?)");
+  return got;
+}
+
+Coo read_matrix_market(const std::string& path) {
+  MatrixMarketReader in(path);
+  Coo m;
+  m.rows = in.rows();
+  m.cols = in.cols();
+  const std::size_t guess = std::min<std::size_t>(in.lines(), std::size_t{1} << 26); // grows past this as needed
+  m.row.reserve(guess);
+  m.col.reserve(guess);
+  m.value.reserve(guess);
+  in.read(m, in.lines());
   return m;
 }
 
@@ -199,92 +225,124 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
   return o;
 }
 
-Prepared prepare(const Coo& m, const PrepareOptions& opt) {
+void check_prepare_options(const PrepareOptions& opt) {
   if (opt.scale != "max" && opt.scale != "std" && opt.scale != "none")
     throw ConfigError("--gene-scale '" + opt.scale + "': use max, std or none");
   if (opt.top_genes < 1) throw ConfigError("--top-genes must be at least 1");
-  const std::size_t G = m.rows, S = m.cols;
-  Prepared p;
-  p.spots = S;
-  // Entries given twice for one gene and spot (some writers do) are one count, their sum.
-  std::vector<std::size_t> order(m.value.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return m.col[a] != m.col[b] ? m.col[a] < m.col[b] : m.row[a] < m.row[b];
-  });
-  Coo merged;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const std::size_t e = order[k];
-    if (m.value[e] < 0) throw DataError("the counts hold a negative value (" + std::to_string(m.value[e]) + ")");
-    if (k > 0 && m.row[e] == merged.row.back() && m.col[e] == merged.col.back()) {
-      merged.value.back() += m.value[e];
-    } else {
-      merged.row.push_back(m.row[e]);
-      merged.col.push_back(m.col[e]);
-      merged.value.push_back(m.value[e]);
-    }
+}
+
+std::size_t merge_counts(std::span<CountEntry> e) {
+  std::sort(e.begin(), e.end(), [](const CountEntry& a, const CountEntry& b) { return a.key < b.key; });
+  std::size_t kept = 0;
+  for (std::size_t k = 0; k < e.size(); ++k) {
+    if (e[k].value < 0) throw DataError("the counts hold a negative value (" + std::to_string(e[k].value) + ")");
+    if (kept > 0 && e[kept - 1].key == e[k].key)
+      e[kept - 1].value += e[k].value;
+    else
+      e[kept++] = e[k];
   }
-  p.library_size.assign(S, 0.0);
-  for (std::size_t e = 0; e < merged.value.size(); ++e) p.library_size[merged.col[e]] += merged.value[e];
+  return kept;
+}
+
+double median_library_size(const std::vector<double>& library_size) {
+  const std::size_t S = library_size.size();
   for (std::size_t s = 0; s < S; ++s) {
-    if (!std::isfinite(p.library_size[s]))
+    if (!std::isfinite(library_size[s]))
       throw DataError("spot " + std::to_string(s + 1) + "'s counts add up to more than a double holds");
-    if (!(p.library_size[s] > 0)) throw DataError("spot " + std::to_string(s + 1) + " has no counts: remove it first");
+    if (!(library_size[s] > 0)) throw DataError("spot " + std::to_string(s + 1) + " has no counts: remove it first");
   }
-  std::vector<double> sorted = p.library_size;
+  std::vector<double> sorted = library_size;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(S / 2), sorted.end());
   double median = sorted[S / 2];
-  if (S % 2 == 0) {
+  if (S % 2 == 0)
     median = 0.5 * (median + *std::max_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(S / 2)));
+  return median;
+}
+
+GeneTotals gene_totals(std::span<const CountEntry> merged, std::size_t genes, std::size_t gene_begin,
+                       std::size_t gene_count, const std::vector<double>& library_size, double median) {
+  GeneTotals t;
+  t.detected.assign(gene_count, 0.0);
+  t.sum.assign(gene_count, 0.0);
+  t.sum2.assign(gene_count, 0.0);
+  for (const CountEntry& e : merged) {
+    const std::size_t g = e.key % genes;
+    if (e.value == 0 || g < gene_begin || g - gene_begin >= gene_count) continue;
+    const double v = std::log1p(e.value * median / library_size[e.key / genes]);
+    t.detected[g - gene_begin] += 1;
+    t.sum[g - gene_begin] += v;
+    t.sum2[g - gene_begin] += v * v;
   }
-  // Per gene: detection count and the mean and variance of log1p(normalized), zeros included.
-  std::vector<std::size_t> detected(G, 0);
-  std::vector<double> sum(G, 0.0), sum2(G, 0.0);
-  for (std::size_t e = 0; e < merged.value.size(); ++e) {
-    if (merged.value[e] == 0) continue;
-    const double v = std::log1p(merged.value[e] * median / p.library_size[merged.col[e]]);
-    ++detected[merged.row[e]];
-    sum[merged.row[e]] += v;
-    sum2[merged.row[e]] += v * v;
-  }
+  return t;
+}
+
+std::vector<std::size_t> most_variable_genes(const GeneTotals& t, std::size_t spots, const PrepareOptions& opt) {
+  const std::size_t G = t.sum.size();
   std::vector<std::size_t> cand;
   std::vector<double> var(G, 0.0);
   for (std::size_t g = 0; g < G; ++g) {
-    if (detected[g] < opt.min_spots) continue;
-    const double mean = sum[g] / static_cast<double>(S);
-    var[g] = sum2[g] / static_cast<double>(S) - mean * mean;
+    if (t.detected[g] < static_cast<double>(opt.min_spots)) continue;
+    const double mean = t.sum[g] / static_cast<double>(spots);
+    var[g] = t.sum2[g] / static_cast<double>(spots) - mean * mean;
     cand.push_back(g);
   }
   if (cand.empty())
     throw DataError("no gene is detected in " + std::to_string(opt.min_spots) + " or more spots (lower --min-spots)");
   std::stable_sort(cand.begin(), cand.end(), [&](std::size_t a, std::size_t b) { return var[a] > var[b]; });
   cand.resize(std::min(cand.size(), opt.top_genes));
-  p.gene_index = cand;
-  p.genes = cand.size();
+  return cand;
+}
+
+std::vector<double> scale_genes(double* box, std::size_t rows, std::size_t cols, std::size_t spots,
+                                const std::string& scale,
+                                const std::function<void(std::vector<double>&, bool)>& combine) {
+  std::vector<double> out(cols, 1.0);
+  if (scale == "none") return out;
+  std::vector<double> part(cols, 0.0);
+  if (scale == "max") { // the counts are nonnegative: 0 is below every column's largest value
+    for (std::size_t k = 0; k < cols; ++k)
+      if (rows > 0) part[k] = *std::max_element(box + rows * k, box + rows * (k + 1));
+    combine(part, true);
+    out = part;
+  } else {
+    for (std::size_t k = 0; k < cols; ++k) part[k] = std::accumulate(box + rows * k, box + rows * (k + 1), 0.0);
+    combine(part, false);
+    std::vector<double> mean(cols), ss(cols, 0.0);
+    for (std::size_t k = 0; k < cols; ++k) mean[k] = part[k] / static_cast<double>(spots);
+    for (std::size_t k = 0; k < cols; ++k)
+      for (std::size_t s = 0; s < rows; ++s) ss[k] += (box[s + rows * k] - mean[k]) * (box[s + rows * k] - mean[k]);
+    combine(ss, false);
+    for (std::size_t k = 0; k < cols; ++k) out[k] = std::sqrt(ss[k] / static_cast<double>(spots));
+  }
+  for (std::size_t k = 0; k < cols; ++k) {
+    if (!(out[k] > 0)) out[k] = 1;
+    for (std::size_t s = 0; s < rows; ++s) box[s + rows * k] /= out[k];
+  }
+  return out;
+}
+
+Prepared prepare(const Coo& m, const PrepareOptions& opt) {
+  check_prepare_options(opt);
+  const std::size_t G = m.rows, S = m.cols;
+  Prepared p;
+  p.spots = S;
+  std::vector<CountEntry> merged(m.value.size());
+  for (std::size_t e = 0; e < merged.size(); ++e) merged[e] = {m.col[e] * G + m.row[e], m.value[e]};
+  merged.resize(merge_counts(merged));
+  p.library_size.assign(S, 0.0);
+  for (const CountEntry& e : merged) p.library_size[e.key / G] += e.value;
+  const double median = median_library_size(p.library_size);
+  p.gene_index = most_variable_genes(gene_totals(merged, G, 0, G, p.library_size, median), S, opt);
+  p.genes = p.gene_index.size();
   std::vector<std::ptrdiff_t> slot(G, -1);
-  for (std::size_t k = 0; k < cand.size(); ++k) slot[cand[k]] = static_cast<std::ptrdiff_t>(k);
+  for (std::size_t k = 0; k < p.genes; ++k) slot[p.gene_index[k]] = static_cast<std::ptrdiff_t>(k);
   p.Y.assign(S * p.genes, 0.0);
-  for (std::size_t e = 0; e < merged.value.size(); ++e) {
-    const std::ptrdiff_t k = slot[merged.row[e]];
-    if (k < 0) continue;
-    p.Y[merged.col[e] + S * static_cast<std::size_t>(k)] += merged.value[e] * median / p.library_size[merged.col[e]];
+  for (const CountEntry& e : merged) {
+    const std::ptrdiff_t k = slot[e.key % G];
+    const std::size_t s = e.key / G;
+    if (k >= 0) p.Y[s + S * static_cast<std::size_t>(k)] = e.value * median / p.library_size[s];
   }
-  p.gene_scale.assign(p.genes, 1.0);
-  for (std::size_t k = 0; k < p.genes; ++k) {
-    double* col = p.Y.data() + S * k;
-    double scale = 1;
-    if (opt.scale == "max") {
-      scale = *std::max_element(col, col + S);
-    } else if (opt.scale == "std") {
-      const double mean = std::accumulate(col, col + S, 0.0) / static_cast<double>(S);
-      double ss = 0;
-      for (std::size_t s = 0; s < S; ++s) ss += (col[s] - mean) * (col[s] - mean);
-      scale = std::sqrt(ss / static_cast<double>(S));
-    }
-    if (!(scale > 0)) scale = 1;
-    p.gene_scale[k] = scale;
-    for (std::size_t s = 0; s < S; ++s) col[s] /= scale;
-  }
+  p.gene_scale = scale_genes(p.Y.data(), S, p.genes, S, opt.scale, [](std::vector<double>&, bool) {});
   return p;
 }
 

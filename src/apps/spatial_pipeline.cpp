@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <sstream>
 
@@ -127,32 +128,28 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   apps::parse_factor_spec(cfg.factor.constraint_B, "B");
   apps::AtomicDir out(comm, cfg.out_dir, cfg.overwrite);
 
+  check_prepare_options(cfg.prepare);
   Spots sp;
-  Prepared prep;
   std::vector<std::string> gene_names;
+  std::unique_ptr<MatrixMarketReader> reader;
   collective_try(comm, [&] {
     if (comm.rank() != 0) return;
-    const Coo counts = read_matrix_market(cfg.counts);
+    reader = std::make_unique<MatrixMarketReader>(cfg.counts);
     sp = read_spots(cfg.spots, cfg.x_column, cfg.y_column, cfg.label_column, cfg.id_column, cfg.index_column);
-    if (sp.x.size() != counts.cols)
+    if (sp.x.size() != reader->cols())
       throw DataError("'" + cfg.spots + "' describes " + std::to_string(sp.x.size()) + " spots; the counts have " +
-                      std::to_string(counts.cols) + " columns");
-    gene_names = cfg.genes.empty() ? std::vector<std::string>{} : read_gene_names(cfg.genes, counts.rows);
+                      std::to_string(reader->cols()) + " columns");
+    gene_names = cfg.genes.empty() ? std::vector<std::string>{} : read_gene_names(cfg.genes, reader->rows());
     if (gene_names.empty())
-      for (std::size_t g = 0; g < counts.rows; ++g) gene_names.push_back("gene_" + std::to_string(g + 1));
-    prep = prepare(counts, cfg.prepare);
-    sum.genes_total = counts.rows;
+      for (std::size_t g = 0; g < reader->rows(); ++g) gene_names.push_back("gene_" + std::to_string(g + 1));
   });
-  double dims[3] = {static_cast<double>(prep.spots), static_cast<double>(prep.genes),
-                    static_cast<double>(sum.genes_total)};
-  comm.bcast(std::span<double>(dims, 3), 0);
-  sum.spots = static_cast<std::size_t>(dims[0]);
-  sum.genes_used = static_cast<std::size_t>(dims[1]);
-  sum.genes_total = static_cast<std::size_t>(dims[2]);
-  // The matrix exists whole on process 0 only; each process receives its block of it.
-  const Shape shape{sum.spots, sum.genes_used};
-  const DistTensor<double> Yd = apps::spread_from_root(shape, prep.Y, cfg.factor, comm);
-  std::vector<double>().swap(prep.Y);
+  // Process 0 reads the counts a piece at a time; no process holds the whole matrix.
+  const SpreadCounts prep = read_spread(reader.get(), cfg.prepare, cfg.factor, comm);
+  reader.reset();
+  const DistTensor<double>& Yd = prep.Y;
+  sum.spots = Yd.global_shape()[0];
+  sum.genes_used = Yd.global_shape()[1];
+  sum.genes_total = prep.genes_total;
   say("read " + std::to_string(sum.genes_total) + " genes x " + std::to_string(sum.spots) + " spots; factorizing " +
       std::to_string(sum.spots) + " spots x " + std::to_string(sum.genes_used) + " genes (the most variable)");
 
@@ -257,9 +254,7 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
     f.write_replicated<double>("A", {S, R}, A);
     f.write_replicated<double>("B", {R, G}, B);
     std::vector<double> gene_rows(G);
-    for (std::size_t k = 0; k < G; ++k)
-      gene_rows[k] = comm.rank() == 0 ? static_cast<double>(prep.gene_index[k] + 1) : 0;
-    comm.bcast(std::span<double>(gene_rows), 0);
+    for (std::size_t k = 0; k < G; ++k) gene_rows[k] = static_cast<double>(prep.gene_index[k] + 1);
     f.write_replicated<double>("gene_row", {G}, gene_rows);
     std::vector<std::string> names(G);
     if (comm.rank() == 0)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <numeric>
 
 #include "../support/factor_check.hpp"
@@ -124,4 +125,96 @@ TEST_CASE("spatial: the olfactory bulb's layers from its spots, the same at ever
   for (std::size_t i = 0; i < par.fit.A.size(); ++i) d = std::max(d, std::abs(par.fit.A[i] - ser.fit.A[i]));
   CHECK(d < 1e-8);
   CHECK(par.dominant == ser.dominant);
+}
+
+namespace {
+
+/// This process's box of the serial preparation's matrix (spots x kept genes, column-major).
+std::vector<double> box_of(const spatial::Prepared& whole, const DistTensor<double>& Y) {
+  const std::size_t rows = Y.local().extent(0), cols = Y.local().extent(1);
+  std::vector<double> box(rows * cols);
+  for (std::size_t k = 0; k < cols; ++k)
+    for (std::size_t s = 0; s < rows; ++s)
+      box[s + rows * k] = whole.Y[Y.offset()[0] + s + whole.spots * (Y.offset()[1] + k)];
+  return box;
+}
+
+spatial::SpreadCounts spread_file(const std::string& path, const spatial::PrepareOptions& opt,
+                                  const apps::FitSettings& fit, std::size_t piece) {
+  const Comm& comm = test::comm();
+  std::unique_ptr<spatial::MatrixMarketReader> reader;
+  if (comm.rank() == 0) reader = std::make_unique<spatial::MatrixMarketReader>(path);
+  return spatial::read_spread(reader.get(), opt, fit, comm, piece);
+}
+
+} // namespace
+
+TEST_CASE("spatial: counts read in pieces and prepared distributed equal the serial preparation", "[spatial]") {
+  const Comm& comm = test::comm();
+  const std::string path = test::shared_data("transcriptomics/mOB_counts_genes15928_x_spots262.mtx.gz");
+  spatial::PrepareOptions opt; // 1000 genes, scaled by their largest value
+  const spatial::Prepared whole = spatial::prepare(spatial::read_matrix_market(path), opt);
+  // 1,424,275 entry lines in pieces of 200,000: eight rounds, the last one short.
+  apps::FitSettings fit;
+  const spatial::SpreadCounts d = spread_file(path, opt, fit, 200000);
+  CHECK(d.genes_total == 15928);
+  CHECK(d.Y.global_shape() == Shape{262, 1000});
+  CHECK(d.Y.grid().dim(0) == 1); // the default grid leaves the spots whole
+  CHECK(d.gene_index == whole.gene_index);
+  CHECK(d.gene_scale == whole.gene_scale);
+  const std::vector<double> want = box_of(whole, d.Y);
+  REQUIRE(want.size() == d.Y.local().size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) differ += d.Y.local()[i] != want[i];
+  CHECK(differ == 0); // integer counts, spots whole: bit for bit
+  CHECK(comm.allreduce(d.Y.local().size()) == 262 * 1000);
+
+  // Spots split too (a grid of the processes over the spots), scaled by the standard deviation: to rounding.
+  opt.scale = "std";
+  opt.top_genes = 300;
+  const spatial::Prepared whole_std = spatial::prepare(spatial::read_matrix_market(path), opt);
+  fit.grid = std::to_string(comm.size()) + "x1";
+  if (comm.size() == 4) fit.grid = "2x2";
+  const spatial::SpreadCounts e = spread_file(path, opt, fit, 1000000);
+  CHECK(e.Y.grid().to_string() == *fit.grid);
+  CHECK(e.gene_index == whole_std.gene_index);
+  REQUIRE(e.gene_scale.size() == 300);
+  for (std::size_t k = 0; k < 300; ++k) CHECK(e.gene_scale[k] == Approx(whole_std.gene_scale[k]).epsilon(1e-13));
+  const std::vector<double> want_std = box_of(whole_std, e.Y);
+  double worst = 0;
+  for (std::size_t i = 0; i < want_std.size(); ++i) worst = std::max(worst, std::abs(e.Y.local()[i] - want_std[i]));
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("spatial: a bad line or a negative count anywhere in the counts stops every process", "[spatial]") {
+  const Comm& comm = test::comm();
+  const std::string dir = test::scratch_dir();
+  // 6 genes x 4 spots, one entry per line; in pieces of 3 lines the bad line comes in the third piece.
+  auto write = [&](const std::string& name, const std::string& bad) {
+    if (comm.rank() == 0) {
+      std::ofstream f(dir + "/" + name);
+      f << "%%MatrixMarket matrix coordinate real general\n6 4 9\n";
+      const char* lines[] = {"1 1 2", "2 1 1", "3 2 4", "4 2 1", "5 3 2", "6 3 1", "1 4 3", "6 4 2"};
+      for (int l = 0; l < 7; ++l) f << lines[l] << "\n";
+      if (!bad.empty()) f << bad << "\n"; // none: the file ends an entry short
+      f << lines[7] << "\n";
+    }
+    comm.barrier();
+    return dir + "/" + name;
+  };
+  spatial::PrepareOptions opt;
+  opt.min_spots = 1;
+  const apps::FitSettings fit;
+  CHECK_THROWS_WITH(spread_file(write("bad.mtx", "2 x 1"), opt, fit, 3),
+                    Catch::Contains("line 10: expected 'row column value', got '2 x 1'"));
+  // The negative value goes to the process that holds gene 6's block (the last one), not to process 0.
+  CHECK_THROWS_WITH(spread_file(write("neg.mtx", "6 2 -1"), opt, fit, 3), Catch::Contains("negative value (-1"));
+  CHECK_THROWS_WITH(spread_file(write("short.mtx", ""), opt, fit, 4), Catch::Contains("ends after 8 of its 9 entries"));
+  // The same file without fault, as the serial preparation gives it.
+  const std::string good = write("good.mtx", "2 3 1");
+  const spatial::Prepared whole = spatial::prepare(spatial::read_matrix_market(good), opt);
+  const spatial::SpreadCounts d = spread_file(good, opt, fit, 3);
+  CHECK(d.gene_index == whole.gene_index);
+  const std::vector<double> want = box_of(whole, d.Y);
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(d.Y.local()[i] == want[i]);
 }

@@ -5,6 +5,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -80,6 +81,90 @@ TEST_CASE("read_matrix_market: coordinate matrices, plain or gzip, general, symm
     }
   }
   CHECK_THROWS_AS(read_matrix_market(test::temp_dir("spatial") + "/missing.mtx"), IoError);
+  // Sizes whose cells pass 2^63 are refused (keys of spot and gene would overflow).
+  CHECK_THROWS_WITH(read_matrix_market(put("huge.mtx", "%%MatrixMarket matrix coordinate real general\n1099511627776 "
+                                                       "1099511627776 1\n1 1 1\n")),
+                    Catch::Contains("larger than the 2^63 cells"));
+}
+
+TEST_CASE("MatrixMarketReader: entries a piece at a time, as the whole file gives them", "[spatial]") {
+  const std::string text = "%%MatrixMarket matrix coordinate real symmetric\n% c\n4 4 5\n1 1 1\n2 1 2\n"
+                           "% between entries\n3 2 3\n4 4 4\n4 1 5\n";
+  const Coo whole = read_matrix_market(put("sym.mtx", text));
+  CHECK(whole.value == std::vector<double>{1, 2, 2, 3, 3, 4, 5, 5}); // off-diagonal lines come with their mirror
+  for (std::size_t piece : {1, 2, 3, 5, 9}) {
+    INFO(piece);
+    MatrixMarketReader in(put("sym.mtx", text));
+    CHECK(in.rows() == 4);
+    CHECK(in.cols() == 4);
+    CHECK(in.lines() == 5);
+    Coo m;
+    std::size_t lines = 0, rounds = 0;
+    while (const std::size_t got = in.read(m, piece)) {
+      CHECK(got == std::min(piece, 5 - lines));
+      lines += got;
+      ++rounds;
+    }
+    CHECK(rounds == (5 + piece - 1) / piece);
+    CHECK(m.row == whole.row);
+    CHECK(m.col == whole.col);
+    CHECK(m.value == whole.value);
+  }
+  // A truncated file fails in the piece that runs out, naming how far it got.
+  MatrixMarketReader in(put("short.mtx", "%%MatrixMarket matrix coordinate integer general\n3 3 4\n1 1 1\n2 2 1\n"
+                                         "3 3 1\n"));
+  Coo m;
+  CHECK(in.read(m, 2) == 2);
+  CHECK_THROWS_WITH(in.read(m, 2), Catch::Contains("ends after 3 of its 4 entries"));
+}
+
+TEST_CASE("merge_counts and scale_genes: duplicates summed in key order; scales with partial columns combined",
+          "[spatial]") {
+  std::vector<CountEntry> e{{7, 1}, {2, 0.5}, {7, 2}, {0, 4}, {2, 0.25}};
+  const std::size_t n = merge_counts(e);
+  REQUIRE(n == 3);
+  CHECK(e[0].key == 0);
+  CHECK(e[0].value == 4);
+  CHECK(e[1].key == 2);
+  CHECK(e[1].value == 0.75);
+  CHECK(e[2].key == 7);
+  CHECK(e[2].value == 3);
+  std::vector<CountEntry> neg{{1, 1}, {3, -0.5}};
+  CHECK_THROWS_WITH(merge_counts(neg), Catch::Contains("negative value"));
+  // Two genes over 4 spots; the box of spots 1-2 scaled with combine adding what the box of spots 3-4 would
+  // give (its largest values, its sums, its squares about the mean) equals the whole columns scaled.
+  const std::vector<double> whole{1, 3, 0, 4, /* gene 2 */ 2, 2, 2, 2};
+  for (const std::string scale : {"max", "std", "none"}) {
+    INFO(scale);
+    std::vector<double> w = whole;
+    const std::vector<double> want = scale_genes(w.data(), 4, 2, 4, scale, [](std::vector<double>&, bool) {});
+    std::vector<double> top{whole[0], whole[1], whole[4], whole[5]}; // spots 1-2 of both genes
+    std::size_t ct = 0;
+    const std::vector<double> got = scale_genes(top.data(), 2, 2, 4, scale, [&](std::vector<double>& v, bool largest) {
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        if (largest) {
+          v[k] = std::max({v[k], whole[2 + 4 * k], whole[3 + 4 * k]});
+        } else if (ct == 0) {
+          v[k] += whole[2 + 4 * k] + whole[3 + 4 * k];
+        } else {
+          const double mean = (whole[4 * k] + whole[1 + 4 * k] + whole[2 + 4 * k] + whole[3 + 4 * k]) / 4;
+          v[k] += (whole[2 + 4 * k] - mean) * (whole[2 + 4 * k] - mean) +
+                  (whole[3 + 4 * k] - mean) * (whole[3 + 4 * k] - mean);
+        }
+      }
+      ++ct;
+    });
+    for (std::size_t k = 0; k < 2; ++k) CHECK(got[k] == Approx(want[k]).epsilon(1e-15));
+    for (std::size_t k = 0; k < 2; ++k)
+      for (std::size_t s = 0; s < 2; ++s) CHECK(top[s + 2 * k] == Approx(w[s + 4 * k]).epsilon(1e-15));
+  }
+  // By hand: gene 1 max 4, std of {1, 3, 0, 4} = sqrt(2.5); gene 2 constant: std 0 -> 1.
+  std::vector<double> w = whole;
+  CHECK(scale_genes(w.data(), 4, 2, 4, "max", [](std::vector<double>&, bool) {}) == std::vector<double>{4, 2});
+  w = whole;
+  const std::vector<double> sd = scale_genes(w.data(), 4, 2, 4, "std", [](std::vector<double>&, bool) {});
+  CHECK(sd[0] == Approx(std::sqrt(2.5)));
+  CHECK(sd[1] == 1);
 }
 
 TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and names", "[spatial]") {

@@ -49,6 +49,9 @@ ConstraintList parse_factor_spec(const std::string& spec, const char* factor);
 Fit factorize_replicated(const Shape& shape, const std::vector<double>& Y, std::size_t R, const FitSettings& s,
                          const Comm& comm, const std::string& mixtures);
 
+/// The block layout of a fit of a tensor of `shape` over `comm`: the grid `s.grid`, or the default one.
+BlockLayout fit_layout(const Shape& shape, const FitSettings& s, const Comm& comm);
+
 /// A tensor that only process 0 holds whole (column-major, `shape`; `whole` is read there only), spread over
 /// `comm` in blocks as the fit lays it out (the grid `s.grid` or the default one): every other process receives
 /// its own block and never the whole. Collective.

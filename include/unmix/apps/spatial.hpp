@@ -4,6 +4,10 @@
 // normalized expression is factorized as Y ~ A B: A (spots x R) the cell-type proportions of each spot
 // (rows on the simplex), B (R x genes) the cell types' expression profiles.
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,9 +20,35 @@ struct Coo {
   std::vector<double> value;
 };
 
-/// Reads a MatrixMarket coordinate matrix (real, integer or pattern; general or symmetric, the mirrored
-/// half added), plain or gzip-compressed (read through zlib either way). Throws IoError (unreadable) or
-/// DataError (bad header, an index out of range, a non-finite value, fewer entries than the size line says).
+/// A MatrixMarket coordinate matrix (real, integer or pattern; general or symmetric, the mirrored half added),
+/// plain or gzip-compressed (read through zlib either way), read a piece at a time: the header when opened (IoError
+/// when unreadable, DataError for a bad header or a size whose rows x columns passes 2^63), the entries by `read`.
+class MatrixMarketReader {
+public:
+  explicit MatrixMarketReader(const std::string& path);
+  ~MatrixMarketReader();
+  MatrixMarketReader(MatrixMarketReader&&) noexcept;
+  MatrixMarketReader& operator=(MatrixMarketReader&&) noexcept;
+
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  /// The entry lines the size line announces (a symmetric file's mirrored entries not counted).
+  std::size_t lines() const { return lines_; }
+  /// Appends the next `max_lines` entry lines (fewer when the file has fewer left) to `out` as 0-based entries,
+  /// with each off-diagonal line's mirror where the file is symmetric; `out`'s rows and cols are not touched.
+  /// Returns the lines read: 0 once all are. DataError for an index out of range, a non-finite value, a line
+  /// that is not an entry, or a file that ends before its size line's count.
+  std::size_t read(Coo& out, std::size_t max_lines);
+
+private:
+  struct Source;
+  std::unique_ptr<Source> in_;
+  std::string path_;
+  std::size_t rows_ = 0, cols_ = 0, lines_ = 0, done_ = 0;
+  bool pattern_ = false, symmetric_ = false;
+};
+
+/// A whole MatrixMarket coordinate matrix (MatrixMarketReader's formats and errors).
 Coo read_matrix_market(const std::string& path);
 
 /// The spots' table: one row per column of the counts, in the same order.
@@ -54,8 +84,51 @@ struct Prepared {
 
 /// Counts (genes x spots) -> per spot scaled to the median library size (a linear change, so mixing stays
 /// linear) -> the top_genes genes by variance of log1p of that -> each divided by its scale. DataError for a
-/// spot with no counts or when no gene is detected in min_spots spots.
+/// spot with no counts or when no gene is detected in min_spots spots. The steps below, in this order; the
+/// distributed form (spatial_pipeline.hpp, read_spread) takes the same steps on pieces of the counts, so that
+/// both give the same matrix.
 Prepared prepare(const Coo& genes_by_spots, const PrepareOptions& opt);
+
+/// ConfigError for options prepare cannot take (top_genes 0, an unknown scale).
+void check_prepare_options(const PrepareOptions& opt);
+
+/// One count of a genes x spots matrix: key = spot * genes + gene, so that keys sort by spot, then gene.
+struct CountEntry {
+  std::uint64_t key = 0;
+  double value = 0;
+};
+
+/// Sorts the entries by key and sums the ones of the same gene and spot (some writers give a count in pieces),
+/// in place: the first (returned) count of them are the merged entries. DataError for a negative value.
+std::size_t merge_counts(std::span<CountEntry> entries);
+
+/// The median of the spots' library sizes (total counts); DataError for a spot with none (or more than a double
+/// holds), named by its 1-based number.
+double median_library_size(const std::vector<double>& library_size);
+
+/// What choosing the most variable genes needs, per gene: in how many spots it is detected, and the sums of
+/// log1p(count x median / library size) and of its square.
+struct GeneTotals {
+  std::vector<double> detected, sum, sum2;
+};
+
+/// The totals of genes gene_begin .. gene_begin + its size over merged entries (each gene's spots in increasing
+/// order, as merge_counts leaves them); entries of other genes are skipped.
+GeneTotals gene_totals(std::span<const CountEntry> merged, std::size_t genes, std::size_t gene_begin,
+                       std::size_t gene_count, const std::vector<double>& library_size, double median);
+
+/// The top_genes genes (of those detected in min_spots spots) in decreasing variance over `spots` spots, ties in
+/// gene order; DataError when none is detected often enough.
+std::vector<std::size_t> most_variable_genes(const GeneTotals& all_genes, std::size_t spots, const PrepareOptions& opt);
+
+/// Divides each column of `box` (rows x cols, column-major: some of the spots of some kept genes) by its gene's
+/// scale: the largest value over all `spots` spots (max), the standard deviation (std) or 1 (none); 1 where that
+/// is not positive. `combine(values, largest)` joins per-gene partial results (sums, or maxima where `largest`)
+/// with those of the processes holding the genes' other spots; with the whole columns at hand it does nothing.
+/// Returns the scales.
+std::vector<double> scale_genes(double* box, std::size_t rows, std::size_t cols, std::size_t spots,
+                                const std::string& scale,
+                                const std::function<void(std::vector<double>& values, bool largest)>& combine);
 
 /// The index of the largest entry of each row of X (n x R, column-major); ties to the lowest index.
 std::vector<int> row_argmax(const std::vector<double>& X, std::size_t n, std::size_t R);

@@ -2,8 +2,9 @@
 // `unmix spatial` as one library call: counts (MatrixMarket, genes x spots) and the spots' table ->
 // normalized spots x genes matrix -> rank (given or by maximum curvature) -> factorization with the spots'
 // cell-type proportions on the simplex -> tables, maps and, where the spots are annotated, the agreement of
-// each spot's dominant cell type with its annotation. Rank 0 reads and prepares the matrix and broadcasts
-// it; the factorization is distributed; rank 0 writes the folder, which appears complete or not at all.
+// each spot's dominant cell type with its annotation. Rank 0 reads the counts a piece at a time and sends
+// each entry on; the matrix is prepared and factorized distributed (no process holds it whole); rank 0 writes
+// the folder, which appears complete or not at all.
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -48,6 +49,22 @@ struct RunSummary {
   std::vector<std::string> warnings;
   double seconds_total = 0;
 };
+
+/// The counts prepared as `prepare` does, spread over the processes in the fit's layout (the grid `factor.grid` or
+/// the default one), without any process holding them whole: process 0 reads `reader` (nullptr elsewhere)
+/// `piece_lines` lines at a time and sends each entry to the process that gathers its gene's statistics (genes in
+/// contiguous blocks); the kept genes' values then go to the owners of their boxes. The same matrix as `prepare`
+/// on every process count: bit for bit where the counts are integers (library sizes exact) and the grid leaves
+/// the spots whole (the default), to rounding otherwise. Collective; an error on any process (a bad line, a
+/// negative count, a spot with no counts) is thrown on every one.
+struct SpreadCounts {
+  DistTensor<double> Y;                ///< spots x kept genes
+  std::size_t genes_total = 0;         ///< rows of the counts
+  std::vector<std::size_t> gene_index; ///< kept genes (rows of the counts), in decreasing variance
+  std::vector<double> gene_scale;      ///< the divisor of each kept gene
+};
+SpreadCounts read_spread(MatrixMarketReader* reader, const PrepareOptions& opt, const apps::FitSettings& factor,
+                         const Comm& comm, std::size_t piece_lines = std::size_t{1} << 20);
 
 /// Writes to `out_dir`: proportions.csv (spot, x, y, label, dominant type, proportions), profiles.csv (per
 /// type its most specific genes), results.h5, rank_sweep.csv (estimated rank), agreement.csv (annotated
