@@ -144,7 +144,14 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
       for (std::size_t g = 0; g < reader->rows(); ++g) gene_names.push_back("gene_" + std::to_string(g + 1));
   });
   // Process 0 reads the counts a piece at a time; no process holds the whole matrix.
-  const SpreadCounts prep = read_spread(reader.get(), cfg.prepare, cfg.factor, comm);
+  auto last = Clock::now();
+  const SpreadCounts prep = read_spread(
+      reader.get(), cfg.prepare, cfg.factor, comm, std::size_t{1} << 20, [&](std::size_t done, std::size_t all) {
+        if (done == all || since(last) < 10) return;
+        last = Clock::now();
+        say("reading the counts: " + std::to_string(done) + " of " + std::to_string(all) + " lines (" +
+            fmt("%.0f", 100.0 * static_cast<double>(done) / static_cast<double>(all)) + " %)");
+      });
   reader.reset();
   const DistTensor<double>& Yd = prep.Y;
   sum.spots = Yd.global_shape()[0];

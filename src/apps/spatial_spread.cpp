@@ -84,7 +84,8 @@ template <class Group> std::vector<std::size_t> group_by(std::span<CountEntry> e
 } // namespace
 
 SpreadCounts read_spread(MatrixMarketReader* reader, const PrepareOptions& opt, const apps::FitSettings& factor,
-                         const Comm& comm, std::size_t piece_lines) {
+                         const Comm& comm, std::size_t piece_lines,
+                         const std::function<void(std::size_t, std::size_t)>& progress) {
   check_prepare_options(opt);
   const int P = comm.size(), me = comm.rank();
   const auto nP = static_cast<std::size_t>(P);
@@ -128,6 +129,7 @@ SpreadCounts read_spread(MatrixMarketReader* reader, const PrepareOptions& opt, 
     CountEntry* into = mine.extend(count[static_cast<std::size_t>(me)]);
     comm.alltoallv(bytes(send), scount, offsets_of(scount), std::span<char>(reinterpret_cast<char*>(into), rcount[0]),
                    rcount, none);
+    if (progress) progress(std::min((round + 1) * piece, lines), lines);
   }
 
   // 2. Library sizes (partial sums over each process's genes: exact for integer counts), their median, and the

@@ -140,11 +140,14 @@ std::vector<double> box_of(const spatial::Prepared& whole, const DistTensor<doub
 }
 
 spatial::SpreadCounts spread_file(const std::string& path, const spatial::PrepareOptions& opt,
-                                  const apps::FitSettings& fit, std::size_t piece) {
+                                  const apps::FitSettings& fit, std::size_t piece,
+                                  std::vector<std::size_t>* progress = nullptr) {
   const Comm& comm = test::comm();
   std::unique_ptr<spatial::MatrixMarketReader> reader;
   if (comm.rank() == 0) reader = std::make_unique<spatial::MatrixMarketReader>(path);
-  return spatial::read_spread(reader.get(), opt, fit, comm, piece);
+  return spatial::read_spread(reader.get(), opt, fit, comm, piece, [&](std::size_t done, std::size_t all) {
+    if (progress) progress->insert(progress->end(), {done, all});
+  });
 }
 
 } // namespace
@@ -156,7 +159,10 @@ TEST_CASE("spatial: counts read in pieces and prepared distributed equal the ser
   const spatial::Prepared whole = spatial::prepare(spatial::read_matrix_market(path), opt);
   // 1,424,275 entry lines in pieces of 200,000: eight rounds, the last one short.
   apps::FitSettings fit;
-  const spatial::SpreadCounts d = spread_file(path, opt, fit, 200000);
+  std::vector<std::size_t> progress;
+  const spatial::SpreadCounts d = spread_file(path, opt, fit, 200000, &progress);
+  CHECK(progress == std::vector<std::size_t>{200000, 1424275, 400000, 1424275, 600000, 1424275, 800000, 1424275,
+                                             1000000, 1424275, 1200000, 1424275, 1400000, 1424275, 1424275, 1424275});
   CHECK(d.genes_total == 15928);
   CHECK(d.Y.global_shape() == Shape{262, 1000});
   CHECK(d.Y.grid().dim(0) == 1); // the default grid leaves the spots whole

@@ -63,8 +63,10 @@ struct SpreadCounts {
   std::vector<std::size_t> gene_index; ///< kept genes (rows of the counts), in decreasing variance
   std::vector<double> gene_scale;      ///< the divisor of each kept gene
 };
+/// `progress(lines read, lines in all)` is called on every process after each piece.
 SpreadCounts read_spread(MatrixMarketReader* reader, const PrepareOptions& opt, const apps::FitSettings& factor,
-                         const Comm& comm, std::size_t piece_lines = std::size_t{1} << 20);
+                         const Comm& comm, std::size_t piece_lines = std::size_t{1} << 20,
+                         const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 /// Writes to `out_dir`: proportions.csv (spot, x, y, label, dominant type, proportions), profiles.csv (per
 /// type its most specific genes), results.h5, rank_sweep.csv (estimated rank), agreement.csv (annotated
