@@ -1,6 +1,9 @@
 #include "unmix/core/resources.hpp"
 
 #include <sys/resource.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -14,6 +17,12 @@ std::size_t peak_resident_bytes() {
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
   return static_cast<std::size_t>(ru.ru_maxrss) * 1024; // Linux reports kibibytes
+}
+
+void release_free_heap() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 double NodeMemory::ceiling() const {

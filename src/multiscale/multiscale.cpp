@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <type_traits>
 
+#include "unmix/core/resources.hpp"
 #include "unmix/model/tucker1.hpp"
 
 namespace unmix {
@@ -33,9 +35,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Resamples mode m of x (whose index 0 along m is global source index src_lo) onto the targets `taps`.
-Tensor<double> resample_mode(const Tensor<double>& x, std::size_t m, std::size_t src_lo,
-                             std::span<const ResampleTap> taps) {
+/// Resamples mode m of x (whose index 0 along m is global source index src_lo) onto the targets `taps`, in
+/// double whatever x holds.
+template <class S>
+Tensor<double> resample_mode(const Tensor<S>& x, std::size_t m, std::size_t src_lo, std::span<const ResampleTap> taps) {
   const Shape& s = x.shape();
   std::size_t left = 1, right = 1;
   for (std::size_t k = 0; k < m; ++k) left *= s[k];
@@ -48,12 +51,12 @@ Tensor<double> resample_mode(const Tensor<double>& x, std::size_t m, std::size_t
     for (std::size_t t = 0; t < nt; ++t) {
       const std::size_t i0 = taps[t].i0 - src_lo;
       const double w = taps[t].w;
-      const double* a = x.data() + left * (i0 + n * r);
+      const S* a = x.data() + left * (i0 + n * r);
       double* o = out.data() + left * (t + nt * r);
       if (w == 0) {
         std::copy(a, a + left, o);
       } else {
-        const double* b = a + left;
+        const S* b = a + left;
         for (std::size_t l = 0; l < left; ++l) o[l] = (1 - w) * a[l] + w * b[l];
       }
     }
@@ -84,12 +87,30 @@ Tensor<double> resample_box(const Comm& comm, const Shape& held_off, const Tenso
     want_shape[m] = empty ? 0 : hi - lo;
   }
   if (empty) std::fill(want_shape.begin(), want_shape.end(), 0);
-  Tensor<T> buf = gather_box<T>(comm, held_off, held, provider, want_off, want_shape);
+  // A process whose own block holds all it reads (on the resampled modes; exactly its box on the others)
+  // resamples the block in place; the others gather what they read (their block and the neighbours' halos).
+  // Either way the values are read as stored: no copy of the block in doubles (that and the gathered copy of
+  // the block held three blocks at once).
+  bool inside = !empty && provider && held.shape().size() == N;
+  for (std::size_t d = 0; d < N && inside; ++d) {
+    const bool resampled = std::find(modes.begin(), modes.end(), d) != modes.end();
+    const std::size_t ho = held_off[d], he = held.shape()[d];
+    inside = resampled ? ho <= want_off[d] && want_off[d] + want_shape[d] <= ho + he
+                       : ho == want_off[d] && he == want_shape[d];
+  }
+  Tensor<T> buf = gather_box<T>(comm, held_off, held, provider, want_off, inside ? Shape(N, 0) : want_shape);
   if (empty) return Tensor<double>(shape);
-  Tensor<double> x(buf.shape());
-  for (std::size_t i = 0; i < buf.size(); ++i) x[i] = static_cast<double>(buf[i]);
-  for (std::size_t m : modes)
-    x = resample_mode(x, m, want_off[m], std::span<const ResampleTap>(taps[m]).subspan(off[m], shape[m]));
+  const Tensor<T>& src = inside ? held : buf;
+  const Shape& src_off = inside ? held_off : want_off;
+  if (modes.empty()) {
+    Tensor<double> x(src.shape());
+    std::copy(src.data(), src.data() + src.size(), x.data());
+    return x;
+  }
+  auto along = [&](std::size_t m) { return std::span<const ResampleTap>(taps[m]).subspan(off[m], shape[m]); };
+  Tensor<double> x = resample_mode(src, modes[0], src_off[modes[0]], along(modes[0]));
+  buf = Tensor<T>(); // the gathered block, freed before the other modes are resampled
+  for (std::size_t k = 1; k < modes.size(); ++k) x = resample_mode(x, modes[k], src_off[modes[k]], along(modes[k]));
   return x;
 }
 
@@ -204,11 +225,18 @@ Tensor<T> gather_box(const Comm& comm, const Shape& held_offset, const Tensor<T>
 
 template <class T>
 DistTensor<T> coarsen(const DistTensor<T>& Y, const std::vector<std::size_t>& modes, const Shape& shape) {
-  DistTensor<T> Yc(Y.comm(), BlockLayout(shape, Y.grid()));
-  Tensor<double> x = resample_box<T>(Y.comm(), Y.offset(), Y.local(), true, Y.global_shape(), shape, modes, Yc.offset(),
-                                     Yc.local().shape());
-  for (std::size_t i = 0; i < x.size(); ++i) Yc.local()[i] = static_cast<T>(x[i]);
-  return Yc;
+  BlockLayout layout(shape, Y.grid());
+  const int me = Y.comm().rank();
+  Tensor<double> x = resample_box<T>(Y.comm(), Y.offset(), Y.local(), true, Y.global_shape(), shape, modes,
+                                     layout.box_offset(me), layout.box_shape(me));
+  if constexpr (std::is_same_v<T, double>) {
+    return DistTensor<T>(Y.comm(), std::move(layout), std::move(x)); // the resampled box itself, not a copy
+  } else {
+    Tensor<T> box(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) box[i] = static_cast<T>(x[i]);
+    x = Tensor<double>();
+    return DistTensor<T>(Y.comm(), std::move(layout), std::move(box));
+  }
 }
 
 int multiscale_levels(const Shape& shape, const MultiscaleOptions& opts) {
@@ -255,6 +283,8 @@ MultiscaleResult solve_multiscale(const DistTensor<T>& Y, std::size_t rank, Fact
   Shape data_b = Y.global_shape(); // B's global shape on the data's grid: R x J1 x ...
   data_b[0] = rank;
   for (int level = L; level >= 0; --level) {
+    // The last level's arrays are freed; those glibc took from its heap stay resident until handed back.
+    if (level < L) release_free_heap();
     const auto t0 = Clock::now();
     Shape shape = Y.global_shape();
     for (std::size_t m : modes) shape[m] = coarse_size(shape[m], level);

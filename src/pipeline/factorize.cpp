@@ -407,13 +407,15 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     const double solve_bytes = tucker1_solve_bytes(fp, consA, consB, cfg.solver);
     if (!cfg.multiscale) return solve_bytes;
     // Coarse-to-fine: the finest solve with the previous level's factors still held (B at half the size at
-    // most), or a coarsening of the block, whichever is more: the gathered block and its double copy, the
-    // coarse grid's half of both and the previous level's factors come to 1.5 x (T + double) a value; the
-    // bound takes 2 x, the least that covered the peaks measured at 8 x 100 x 20000 and 8 x 300 x 20000
-    // (tests/cli/factorize.cpp checks it at a smaller size).
+    // most), or a coarsening of the block, whichever is more: the block gathered with its neighbours' halos
+    // (where the coarsened axes are split), the first coarsened axis resampled in doubles (half the block),
+    // in float its copy as stored, and the previous level's factors (a quarter of B at most): (1.5 T + 4)
+    // bytes a value of the block. Between levels the C library's free heap is handed back
+    // (release_free_heap): the leftovers of the coarse levels' arrays held up to 140 MB more at 8 x 300 x
+    // 10000 in float (tests/cli/factorize.cpp checks the estimate at that size).
     const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp);
     const double block = static_cast<double>(shape_size(box));
-    return std::max(solve_bytes + 0.5 * b, 2.0 * block * static_cast<double>(sizeof(T) + 8) + 0.25 * b);
+    return std::max(solve_bytes + 0.5 * b, block * (1.5 * static_cast<double>(sizeof(T)) + 4.0) + 0.25 * b);
   };
   DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "Tucker-1 needs at least 2 (mixtures x the rest)", solve_arrays,
                                   "the solve's arrays (rank " + std::to_string(cfg.rank) + ")");

@@ -8,6 +8,12 @@ namespace unmix {
 /// The largest resident set of this process since it started, in bytes (getrusage's ru_maxrss).
 std::size_t peak_resident_bytes();
 
+/// Hands the free memory the C library keeps in its heap back to the system (glibc's malloc_trim; nothing
+/// elsewhere). Arrays under its adaptive mmap threshold (up to 32 MiB) come from that heap, and what they
+/// leave free stays resident: called between phases that free many of them (the levels of a coarse-to-fine
+/// solve), so that the next phase's peak does not sit on the last one's leftovers.
+void release_free_heap();
+
 /// Memory of this node as Linux reports it, in bytes; 0 where unknown.
 struct NodeMemory {
   double total = 0;     ///< MemTotal of /proc/meminfo

@@ -45,6 +45,18 @@ public:
                         " processes but the job has " + std::to_string(comm.size()));
   }
 
+  /// With this process's box given (moved in; its shape must be the layout's box for this process).
+  DistTensor(const Comm& comm, BlockLayout layout, Tensor<T>&& local)
+      : comms_(std::make_shared<GridComms>(comm, layout.grid())), layout_(std::move(layout)),
+        offset_(layout_.box_offset(comm.rank())), local_(std::move(local)) {
+    if (layout_.grid().size() != comm.size())
+      throw ConfigError("process grid " + layout_.grid().to_string() + " has " + std::to_string(layout_.grid().size()) +
+                        " processes but the job has " + std::to_string(comm.size()));
+    if (local_.shape() != layout_.box_shape(comm.rank()))
+      throw Error("DistTensor: a local box of shape " + shape_string(local_.shape()) + " where the layout gives " +
+                  shape_string(layout_.box_shape(comm.rank())));
+  }
+
   const Comm& comm() const { return comms_->comm(); }
   const GridComms& comms() const { return *comms_; }
   std::shared_ptr<GridComms> comms_ptr() const { return comms_; }
