@@ -92,13 +92,43 @@ template <class T> void Tucker1<T>::AtY(const Tensor<double>& A, Tensor<double>&
     blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, 1.0, A.data(), Ip_, Y_->local().data(), Ip_, 0.0,
                        out.data(), R_);
   } else {
+    // A tile of columns at a time in T, each converted into its place (a whole product in T was half a B more).
     const std::vector<T> Af = cast<T>(A);
-    std::vector<T> o(R_ * Mp_);
-    blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, T(1), Af.data(), Ip_, Y_->local().data(), Ip_, T(0),
-                  o.data(), R_);
-    for (std::size_t i = 0; i < o.size(); ++i) out[i] = static_cast<double>(o[i]);
+    const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+    std::vector<T> o(R_ * std::min(cols, Mp_));
+    for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
+      const std::size_t n = std::min(cols, Mp_ - c0);
+      blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, T(1), Af.data(), Ip_, Y_->local().data() + Ip_ * c0,
+                    Ip_, T(0), o.data(), R_);
+      for (std::size_t i = 0; i < R_ * n; ++i) out[R_ * c0 + i] = static_cast<double>(o[i]);
+    }
   }
   a_comm_->allreduce(out.span());
+}
+
+template <class T>
+void Tucker1<T>::AtY_by_tiles(const Tensor<double>& A,
+                              const std::function<void(std::size_t, std::size_t, const double*)>& f) const {
+  ++passes_;
+  const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+  std::vector<double> M(R_ * std::min(cols, Mp_));
+  std::vector<T> Af, Mf;
+  if constexpr (!std::is_same_v<T, double>) {
+    Af = cast<T>(A);
+    Mf.resize(M.size());
+  }
+  for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
+    const std::size_t n = std::min(cols, Mp_ - c0);
+    const T* Yt = Y_->local().data() + Ip_ * c0;
+    if constexpr (std::is_same_v<T, double>) {
+      blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, 1.0, A.data(), Ip_, Yt, Ip_, 0.0, M.data(), R_);
+    } else {
+      blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, T(1), Af.data(), Ip_, Yt, Ip_, T(0), Mf.data(), R_);
+      for (std::size_t i = 0; i < R_ * n; ++i) M[i] = static_cast<double>(Mf[i]);
+    }
+    a_comm_->allreduce(std::span<double>(M.data(), R_ * n));
+    f(c0, n, M.data());
+  }
 }
 
 template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const {
@@ -108,11 +138,17 @@ template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const
     blas::gemm<double>(blas::Trans::N, blas::Trans::T, Ip_, R_, Mp_, 1.0, Y_->local().data(), Ip_, B.data(), R_, 0.0,
                        out.data(), Ip_);
   } else {
-    const std::vector<T> Bf = cast<T>(B);
-    std::vector<T> o(Ip_ * R_);
-    blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip_, R_, Mp_, T(1), Y_->local().data(), Ip_, Bf.data(), R_, T(0),
-                  o.data(), Ip_);
-    for (std::size_t i = 0; i < o.size(); ++i) out[i] = static_cast<double>(o[i]);
+    // B cast to T a tile of columns at a time (a whole copy was half a B, beside the solve's copies of B), each
+    // tile's product added in double.
+    const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+    std::vector<T> Bf(R_ * std::min(cols, Mp_)), o(Ip_ * R_);
+    for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
+      const std::size_t n = std::min(cols, Mp_ - c0);
+      for (std::size_t i = 0; i < R_ * n; ++i) Bf[i] = static_cast<T>(B[R_ * c0 + i]);
+      blas::gemm<T>(blas::Trans::N, blas::Trans::T, Ip_, R_, n, T(1), Y_->local().data() + Ip_ * c0, Ip_, Bf.data(), R_,
+                    T(0), o.data(), Ip_);
+      for (std::size_t i = 0; i < o.size(); ++i) out[i] += static_cast<double>(o[i]);
+    }
   }
   b_comm_->allreduce(out.span());
   return out;

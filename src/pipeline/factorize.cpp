@@ -408,14 +408,20 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     if (!cfg.multiscale) return solve_bytes;
     // Coarse-to-fine: the finest solve with the previous level's factors still held (B at half the size at
     // most), or a coarsening of the block, whichever is more: the block gathered with its neighbours' halos
-    // (where the coarsened axes are split), the first coarsened axis resampled in doubles (half the block),
-    // in float its copy as stored, and the previous level's factors (a quarter of B at most): (1.5 T + 4)
-    // bytes a value of the block. Between levels the C library's free heap is handed back
-    // (release_free_heap): the leftovers of the coarse levels' arrays held up to 140 MB more at 8 x 300 x
-    // 10000 in float (tests/cli/factorize.cpp checks the estimate at that size).
+    // where a coarsened axis is split over processes (T a value; none where the block holds all it reads),
+    // the first coarsened axis resampled in doubles (half the block: 4 bytes a value), in float the coarse
+    // block as stored (2), and the previous level's factors (a quarter of B at most). Between levels the C
+    // library's free heap is handed back (release_free_heap): the leftovers of the coarse levels' arrays held
+    // up to 140 MB more at 8 x 300 x 10000 in float (tests/cli/factorize.cpp checks the estimate there).
+    bool gathers = false;
+    for (int a : cfg.continuous_axes) {
+      const std::size_t m = static_cast<std::size_t>(a < cfg.mixture_axis ? a + 1 : a);
+      gathers = gathers || (a >= 0 && m < box.size() && box[m] < global[m]);
+    }
     const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp);
     const double block = static_cast<double>(shape_size(box));
-    return std::max(solve_bytes + 0.5 * b, block * (1.5 * static_cast<double>(sizeof(T)) + 4.0) + 0.25 * b);
+    const double per_value = (gathers ? static_cast<double>(sizeof(T)) : 0.0) + 4.0 + (sizeof(T) == 4 ? 2.0 : 0.0);
+    return std::max(solve_bytes + 0.5 * b, block * per_value + 0.25 * b);
   };
   DistTensor<T> Y = read_input<T>(cfg, comm, sum, t0, "Tucker-1 needs at least 2 (mixtures x the rest)", solve_arrays,
                                   "the solve's arrays (rank " + std::to_string(cfg.rank) + ")");

@@ -265,13 +265,14 @@ private:
   std::pair<double, double> b_gradient_sums() {
     const std::vector<double>& Gm = G();
     const std::size_t nb = f_.B.size() / R_;
-    // The single pass never needs A^T Y itself: formed here for this sum alone, not kept (at a small
-    // mixture count a kept copy, R x M_p, is half of Y or more). The two-pass step reuses it: kept. The
-    // gradient itself is formed a few columns at a time (tile_gradient), never whole.
+    // The single pass never needs A^T Y itself: formed here a tile of columns at a time for this sum alone,
+    // never whole (at a small mixture count A^T Y, R x M_p, is half of Y or more). The two-pass step reuses
+    // it: kept. The gradient itself is formed a few columns at a time (tile_gradient), never whole.
     TileStepSums s;
     if (fused_) {
-      const Tensor<double> M = m_.AtY(f_.A);
-      tile_gradient(R_, nb, Gm.data(), M.data(), f_.B.data(), nullptr, nnB_, &s);
+      m_.AtY_by_tiles(f_.A, [&](std::size_t c0, std::size_t n, const double* M) {
+        tile_gradient(R_, n, Gm.data(), M, f_.B.data() + R_ * c0, nullptr, nnB_, &s);
+      });
     } else {
       tile_gradient(R_, nb, Gm.data(), AtY().data(), f_.B.data(), nullptr, nnB_, &s);
     }
@@ -628,18 +629,14 @@ double tucker1_solve_bytes(const Tucker1Footprint& fp, const ConstraintList& con
   // Kept through the solve: B, its momentum history; the previous iterate unless the single pass without
   // extrapolation stands the history in for it; A^T Y in the two-pass iteration.
   const double kept = single ? (ext ? 3 : 2) : 4;
-  // The largest transient beside them. The single pass: A^T Y, formed for the B gradient's statistics
-  // (with its float product before the conversion: half a copy more). The two-pass iteration forms A^T Y
-  // in its kept place and its gradients a few columns at a time, so: the float product (half a copy), a
-  // projection of B that is not entrywise (the sorted projections copy B whole), or the exact solves'
-  // per-column state (masks, counters, sort buffers: about 96 bytes a column), whichever is largest. A
-  // checkpoint's two copies of B in either.
+  // The largest transient beside them. The single pass: none (A^T Y for the B gradient's statistics is formed
+  // a tile at a time, AtY_by_tiles). The two-pass iteration forms A^T Y in its kept place (in float a tile at a
+  // time) and its gradients a few columns at a time, so: a projection of B that is not entrywise (the sorted
+  // projections copy B whole) or the exact solves' per-column state (masks, counters, sort buffers: about 96
+  // bytes a column), whichever is larger. A checkpoint's two copies of B in either.
   double transient = 0;
-  if (single)
-    transient = b + (fp.value_bytes == 4 ? 0.5 * b : 0.0);
-  else
-    transient = std::max({fp.value_bytes == 4 ? 0.5 * b : 0.0, is_entrywise_only(consB) ? 0.0 : b,
-                          o.bpp ? 96.0 * static_cast<double>(fp.Mp) : 0.0});
+  if (!single)
+    transient = std::max(is_entrywise_only(consB) ? 0.0 : b, o.bpp ? 96.0 * static_cast<double>(fp.Mp) : 0.0);
   if (fp.checkpoints) transient = std::max(transient, 2 * b);
   // A, its history and products (I x R), and the pass's tile buffers: small beside B unless Mp is small.
   const double a_side = 16.0 * 8.0 * static_cast<double>(fp.Ip) * static_cast<double>(fp.R);

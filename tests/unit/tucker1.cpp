@@ -802,3 +802,44 @@ TEST_CASE("a joint read-ahead measurement keeps the mode that is fastest at the 
   fused_read_ahead_tuning(true);
   REQUIRE(fused_tile_kib(0));
 }
+
+TEST_CASE("A^T Y by tiles, and the float products a tile at a time, equal the whole products", "[tucker1]") {
+  const Comm& self = test::comm();
+  const std::size_t I = 20, M = 9000, R = 16; // tiles of 2^16 / 16 = 4096 columns: three, the last of 808
+  auto pl = make_planted<double>(self, {I, M}, R, 0.1, 3);
+  Tucker1<double> m(pl.Y, R);
+  Factors f;
+  init_random(m, f, 2, true, {}, {});
+  const Tensor<double> whole = m.AtY(f.A);
+  std::vector<double> tiled(whole.size(), std::nan(""));
+  std::vector<std::size_t> firsts, counts;
+  m.AtY_by_tiles(f.A, [&](std::size_t c0, std::size_t n, const double* Mt) {
+    firsts.push_back(c0);
+    counts.push_back(n);
+    std::copy(Mt, Mt + R * n, tiled.begin() + static_cast<std::ptrdiff_t>(R * c0));
+  });
+  CHECK(firsts == std::vector<std::size_t>{0, 4096, 8192});
+  CHECK(counts == std::vector<std::size_t>{4096, 4096, 808});
+  CHECK(test::rel_diff(std::span<const double>(tiled), whole.span()) < 1e-14);
+  // Y stored in float: A^T Y and Y B^T (B cast a tile at a time, the tiles' sums added in double) against sums in
+  // double of the same float values.
+  Tensor<float> yf(pl.Y.local().shape());
+  for (std::size_t i = 0; i < yf.size(); ++i) yf[i] = static_cast<float>(pl.Y.local()[i]);
+  const DistTensor<float> Yf(self, pl.Y.layout(), std::move(yf));
+  Tucker1<float> mf(Yf, R);
+  std::vector<double> aty(R * M, 0.0), ybt(I * R, 0.0);
+  for (std::size_t j = 0; j < M; ++j)
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t i = 0; i < I; ++i) {
+        const double y = Yf.local()[i + I * j];
+        aty[r + R * j] += static_cast<double>(static_cast<float>(f.A(i, r))) * y;
+        ybt[i + I * r] += y * static_cast<double>(static_cast<float>(f.B[r + R * j]));
+      }
+  CHECK(test::rel_diff(mf.AtY(f.A).span(), std::span<const double>(aty)) < 1e-6);
+  CHECK(test::rel_diff(mf.YBt(f.B).span(), std::span<const double>(ybt)) < 1e-6);
+  std::vector<double> tiled_f(R * M);
+  mf.AtY_by_tiles(f.A, [&](std::size_t c0, std::size_t n, const double* Mt) {
+    std::copy(Mt, Mt + R * n, tiled_f.begin() + static_cast<std::ptrdiff_t>(R * c0));
+  });
+  CHECK(test::rel_diff(std::span<const double>(tiled_f), mf.AtY(f.A).span()) == 0);
+}

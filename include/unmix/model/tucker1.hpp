@@ -6,6 +6,7 @@
 //   - over the processes that split the other modes (same mixture block): B B^T, Y B^T, <B, X>.
 // The relative error comes from Gram matrices and inner products, never from the model tensor.
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "unmix/constraints/constraints.hpp"
@@ -43,6 +44,11 @@ public:
   /// The same into `out`, whose storage is reused when it already holds R x M_p values (no allocation,
   /// no page faults: the two-pass iteration forms it every iteration).
   void AtY(const Tensor<double>& A, Tensor<double>& out) const;
+  /// A^T Y restricted to this process's columns, a tile of columns at a time (at most 2^16 values of it): `f(first
+  /// column, columns, M)` with M the tile's R x columns values, column-major (reduced as AtY's). One pass over Y,
+  /// none of A^T Y held whole (at a few mixtures it is as large as Y or more).
+  void AtY_by_tiles(const Tensor<double>& A,
+                    const std::function<void(std::size_t, std::size_t, const double*)>& f) const;
   /// Y B^T restricted to this process's rows (I_p x R).
   Tensor<double> YBt(const Tensor<double>& B) const;
   /// Inner products of whole A-shaped (I x R) and B-shaped arrays from local blocks.
