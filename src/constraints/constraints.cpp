@@ -136,8 +136,48 @@ double threshold_inplace(std::vector<double>& y, double radius) {
   return sorted_threshold(y, k, radius);
 }
 
+/// threshold_inplace's passes on slices shared by several processes: each pass sums every slice's kept count
+/// and kept sum over the sharing processes (two values a slice), so that no process receives another's values.
+/// A value is kept while it exceeds every threshold so far (the serial passes' compaction). False when a slice
+/// has not settled after 64 passes (the serial form then sorts): the caller gathers instead.
+bool shared_slice_thresholds(const SliceReducer& red, const Slices& S, const std::vector<double>& buf, double radius,
+                             std::vector<double>& t) {
+  const double lowest = -std::numeric_limits<double>::infinity();
+  std::vector<double> floor(S.count, lowest), acc(2 * S.count, 0.0), k(S.count), sum(S.count);
+  std::vector<char> settled(S.count, 0);
+  for (int pass = 0; pass <= 64; ++pass) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (std::size_t s = 0; s < S.count; ++s) {
+      if (settled[s]) continue;
+      const double* v = buf.data() + s * S.per_slice;
+      for (std::size_t i = 0; i < S.per_slice; ++i)
+        if (v[i] > floor[s]) {
+          acc[2 * s] += 1;
+          acc[2 * s + 1] += v[i];
+        }
+    }
+    red.sum(acc);
+    bool all = true;
+    for (std::size_t s = 0; s < S.count; ++s) {
+      if (settled[s]) continue;
+      if (acc[2 * s] == 0 || (pass > 0 && acc[2 * s] == k[s])) {
+        settled[s] = 1; // t[s] is the last pass's threshold (0 for a slice without values, as serially)
+        continue;
+      }
+      k[s] = acc[2 * s];
+      sum[s] = acc[2 * s + 1];
+      t[s] = (sum[s] - radius) / k[s];
+      floor[s] = std::max(floor[s], t[s]);
+      all = false;
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
 /// Simplex thresholds of every local slice; `buf` holds the local values slice-major (count x per_slice).
-/// Shared slices are gathered whole, so every process finds the threshold of the same multiset.
+/// Shared slices: the serial passes with their counts and sums reduced (shared_slice_thresholds); only a slice
+/// that needs the sorted form has its values gathered whole, so that every process sorts the same multiset.
 std::vector<double> slice_thresholds(const SliceReducer& red, const Slices& S, const std::vector<double>& buf,
                                      double radius) {
   std::vector<double> t(S.count, 0.0);
@@ -151,6 +191,7 @@ std::vector<double> slice_thresholds(const SliceReducer& red, const Slices& S, c
     }
     return t;
   }
+  if (shared_slice_thresholds(red, S, buf, radius, t)) return t;
   const double mine = static_cast<double>(S.per_slice);
   const std::vector<double> counts = red.gather(std::span<const double>(&mine, 1));
   const std::vector<double> all = red.gather(buf);

@@ -612,3 +612,51 @@ TEST_CASE("every constraint list's name parses back to the same list", "[constra
     }
   }
 }
+
+namespace {
+
+/// The reducer of a process that shares every slice with one twin holding the same values: sums count both,
+/// maxima are the process's own; gathers are counted.
+class TwinReducer final : public SliceReducer {
+public:
+  mutable int gathers = 0;
+  void sum(std::span<double> v) const override {
+    for (double& a : v) a *= 2;
+  }
+  void max(std::span<double>) const override {}
+  std::vector<double> gather(std::span<const double> v) const override {
+    ++gathers;
+    Vec o(v.begin(), v.end());
+    o.insert(o.end(), v.begin(), v.end());
+    return o;
+  }
+  int size() const override { return 2; }
+};
+
+} // namespace
+
+TEST_CASE("simplex and l1normalize on shared slices: reduced counts and sums, no values gathered", "[constraints]") {
+  // A 3 x 40 factor whose rows a twin process shares: projected as the serial projection of the rows with each
+  // value twice (a 3 x 80 array whose columns j and j + 40 are equal) projects them.
+  const std::size_t rows = 3, cols = 40;
+  CounterRng rng(8, 2);
+  for (const std::string spec : {"simplex_rows", "l1normalize_rows", "nonnegative+simplex_rows"}) {
+    INFO(spec);
+    Vec x(rows * cols), twice(rows * 2 * cols);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.3 * rng.normal(i);
+    std::copy(x.begin(), x.end(), twice.begin());
+    std::copy(x.begin(), x.end(), twice.begin() + static_cast<std::ptrdiff_t>(x.size()));
+    TwinReducer twin;
+    FactorView v = local_view(x, {rows, cols});
+    v.reducer = [&](unsigned) -> const SliceReducer& { return twin; };
+    apply(parse_constraints(spec), v);
+    run(spec, twice, {rows, 2 * cols});
+    CHECK(twin.gathers == 0);
+    CHECK(max_diff(x, Vec(twice.begin(), twice.begin() + static_cast<std::ptrdiff_t>(x.size()))) <= 1e-15);
+    for (std::size_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (std::size_t j = 0; j < 2 * cols; ++j) s += std::abs(twice[r + rows * j]);
+      CHECK(s == Approx(1.0).epsilon(1e-12)); // the doubled row is on the unit sphere of its norm
+    }
+  }
+}
