@@ -162,8 +162,10 @@ SpreadCounts read_spread(MatrixMarketReader* reader, const PrepareOptions& opt, 
     mine.span()[n++] = {s * K + static_cast<std::size_t>(k), e.value * median / library_size[s]};
   }
   mine.shrink(n);
+  const BlockPartition &by_spot = layout.partition(0), &by_kept = layout.partition(1);
+  const int spot_blocks = layout.grid().dim(0); // rank = spot block + spot blocks x gene block (ProcessGrid)
   std::vector<std::size_t> scount = group_by(mine.span(), nP, [&](const CountEntry& e) {
-    return layout.owner({e.key / K, e.key % K});
+    return by_spot.owner(e.key / K) + spot_blocks * by_kept.owner(e.key % K);
   });
   for (std::size_t& c : scount) c *= E;
   std::vector<std::size_t> rcount(nP, 0);
