@@ -169,6 +169,25 @@ Coo read_matrix_market(const std::string& path) {
   return m;
 }
 
+std::vector<std::string> read_gene_names(const std::string& path, std::size_t expected) {
+  LineReader in(path);
+  std::vector<std::string> names;
+  std::string line;
+  while (in.next(line)) {
+    const std::size_t tab = line.find('\t');
+    if (tab != std::string::npos) { // id <tab> name [<tab> type]
+      const std::size_t end = line.find('\t', tab + 1);
+      line = line.substr(tab + 1, end == std::string::npos ? std::string::npos : end - tab - 1);
+    }
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    names.push_back(line);
+  }
+  if (names.size() != expected)
+    throw DataError("'" + path + "' names " + std::to_string(names.size()) + " genes; the counts have " +
+                    std::to_string(expected) + " rows");
+  return names;
+}
+
 Spots read_spots(const std::string& path, const std::string& x_col, const std::string& y_col,
                  const std::string& label_col, const std::string& id_col, const std::string& index_col) {
   const csv::Table t = csv::read(path);

@@ -21,21 +21,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto& since = apps::seconds_since;
 constexpr auto& fmt = apps::format_number;
 
-std::vector<std::string> read_gene_names(const std::string& path, std::size_t expected) {
-  std::ifstream in(path);
-  if (!in) throw IoError("cannot open '" + path + "' for reading (--genes)");
-  std::vector<std::string> names;
-  std::string line;
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    names.push_back(line);
-  }
-  if (names.size() != expected)
-    throw DataError("'" + path + "' names " + std::to_string(names.size()) + " genes; the counts have " +
-                    std::to_string(expected) + " rows");
-  return names;
-}
-
 std::string make_maps(const std::string& dir, const std::string& format, const Spots& sp, const std::vector<double>& A,
                       std::size_t R, const std::vector<int>& dominant, const std::vector<int>& labels,
                       const std::vector<std::string>& label_names) {

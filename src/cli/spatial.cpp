@@ -21,7 +21,9 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
                                                  "the spot name column (default: the first other column)")(
       "index-column", po::value<std::string>(),
       "a column giving each row's 1-based column of the counts (default: rows in the counts' column order)")(
-      "genes", po::value<std::string>(), "gene names, one per line, in the order of the counts' rows");
+      "genes", po::value<std::string>(),
+      "gene names, one per line, in the order of the counts' rows (plain or .gz; a 10x "
+      "features.tsv(.gz): the name column)");
   po::options_description pre("Preparation");
   pre.add_options()("top-genes", po::value<long>()->default_value(static_cast<long>(d.prepare.top_genes)),
                     "keep this many genes, those of largest variance of log1p(expression) after scaling every spot "

@@ -167,6 +167,19 @@ TEST_CASE("merge_counts and scale_genes: duplicates summed in key order; scales 
   CHECK(sd[1] == 1);
 }
 
+TEST_CASE("read_gene_names: one per line, plain or gzip, or a 10x features.tsv's name column", "[spatial]") {
+  CHECK(read_gene_names(put("genes.txt", "Gad1\nSlc17a7 \r\nMbp\n"), 3) ==
+        std::vector<std::string>{"Gad1", "Slc17a7", "Mbp"});
+  const std::string features = "ENSMUSG00000070880\tGad1\tGene Expression\n"
+                               "ENSMUSG00000070570\tSlc17a7\tGene Expression\nENSMUSG00000041607\tMbp\n";
+  for (bool gz : {false, true})
+    CHECK(read_gene_names(put(gz ? "features.tsv.gz" : "features.tsv", features, gz), 3) ==
+          std::vector<std::string>{"Gad1", "Slc17a7", "Mbp"});
+  CHECK_THROWS_WITH(read_gene_names(put("two.txt", "a\nb\n"), 3),
+                    Catch::Contains("names 2 genes; the counts have 3 rows"));
+  CHECK_THROWS_AS(read_gene_names(test::temp_dir("spatial") + "/none.txt", 1), IoError);
+}
+
 TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and names", "[spatial]") {
   const std::string path = put("spots.csv", "\"col\",\"barcode\",\"x\",\"y\",\"layer\"\n1,\"AC\",1.5,2,\"L1\"\n"
                                             "2,\"GT\",3,4.25,NA\n3,\"TT\",5,6,\"L2\"\n");

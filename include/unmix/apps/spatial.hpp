@@ -51,6 +51,11 @@ private:
 /// A whole MatrixMarket coordinate matrix (MatrixMarketReader's formats and errors).
 Coo read_matrix_market(const std::string& path);
 
+/// Gene names, one per line, in the counts' row order, plain or gzip-compressed; a line with tabs is a 10x
+/// Genomics features.tsv row (id, name, type): its second field is the name. DataError when the file names
+/// another number of genes than `expected`, IoError when it cannot be read.
+std::vector<std::string> read_gene_names(const std::string& path, std::size_t expected);
+
 /// The spots' table: one row per column of the counts, in the same order.
 struct Spots {
   std::vector<std::string> id;
