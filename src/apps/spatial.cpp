@@ -188,8 +188,31 @@ std::vector<std::string> read_gene_names(const std::string& path, std::size_t ex
   return names;
 }
 
+std::vector<std::string> read_barcodes(const std::string& path) {
+  LineReader in(path);
+  std::vector<std::string> names;
+  std::map<std::string, std::size_t> seen;
+  std::string line;
+  while (in.next(line)) {
+    line = line.substr(0, line.find('\t'));
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    if (line.empty())
+      throw DataError("'" + path + "' line " + std::to_string(in.number()) + " is empty: expected a barcode");
+    const auto [it, fresh] = seen.emplace(line, in.number());
+    if (!fresh)
+      throw DataError("'" + path + "' names barcode '" + line + "' on lines " + std::to_string(it->second) + " and " +
+                      std::to_string(in.number()));
+    names.push_back(line);
+  }
+  if (names.empty()) throw DataError("'" + path + "' is empty: expected one barcode per column of the counts");
+  return names;
+}
+
 Spots read_spots(const std::string& path, const std::string& x_col, const std::string& y_col,
-                 const std::string& label_col, const std::string& id_col, const std::string& index_col) {
+                 const std::string& label_col, const std::string& id_col, const std::string& index_col,
+                 const std::vector<std::string>& barcodes) {
+  if (!barcodes.empty() && !index_col.empty())
+    throw ConfigError("--index-column and --barcodes both say which row is which column: give one");
   const csv::Table t = csv::read(path);
   if (t.size() < 2) throw DataError("'" + path + "' has no spots: expected a header row and one row per spot");
   const std::size_t cx = column_of(t, x_col, "--x-column"), cy = column_of(t, y_col, "--y-column");
@@ -217,6 +240,28 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
       double v = 0; // NA, empty and the like: an unannotated spot
       s.label.push_back(csv::parse_cell(t.cell(r, cl), v) == csv::CellKind::missing ? std::string() : t.cell(r, cl));
     }
+  }
+  if (!barcodes.empty()) { // rows matched to the counts' columns by name
+    std::map<std::string, std::size_t> row_of_id;
+    for (std::size_t i = 0; i < s.id.size(); ++i) {
+      const auto [it, fresh] = row_of_id.emplace(s.id[i], i);
+      if (!fresh)
+        throw DataError("'" + path + "' names spot '" + s.id[i] + "' on rows " + std::to_string(it->second + 2) +
+                        " and " + std::to_string(i + 2));
+    }
+    Spots o;
+    for (std::size_t k = 0; k < barcodes.size(); ++k) {
+      const auto it = row_of_id.find(barcodes[k]);
+      if (it == row_of_id.end())
+        throw DataError("'" + path + "' has no row for barcode '" + barcodes[k] + "' (column " + std::to_string(k + 1) +
+                        " of the counts)");
+      const std::size_t i = it->second;
+      o.id.push_back(s.id[i]);
+      o.x.push_back(s.x[i]);
+      o.y.push_back(s.y[i]);
+      if (!s.label.empty()) o.label.push_back(s.label[i]);
+    }
+    return o;
   }
   if (index_col.empty()) return s;
   const std::size_t cx_index = cindex, n = s.x.size();

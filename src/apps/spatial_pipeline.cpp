@@ -120,7 +120,12 @@ RunSummary run(const RunConfig& cfg, const Comm& comm, const std::function<void(
   collective_try(comm, [&] {
     if (comm.rank() != 0) return;
     reader = std::make_unique<MatrixMarketReader>(cfg.counts);
-    sp = read_spots(cfg.spots, cfg.x_column, cfg.y_column, cfg.label_column, cfg.id_column, cfg.index_column);
+    const std::vector<std::string> barcodes =
+        cfg.barcodes.empty() ? std::vector<std::string>{} : read_barcodes(cfg.barcodes);
+    if (!barcodes.empty() && barcodes.size() != reader->cols())
+      throw DataError("'" + cfg.barcodes + "' names " + std::to_string(barcodes.size()) +
+                      " barcodes; the counts have " + std::to_string(reader->cols()) + " columns");
+    sp = read_spots(cfg.spots, cfg.x_column, cfg.y_column, cfg.label_column, cfg.id_column, cfg.index_column, barcodes);
     if (sp.x.size() != reader->cols())
       throw DataError("'" + cfg.spots + "' describes " + std::to_string(sp.x.size()) + " spots; the counts have " +
                       std::to_string(reader->cols()) + " columns");

@@ -21,6 +21,10 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
                                                  "the spot name column (default: the first other column)")(
       "index-column", po::value<std::string>(),
       "a column giving each row's 1-based column of the counts (default: rows in the counts' column order)")(
+      "barcodes", po::value<std::string>(),
+      "the counts' column names, one per line (plain or .gz, e.g. 10x barcodes.tsv.gz): the spots' rows are "
+      "matched to the columns by their names (--id-column), in any order, rows of other spots left out (a 10x "
+      "tissue_positions.csv: --id-column barcode --x-column pxl_col_in_fullres --y-column pxl_row_in_fullres)")(
       "genes", po::value<std::string>(),
       "gene names, one per line, in the order of the counts' rows (plain or .gz; a 10x "
       "features.tsv(.gz): the name column)");
@@ -72,6 +76,7 @@ int cmd_spatial(const std::vector<std::string>& args, const Comm& world) {
   if (vm.count("label-column")) cfg.label_column = vm["label-column"].as<std::string>();
   if (vm.count("id-column")) cfg.id_column = vm["id-column"].as<std::string>();
   if (vm.count("index-column")) cfg.index_column = vm["index-column"].as<std::string>();
+  if (vm.count("barcodes")) cfg.barcodes = vm["barcodes"].as<std::string>();
   if (vm.count("genes")) cfg.genes = vm["genes"].as<std::string>();
 
   cfg.prepare.top_genes = read_count(vm, "top-genes", 1);

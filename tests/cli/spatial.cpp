@@ -93,12 +93,46 @@ TEST_CASE("spatial finds the olfactory bulb's cell types and writes proportions,
     CHECK(a.err.find("no clear bend") != std::string::npos);
 }
 
+TEST_CASE("spatial with --barcodes matches a positions table's rows by name: the same fit", "[spatial]") {
+  // The section's table shuffled (reversed), with a spot the counts do not have, and its barcodes in the counts'
+  // order: the rows are matched by name and the fit is the plain run's.
+  const fs::path d = unmix::test::fresh_cli_dir("spatial", "barcodes");
+  const auto rows = lines_of(spots);
+  REQUIRE(rows.size() == 263);
+  {
+    std::ofstream b(d / "barcodes.tsv"), t(d / "positions.csv");
+    t << rows[0] << "\n";
+    for (std::size_t i = rows.size() - 1; i >= 1; --i) t << rows[i] << "\n";
+    t << "0,\"GHOSTSPOT\",0,0,NA\n";
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      const auto a = rows[i].find('"'), z = rows[i].find('"', a + 1);
+      b << rows[i].substr(a + 1, z - a - 1) << "\n";
+    }
+  }
+  auto run = [&](const std::vector<std::string>& extra, const std::string& name) {
+    std::vector<std::string> args{"spatial", counts,    "--label-column", "layer", "--rank",
+                                  "5",       "--plots", "none",           "--out", (d / name).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_unmix(2, args);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return lines_of(d / name / "proportions.csv");
+  };
+  const auto plain = run({"--spots", spots, "--id-column", "barcode"}, "plain");
+  const auto matched = run({"--spots", (d / "positions.csv").string(), "--barcodes", (d / "barcodes.tsv").string(),
+                            "--id-column", "barcode"},
+                           "matched");
+  REQUIRE(plain.size() == 263);
+  CHECK(matched == plain);
+}
+
 TEST_CASE("spatial rejects bad input with a clear message and leaves no output", "[spatial]") {
   const fs::path d = unmix::test::fresh_cli_dir("spatial", "bad");
   std::ofstream(d / "small.mtx") << "%%MatrixMarket matrix coordinate integer general\n3 2 3\n1 1 4\n2 2 5\n3 1 1\n";
   std::ofstream(d / "two.csv") << "x,y\n1,1\n2,1\n";
   std::ofstream(d / "three.csv") << "x,y\n1,1\n2,1\n3,1\n";
   std::ofstream(d / "genes2.txt") << "a\nb\n";
+  std::ofstream(d / "one.tsv") << "a\n";
   std::ofstream(d / "bad.mtx") << "%%MatrixMarket matrix array real general\n1 1\n1\n";
   const std::string small = (d / "small.mtx").string(), two = (d / "two.csv").string();
   const std::vector<unmix::test::Refusal> cases = {
@@ -108,6 +142,9 @@ TEST_CASE("spatial rejects bad input with a clear message and leaves no output",
       {{small, "--spots", two, "--rank", "2", "--x-column", "u"}, "no column 'u'"},
       {{small, "--spots", two, "--rank", "2", "--label-column", "layer"}, "no column 'layer'"},
       {{small, "--spots", two, "--rank", "2", "--genes", (d / "genes2.txt").string()}, "names 2 genes"},
+      {{small, "--spots", two, "--rank", "2", "--barcodes", (d / "genes2.txt").string()}, "no row for barcode 'a'"},
+      {{small, "--spots", two, "--rank", "2", "--barcodes", (d / "one.tsv").string()},
+       "names 1 barcodes; the counts have 2 columns"},
       {{small, "--spots", two}, "--rank R (or --rank auto"},
       {{small, "--spots", two, "--rank", "two"}, "give a positive number or auto"},
       {{small, "--spots", two, "--rank", "3", "--min-spots", "1"}, "the rank must be between 1 and 2"},

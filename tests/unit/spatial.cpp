@@ -180,6 +180,29 @@ TEST_CASE("read_gene_names: one per line, plain or gzip, or a 10x features.tsv's
   CHECK_THROWS_AS(read_gene_names(test::temp_dir("spatial") + "/none.txt", 1), IoError);
 }
 
+TEST_CASE("read_spots with barcodes: rows matched by name, in any order, others left out", "[spatial]") {
+  // A 10x-style positions table: more spots than columns (off-tissue ones), another order.
+  const std::string table = put("positions.csv", "barcode,in_tissue,array_row,array_col,pxl_row,pxl_col\n"
+                                                 "AAAC-1,0,0,0,10,20\nCCCT-1,1,0,2,11,21\nGGGA-1,1,1,1,12,22\n"
+                                                 "TTTG-1,1,1,3,13,23\n");
+  for (bool gz : {false, true}) {
+    const std::vector<std::string> codes =
+        read_barcodes(put(gz ? "barcodes.tsv.gz" : "barcodes.tsv", "TTTG-1\nCCCT-1\nGGGA-1\n", gz));
+    CHECK(codes == std::vector<std::string>{"TTTG-1", "CCCT-1", "GGGA-1"});
+    const Spots s = read_spots(table, "pxl_col", "pxl_row", "", "barcode", "", codes);
+    CHECK(s.id == codes);
+    CHECK(s.x == std::vector<double>{23, 21, 22});
+    CHECK(s.y == std::vector<double>{13, 11, 12});
+  }
+  CHECK_THROWS_WITH(read_spots(table, "pxl_col", "pxl_row", "", "barcode", "", {"CCCT-1", "ACGT-1"}),
+                    Catch::Contains("no row for barcode 'ACGT-1' (column 2 of the counts)"));
+  CHECK_THROWS_WITH(read_spots(put("twice.csv", "barcode,x,y\nA,1,1\nB,2,2\nA,3,3\n"), "x", "y", "", "", "", {"A"}),
+                    Catch::Contains("names spot 'A' on rows 2 and 4"));
+  CHECK_THROWS_AS(read_spots(table, "pxl_col", "pxl_row", "", "barcode", "in_tissue", {"CCCT-1"}), ConfigError);
+  CHECK_THROWS_WITH(read_barcodes(put("dup.tsv", "A\nB\nA\n")), Catch::Contains("'A' on lines 1 and 3"));
+  CHECK_THROWS_WITH(read_barcodes(put("empty.tsv", "")), Catch::Contains("is empty"));
+}
+
 TEST_CASE("read_spots: coordinates, annotation (missing values unannotated) and names", "[spatial]") {
   const std::string path = put("spots.csv", "\"col\",\"barcode\",\"x\",\"y\",\"layer\"\n1,\"AC\",1.5,2,\"L1\"\n"
                                             "2,\"GT\",3,4.25,NA\n3,\"TT\",5,6,\"L2\"\n");

@@ -68,8 +68,17 @@ struct Spots {
 /// Rows describe the counts' columns in order, unless `index_col` names a column holding each row's 1-based
 /// column of the counts (then the spots come back in the counts' order; the indices must be 1..rows, each
 /// once). DataError for missing columns, non-numeric coordinates or bad indices.
+/// With `barcodes` (the counts' column names in order, e.g. read_barcodes) the rows are matched to the columns by
+/// their names instead: the table may list more spots (a 10x tissue_positions.csv lists those off the tissue
+/// too; they are left out) and in any order. DataError for a column with no row or a name on two rows;
+/// ConfigError with index_col too.
 Spots read_spots(const std::string& path, const std::string& x_col, const std::string& y_col,
-                 const std::string& label_col, const std::string& id_col = "", const std::string& index_col = "");
+                 const std::string& label_col, const std::string& id_col = "", const std::string& index_col = "",
+                 const std::vector<std::string>& barcodes = {});
+
+/// The counts' column names, one per line, plain or gzip-compressed (a 10x barcodes.tsv(.gz); a line with tabs
+/// gives its first field). IoError when unreadable, DataError for an empty or repeated name.
+std::vector<std::string> read_barcodes(const std::string& path);
 
 struct PrepareOptions {
   std::size_t top_genes = 1000; ///< keep the genes of largest variance of log1p(normalized) expression

@@ -19,9 +19,10 @@
 namespace unmix::spatial {
 
 struct RunConfig {
-  std::string counts; ///< MatrixMarket (.mtx or .mtx.gz), genes x spots
-  std::string spots;  ///< CSV, one row per spot in the counts' column order
-  std::string genes;  ///< optional: gene names, one per line, in the counts' row order
+  std::string counts;   ///< MatrixMarket (.mtx or .mtx.gz), genes x spots
+  std::string spots;    ///< CSV, one row per spot in the counts' column order
+  std::string genes;    ///< optional: gene names, one per line, in the counts' row order
+  std::string barcodes; ///< optional: the counts' column names in order; the spots' rows are matched by name
   std::string x_column = "x", y_column = "y", label_column, id_column, index_column;
   PrepareOptions prepare;
   std::size_t rank = 0; ///< 0: estimate
