@@ -63,6 +63,18 @@ std::size_t column_of(const csv::Table& t, const std::string& name, const char* 
   throw DataError("'" + t.path + "' has no column '" + name + "' (" + option + "); its columns: " + have);
 }
 
+/// The spots of rows row_of[0], row_of[1], ... of `s`: the table in the counts' column order.
+Spots rows_in_order(const Spots& s, const std::vector<std::size_t>& row_of) {
+  Spots o;
+  for (std::size_t i : row_of) {
+    o.id.push_back(s.id[i]);
+    o.x.push_back(s.x[i]);
+    o.y.push_back(s.y[i]);
+    if (!s.label.empty()) o.label.push_back(s.label[i]);
+  }
+  return o;
+}
+
 } // namespace
 
 struct MatrixMarketReader::Source {
@@ -249,19 +261,15 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
         throw DataError("'" + path + "' names spot '" + s.id[i] + "' on rows " + std::to_string(it->second + 2) +
                         " and " + std::to_string(i + 2));
     }
-    Spots o;
+    std::vector<std::size_t> row_of(barcodes.size());
     for (std::size_t k = 0; k < barcodes.size(); ++k) {
       const auto it = row_of_id.find(barcodes[k]);
       if (it == row_of_id.end())
         throw DataError("'" + path + "' has no row for barcode '" + barcodes[k] + "' (column " + std::to_string(k + 1) +
                         " of the counts)");
-      const std::size_t i = it->second;
-      o.id.push_back(s.id[i]);
-      o.x.push_back(s.x[i]);
-      o.y.push_back(s.y[i]);
-      if (!s.label.empty()) o.label.push_back(s.label[i]);
+      row_of[k] = it->second;
     }
-    return o;
+    return rows_in_order(s, row_of);
   }
   if (index_col.empty()) return s;
   const std::size_t cx_index = cindex, n = s.x.size();
@@ -278,15 +286,7 @@ Spots read_spots(const std::string& path, const std::string& x_col, const std::s
                       " is already described by row " + std::to_string(row_of[k] + 2));
     row_of[k] = r - 1;
   }
-  Spots o;
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t i = row_of[k];
-    o.id.push_back(s.id[i]);
-    o.x.push_back(s.x[i]);
-    o.y.push_back(s.y[i]);
-    if (!s.label.empty()) o.label.push_back(s.label[i]);
-  }
-  return o;
+  return rows_in_order(s, row_of);
 }
 
 void check_prepare_options(const PrepareOptions& opt) {

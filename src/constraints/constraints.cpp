@@ -143,7 +143,7 @@ double threshold_inplace(std::vector<double>& y, double radius) {
 bool shared_slice_thresholds(const SliceReducer& red, const Slices& S, const std::vector<double>& buf, double radius,
                              std::vector<double>& t) {
   const double lowest = -std::numeric_limits<double>::infinity();
-  std::vector<double> floor(S.count, lowest), acc(2 * S.count, 0.0), k(S.count), sum(S.count);
+  std::vector<double> floor(S.count, lowest), acc(2 * S.count, 0.0), k(S.count);
   std::vector<char> settled(S.count, 0);
   for (int pass = 0; pass <= 64; ++pass) {
     std::fill(acc.begin(), acc.end(), 0.0);
@@ -165,8 +165,7 @@ bool shared_slice_thresholds(const SliceReducer& red, const Slices& S, const std
         continue;
       }
       k[s] = acc[2 * s];
-      sum[s] = acc[2 * s + 1];
-      t[s] = (sum[s] - radius) / k[s];
+      t[s] = (acc[2 * s + 1] - radius) / k[s];
       floor[s] = std::max(floor[s], t[s]);
       all = false;
     }

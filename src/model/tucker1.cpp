@@ -82,6 +82,21 @@ template <class T> Tensor<double> Tucker1<T>::AtY(const Tensor<double>& A) const
   return out;
 }
 
+template <class T> std::size_t Tucker1<T>::tile_columns() const {
+  return std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+}
+
+template <class T>
+void Tucker1<T>::aty_columns(const T* At, std::size_t c0, std::size_t n, T* scratch, double* dst) const {
+  const T* Yt = Y_->local().data() + Ip_ * c0;
+  if constexpr (std::is_same_v<T, double>) {
+    blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, 1.0, At, Ip_, Yt, Ip_, 0.0, dst, R_);
+  } else {
+    blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, T(1), At, Ip_, Yt, Ip_, T(0), scratch, R_);
+    for (std::size_t i = 0; i < R_ * n; ++i) dst[i] = static_cast<double>(scratch[i]);
+  }
+}
+
 template <class T> void Tucker1<T>::AtY(const Tensor<double>& A, Tensor<double>& out) const {
   ++passes_;
   if (out.shape() != Shape{R_, Mp_}) {
@@ -89,19 +104,14 @@ template <class T> void Tucker1<T>::AtY(const Tensor<double>& A, Tensor<double>&
     out = Tensor<double>({R_, Mp_});
   }
   if constexpr (std::is_same_v<T, double>) {
-    blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, Mp_, Ip_, 1.0, A.data(), Ip_, Y_->local().data(), Ip_, 0.0,
-                       out.data(), R_);
+    aty_columns(A.data(), 0, Mp_, nullptr, out.data());
   } else {
     // A tile of columns at a time in T, each converted into its place (a whole product in T was half a B more).
     const std::vector<T> Af = cast<T>(A);
-    const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+    const std::size_t cols = tile_columns();
     std::vector<T> o(R_ * std::min(cols, Mp_));
-    for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
-      const std::size_t n = std::min(cols, Mp_ - c0);
-      blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, T(1), Af.data(), Ip_, Y_->local().data() + Ip_ * c0,
-                    Ip_, T(0), o.data(), R_);
-      for (std::size_t i = 0; i < R_ * n; ++i) out[R_ * c0 + i] = static_cast<double>(o[i]);
-    }
+    for (std::size_t c0 = 0; c0 < Mp_; c0 += cols)
+      aty_columns(Af.data(), c0, std::min(cols, Mp_ - c0), o.data(), out.data() + R_ * c0);
   }
   a_comm_->allreduce(out.span());
 }
@@ -110,22 +120,21 @@ template <class T>
 void Tucker1<T>::AtY_by_tiles(const Tensor<double>& A,
                               const std::function<void(std::size_t, std::size_t, const double*)>& f) const {
   ++passes_;
-  const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+  const std::size_t cols = tile_columns();
   std::vector<double> M(R_ * std::min(cols, Mp_));
   std::vector<T> Af, Mf;
   if constexpr (!std::is_same_v<T, double>) {
     Af = cast<T>(A);
     Mf.resize(M.size());
   }
+  const T* At = nullptr;
+  if constexpr (std::is_same_v<T, double>)
+    At = A.data();
+  else
+    At = Af.data();
   for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
     const std::size_t n = std::min(cols, Mp_ - c0);
-    const T* Yt = Y_->local().data() + Ip_ * c0;
-    if constexpr (std::is_same_v<T, double>) {
-      blas::gemm<double>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, 1.0, A.data(), Ip_, Yt, Ip_, 0.0, M.data(), R_);
-    } else {
-      blas::gemm<T>(blas::Trans::T, blas::Trans::N, R_, n, Ip_, T(1), Af.data(), Ip_, Yt, Ip_, T(0), Mf.data(), R_);
-      for (std::size_t i = 0; i < R_ * n; ++i) M[i] = static_cast<double>(Mf[i]);
-    }
+    aty_columns(At, c0, n, Mf.data(), M.data());
     a_comm_->allreduce(std::span<double>(M.data(), R_ * n));
     f(c0, n, M.data());
   }
@@ -140,7 +149,7 @@ template <class T> Tensor<double> Tucker1<T>::YBt(const Tensor<double>& B) const
   } else {
     // B cast to T a tile of columns at a time (a whole copy was half a B, beside the solve's copies of B), each
     // tile's product added in double.
-    const std::size_t cols = std::max<std::size_t>(1, (std::size_t{1} << 16) / R_);
+    const std::size_t cols = tile_columns();
     std::vector<T> Bf(R_ * std::min(cols, Mp_)), o(Ip_ * R_);
     for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
       const std::size_t n = std::min(cols, Mp_ - c0);

@@ -68,6 +68,12 @@ void check_cp_rank(std::size_t rank) {
 }
 
 namespace {
+
+/// The tensor mode of a dataset axis: the mixture axis moves to mode 0, the axes before it one place up.
+std::size_t tensor_mode(int axis, int mixture_axis) {
+  return static_cast<std::size_t>(axis < mixture_axis ? axis + 1 : axis);
+}
+
 /// The constraints of factor matrices (CP and Tucker): B's list is shared by factors of different extents (no
 /// linear constraint), normalizations act on columns, rows or the whole factor, scaled ones so that the rest
 /// of the model can absorb the scale exactly. Returns whether each side has a scaled normalization.
@@ -415,7 +421,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
     // up to 140 MB more at 8 x 300 x 10000 in float (tests/cli/factorize.cpp checks the estimate there).
     bool gathers = false;
     for (int a : cfg.continuous_axes) {
-      const std::size_t m = static_cast<std::size_t>(a < cfg.mixture_axis ? a + 1 : a);
+      const std::size_t m = tensor_mode(a, cfg.mixture_axis);
       gathers = gathers || (a >= 0 && m < box.size() && box[m] < global[m]);
     }
     const double b = 8.0 * static_cast<double>(fp.R) * static_cast<double>(fp.Mp);
@@ -498,7 +504,7 @@ template <class T> FactorizeSummary run(const FactorizeConfig& cfg, const Comm& 
       if (a == cfg.mixture_axis)
         throw ConfigError("--continuous-axes: axis " + std::to_string(a) +
                           " is the mixture axis, which cannot be coarsened (A would change with the grid)");
-      ms.modes.push_back(static_cast<std::size_t>(a < cfg.mixture_axis ? a + 1 : a));
+      ms.modes.push_back(tensor_mode(a, cfg.mixture_axis));
     }
     sum.result = solve_multiscale(Y, cfg.rank, f, consA, consB, cfg.solver, y_nonneg, ms, ctl.on_iteration).result;
   } else {

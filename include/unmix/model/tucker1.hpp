@@ -89,6 +89,12 @@ public:
   double y_nonfinite() const { return ynonfinite_; }
 
 private:
+  /// Columns of a tile of the products formed a tile at a time: 2^16 values of an R x columns product.
+  std::size_t tile_columns() const;
+  /// A^T Y for the local columns [c0, c0 + n) into dst (R x n, column-major, double), not reduced; `At` is A in
+  /// T; in float the product goes through `scratch` (R x n values of T).
+  void aty_columns(const T* At, std::size_t c0, std::size_t n, T* scratch, double* dst) const;
+
   const DistTensor<T>* Y_;
   std::size_t R_, I_, Ip_, i0_, Mp_, M_;
   double normY2_ = 0, ymin_ = 0, ymax_ = 0, ynonfinite_ = 0;
