@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tile_isa.hpp"
 #include "unmix/core/error.hpp"
 #include "unmix/core/tensor.hpp"
 #include "unmix/kernels/inner.hpp"
@@ -20,23 +21,37 @@
 namespace unmix {
 
 namespace {
-// UNMIX_TILE_KIB (64-4096) sets another tile size for experiments on other machines.
-std::size_t default_tile_bytes() {
+// UNMIX_TILE_KIB (64-4096) sets another tile size for experiments on other machines (0: none).
+std::size_t tile_bytes_from_environment() {
   const char* v = std::getenv("UNMIX_TILE_KIB");
   const long k = v ? std::atol(v) : 0;
-  return static_cast<std::size_t>(k >= 64 && k <= 4096 ? k : 384) * 1024;
+  return k >= 64 && k <= 4096 ? static_cast<std::size_t>(k) * 1024 : 0;
 }
-std::size_t tile_bytes = default_tile_bytes();
+std::size_t tile_bytes_set = tile_bytes_from_environment(); // 0: the default below
+
+// The default tile: 384 KiB, but 256 KiB for double values with AVX2. There the products pass over a tile four
+// times at R = 10 (blocks of 5 of R, 12 accumulators), and only the smaller tiles leave room in a 1 MiB level-2
+// cache for the next one read during the first product (read-ahead 3, which needs both tiles, A and Q within
+// 15/16 of it). Measured in-process on one Zen 4 core without AVX-512 (bench_tucker1 --shape 2000x200x100
+// --compare 5, ms per iteration, median of 5 rounds): R = 10, 1 process 384 KiB read-ahead 4 (the measured pick)
+// 49.3, 256 KiB 3 45.8 (128 KiB 3: 45.9); 2 processes 25.9 -> 24.2; R = 3 (3 rounds) 24.2 (best of 384 KiB) ->
+// 23.0, R = 6 28.2 -> 27.7, R = 16 and 20 the same within 1 % (read-ahead 4 either way). Float kept 384 KiB (R =
+// 10: 30.8 against 31.3 with 256 KiB, 2 processes 15.9 against 16.4).
+std::size_t default_tile_bytes(std::size_t elem_size) {
+  const bool small = elem_size == sizeof(double) && tile_isa() == TileIsa::avx2;
+  return static_cast<std::size_t>(small ? 256 : 384) * 1024;
+}
 } // namespace
 
 bool fused_tile_kib(int kib) {
   if (kib != 0 && (kib < 64 || kib > 4096)) return false;
-  tile_bytes = kib ? static_cast<std::size_t>(kib) * 1024 : default_tile_bytes();
+  tile_bytes_set = kib ? static_cast<std::size_t>(kib) * 1024 : tile_bytes_from_environment();
   return true;
 }
 
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size) {
-  const std::size_t cols = tile_bytes / std::max<std::size_t>(1, Ip * elem_size);
+  const std::size_t bytes = tile_bytes_set ? tile_bytes_set : default_tile_bytes(elem_size);
+  const std::size_t cols = bytes / std::max<std::size_t>(1, Ip * elem_size);
   return std::clamp<std::size_t>(cols, 8, 1024);
 }
 
@@ -48,7 +63,8 @@ namespace {
 // this chose 3 at 1 process, 4 at 2, and mostly 3 at 8 and 16, where the fixed rule gave 4 everywhere;
 // on a Zen 4 core it chose 2 at R = 10 and 2-4 at R = 3, within 3 % of the best fixed mode). The sums never depend on
 // the mode, so the pass measures: after kSkipPasses passes with the rule's pick, each pass over tiles of a shape takes
-// the next candidate in turn, for kRounds rounds, and the mode with the smallest mean time per column keeps all later
+// the next candidate in turn, for kRounds rounds, and the mode with the smallest time per column in any one of its
+// passes keeps all later
 // passes of that shape in this process. Whole passes, because tiles measured in short blocks ranked the modes wrongly
 // (the first pass of a solve runs slower for every mode, and a mode's cost through the caches and the hardware
 // prefetchers takes many tiles to show); alternating passes, so that a machine whose speed drifts still ranks them.
@@ -131,16 +147,19 @@ void log_choice(std::size_t Ip, std::size_t nt, const std::vector<int>& modes,
   std::fputs(line.c_str(), stderr);
 }
 
-// The candidate with the smallest sum of its measurements.
+// The candidate whose fastest measurement is the smallest. Not the sum: what else runs on the machine only ever
+// slows a pass, and so does being the first measured pass (the rule's pick, right after the untimed one: on one
+// Zen 4 core without AVX-512, 2000 x 16 tiles, R = 10, read-ahead 3 took 53.1 then 45.9 ms and 4 49.3 then 49.1,
+// and the sums kept 4, which ran the solve at 49.5 ms per iteration against 46.0-46.5 in the runs that kept 3).
 std::size_t fastest(const std::vector<std::vector<double>>& per) {
   std::size_t best = 0;
   double best_time = 0;
   for (std::size_t c = 0; c < per.size(); ++c) {
-    double sum = 0;
-    for (double x : per[c]) sum += x;
-    if (c == 0 || sum < best_time) {
+    if (per[c].empty()) continue;
+    const double t = *std::min_element(per[c].begin(), per[c].end());
+    if (c == 0 || t < best_time) {
       best = c;
-      best_time = sum;
+      best_time = t;
     }
   }
   return best;
@@ -213,7 +232,7 @@ PassTiming begin_pass(const FusedStepInput& in, std::size_t Ip, std::size_t nt, 
   return p;
 }
 
-// Records a measured pass; after the last one, keeps the candidate with the smallest mean (alone: per column on
+// Records a measured pass; after the last one, keeps the candidate with the fastest pass (alone: per column on
 // this process; jointly: of the slowest process's pass times, agreed after the last measured pass).
 void end_pass(const FusedStepInput& in, const PassTiming& p, std::size_t Ip, std::size_t nt, std::size_t R,
               std::size_t elem, std::size_t Mp) {

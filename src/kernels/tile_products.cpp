@@ -201,7 +201,13 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   // 4: 185 / 181 / 209, 8: 117 / 132 / 127, 16: 69 / 88 / 87; ten minutes later, with 8|3 among the
   // candidates: 1 process 681 / 685 / 758, 2: 448 / 349 / 359, 4: 221 / 223 / 211, 8: 125 / 111 / 121,
   // 16: 80 / 88 / 83. The host's drift is the size of the differences: candidates to measure, not a rule.
+  // Only with AVX-512: with 16 vector registers a block of 10 takes one column per step, 11 loads per 10
+  // multiply-adds, and the first product ran at 32.6 GFLOP/s against 38.9 in blocks of 5 (cached tile, one
+  // Zen 4 core without AVX-512, bench --kernels 1); yet the measurement picked 8 | 4 in one of three runs
+  // there (55 ms per iteration against 48-49 with 4).
+  const bool one_block_candidates = isa() == Isa::avx512;
   for (int m : {0, 2, 3, 4, tile_one_block | 3, tile_one_block | 4}) {
+    if ((m & tile_one_block) && !one_block_candidates) continue;
     const int effective = read_ahead_mode(I, n, ldy, R, elem, with_rule_flags(m, elem));
     if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
   }

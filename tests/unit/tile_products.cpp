@@ -2,6 +2,7 @@
 // register-block size and the row and column remainders.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -192,7 +193,9 @@ TEST_CASE("the second product in one block of R (mode flag 16) gives the same su
   });
 }
 
-TEST_CASE("the rule reads ahead with the second product in one block for double on AVX-512 only", "[tile_products]") {
+TEST_CASE("the rule reads ahead with the second product in one block for double on AVX-512 only, and the first "
+          "product's one block is a candidate there only",
+          "[tile_products]") {
   // Flag 16 joins every candidate that reads ahead, for double values on AVX-512; float and the other
   // instruction sets keep blocks of 6; a fixed mode keeps its flags as given.
   const std::string original = tile_products_isa();
@@ -207,7 +210,9 @@ TEST_CASE("the rule reads ahead with the second product in one block for double 
         INFO("isa " << isa << " bytes " << elem << " mode " << m);
         const bool reads_ahead = (m & tile_read_ahead_bits) != 0;
         CHECK(((m & tile_second_one_block) != 0) == (wide && elem == sizeof(double) && reads_ahead));
+        if (!wide) CHECK((m & tile_one_block) == 0); // the first product in one block: AVX-512 only
       }
+      CHECK(std::any_of(modes.begin(), modes.end(), [](int m) { return (m & tile_one_block) != 0; }) == wide);
       CHECK(std::find(modes.begin(), modes.end(), 0) != modes.end());
     }
   }

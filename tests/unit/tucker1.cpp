@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "../support/factor_check.hpp"
 #include "../support/test_support.hpp"
@@ -655,8 +656,10 @@ TEST_CASE("the pass's measured choice of read-ahead leaves the factors bit-ident
   REQUIRE(fused_tile_kib(64));
   const auto modes = tile_read_ahead_modes(96, fused_tile_columns(96, sizeof(double)), 96, 5, sizeof(double));
   REQUIRE(modes.size() >= 2); // 0, 2 and 4 are always candidates unless a mode is fixed
-  CHECK(std::find_if(modes.begin(), modes.end(),
-                     [](int mode) { return (mode & ~tile_second_one_block) == (tile_one_block | 4); }) != modes.end());
+  // 8 | 4 among them on AVX-512 only (tile_products.hpp)
+  CHECK((std::find_if(modes.begin(), modes.end(), [](int mode) {
+           return (mode & ~tile_second_one_block) == (tile_one_block | 4);
+         }) != modes.end()) == (std::string(tile_products_isa()) == "avx512"));
   auto run = [&](int fixed, bool tune) {
     REQUIRE(tile_products_prefetch(fixed));
     fused_read_ahead_tuning(tune);

@@ -74,9 +74,9 @@ void fused_b_step(const T* Y, std::size_t Ip, std::size_t Mp, std::size_t R, dou
 /// after an exact block solve (SolverOptions::extrapolate), the same arithmetic in both iteration forms.
 void extrapolate_solution(std::size_t n, double beta, double* X, double* X_prev);
 
-/// Column tile width used by the pass for a given I_p and element size (about 384 KiB of Y per tile, so
-/// that the tile being used and the next one, read ahead, fit a 1 MiB level-2 cache together;
-/// UNMIX_TILE_KIB=64..4096 sets another size for experiments).
+/// Column tile width used by the pass for a given I_p and element size (about 384 KiB of Y per tile, 256 KiB
+/// for double values on AVX2 (fused.cpp), so that the tile being used and the next one, read ahead, fit a
+/// 1 MiB level-2 cache together; 8 to 1024 columns; UNMIX_TILE_KIB=64..4096 sets another size for experiments).
 std::size_t fused_tile_columns(std::size_t Ip, std::size_t elem_size);
 
 /// The pass measures which read-ahead of the next tile suits this machine on its first passes (after one
