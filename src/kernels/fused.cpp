@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -64,15 +65,14 @@ namespace {
 // on a Zen 4 core it chose 2 at R = 10 and 2-4 at R = 3, within 3 % of the best fixed mode). The sums never depend on
 // the mode, so the pass measures: after kSkipPasses passes with the rule's pick, each pass over tiles of a shape takes
 // the next candidate in turn, for kRounds rounds, and the mode with the smallest time per column in any one of its
-// passes keeps all later
-// passes of that shape in this process. Whole passes, because tiles measured in short blocks ranked the modes wrongly
-// (the first pass of a solve runs slower for every mode, and a mode's cost through the caches and the hardware
-// prefetchers takes many tiles to show); alternating passes, so that a machine whose speed drifts still ranks them.
-// Measured by each process alone, the choices differed between the processes of one run (8 processes on the 16-core
-// host: 3 on five, 4 on two, 12 on one) and the run was slower than with one fixed mode everywhere (121 ms against
-// 111 ms per iteration): an iteration waits for its slowest process, and a mix of modes is a load on the memory
-// that no process measured. A model's processes therefore measure together (FusedStepInput::tuning): every pass of
-// the measurement runs one mode on all of them, and the choice minimizes the slowest process's time.
+// passes keeps all later passes of that shape in this process. Whole passes, because tiles measured in short blocks
+// ranked the modes wrongly (the first pass of a solve runs slower for every mode, and a mode's cost through the caches
+// and the hardware prefetchers takes many tiles to show); alternating passes, so that a machine whose speed drifts
+// still ranks them. Measured by each process alone, the choices differed between the processes of one run (8 processes
+// on the 16-core host: 3 on five, 4 on two, 12 on one) and the run was slower than with one fixed mode everywhere (121
+// ms against 111 ms per iteration): an iteration waits for its slowest process, and a mix of modes is a load on the
+// memory that no process measured. A model's processes therefore measure together (FusedStepInput::tuning): every pass
+// of the measurement runs one mode on all of them, and the choice minimizes the slowest process's time.
 constexpr std::size_t kSkipPasses = 1, kRounds = 2;
 
 struct Tuning {
@@ -153,15 +153,13 @@ void log_choice(std::size_t Ip, std::size_t nt, const std::vector<int>& modes,
 // and the sums kept 4, which ran the solve at 49.5 ms per iteration against 46.0-46.5 in the runs that kept 3).
 std::size_t fastest(const std::vector<std::vector<double>>& per) {
   std::size_t best = 0;
-  double best_time = 0;
-  for (std::size_t c = 0; c < per.size(); ++c) {
-    if (per[c].empty()) continue;
-    const double t = *std::min_element(per[c].begin(), per[c].end());
-    if (c == 0 || t < best_time) {
-      best = c;
-      best_time = t;
-    }
-  }
+  double best_time = std::numeric_limits<double>::infinity();
+  for (std::size_t c = 0; c < per.size(); ++c)
+    for (double t : per[c])
+      if (t < best_time) {
+        best = c;
+        best_time = t;
+      }
   return best;
 }
 

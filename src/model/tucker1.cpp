@@ -122,16 +122,15 @@ void Tucker1<T>::AtY_by_tiles(const Tensor<double>& A,
   ++passes_;
   const std::size_t cols = tile_columns();
   std::vector<double> M(R_ * std::min(cols, Mp_));
-  std::vector<T> Af, Mf;
-  if constexpr (!std::is_same_v<T, double>) {
+  std::vector<T> Af, Mf; // float: A and each tile's product in T
+  const T* At = nullptr;
+  if constexpr (std::is_same_v<T, double>) {
+    At = A.data();
+  } else {
     Af = cast<T>(A);
     Mf.resize(M.size());
-  }
-  const T* At = nullptr;
-  if constexpr (std::is_same_v<T, double>)
-    At = A.data();
-  else
     At = Af.data();
+  }
   for (std::size_t c0 = 0; c0 < Mp_; c0 += cols) {
     const std::size_t n = std::min(cols, Mp_ - c0);
     aty_columns(At, c0, n, Mf.data(), M.data());
