@@ -62,10 +62,7 @@ template <class T> double CP<T>::exact_residual2(const std::vector<Tensor<double
       khatri_rao_rows(shape, 1, N_, R_, fp, j0, nj, K.data());
       blas::gemm<double>(blas::Trans::N, blas::Trans::T, I0, nj, R_, 1.0, F[0].data(), I0, K.data(), nj, 0.0,
                          Mdl.data(), I0);
-      for (std::size_t k = 0; k < I0 * nj; ++k) {
-        const double d = static_cast<double>(y[j0 * I0 + k]) - Mdl[k];
-        s += d * d;
-      }
+      s += squared_distance(y + j0 * I0, Mdl.data(), I0 * nj);
     }
   }
   return Y_->comm().allreduce(s);

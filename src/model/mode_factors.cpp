@@ -20,6 +20,28 @@ void copy_factor_rows(const Tensor<double>& F, std::size_t row0, std::size_t row
 }
 
 template <class T>
+__attribute__((target_clones("avx2", "default"))) double squared_distance(const T* y, const double* model,
+                                                                          std::size_t n) {
+  constexpr std::size_t lanes = 8;
+  double part[lanes] = {};
+  std::size_t k = 0;
+  for (; k + lanes <= n; k += lanes)
+    for (std::size_t l = 0; l < lanes; ++l) {
+      const double d = static_cast<double>(y[k + l]) - model[k + l];
+      part[l] += d * d;
+    }
+  for (std::size_t l = 0; k < n; ++k, ++l) {
+    const double d = static_cast<double>(y[k]) - model[k];
+    part[l] += d * d;
+  }
+  double s = 0;
+  for (double p : part) s += p;
+  return s;
+}
+template double squared_distance<float>(const float*, const double*, std::size_t);
+template double squared_distance<double>(const double*, const double*, std::size_t);
+
+template <class T>
 ModeFactors<T>::ModeFactors(const DistTensor<T>& Y, std::vector<std::size_t> ranks, const char* what)
     : Y_(&Y), N_(Y.global_shape().size()), ranks_(std::move(ranks)) {
   if (N_ < 2) throw DataError(std::string("the ") + what + " model needs a tensor of at least 2 modes");

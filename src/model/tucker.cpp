@@ -136,10 +136,7 @@ double Tucker<T>::exact_residual2(const std::vector<Tensor<double>>& F, const Te
       cs[L] = nt;
       rows[L] = nt;
       multi_mode_product_into<double>(C.data(), cs, Ms, rows, L, static_cast<std::size_t>(-1), Mdl.data());
-      for (std::size_t k = 0; k < head * nt; ++k) {
-        const double d = static_cast<double>(y[t0 * head + k]) - Mdl[k];
-        s += d * d;
-      }
+      s += squared_distance(y + t0 * head, Mdl.data(), head * nt);
     }
   }
   return Y_->comm().allreduce(s);

@@ -40,6 +40,13 @@ TEST_CASE("distributed products and gradients equal the serial ones on every gri
     const auto Qs = ms.YBt(fs.B), Qd = md.YBt(fd.B);
     CHECK(test::rel_diff(Qd.span(), factor_rows(Qs, off[0], box[0]).span()) < 1e-14);
     CHECK(md.normY2() == Approx(ms.normY2()).epsilon(1e-14));
+    // The exact residual: rank 3 by the direct sum, rank 5 by the model's tiles.
+    CHECK(md.exact_residual2(fd.A, fd.B) == Approx(ms.exact_residual2(fs.A, fs.B)).epsilon(1e-13));
+    Tucker1<double> ms5(serial.Y, 5), md5(dist.Y, 5);
+    Factors fs5, fd5;
+    init_random(ms5, fs5, 14, true, {}, {});
+    init_random(md5, fd5, 14, true, {}, {});
+    CHECK(md5.exact_residual2(fd5.A, fd5.B) == Approx(ms5.exact_residual2(fs5.A, fs5.B)).epsilon(1e-13));
     // The statistics of the starting point (objective, gradient norms) agree.
     SolverOptions o;
     o.maxiter = 0;

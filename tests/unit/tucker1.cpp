@@ -102,6 +102,26 @@ TEST_CASE("4x3x2 Tucker-1: gradients and Lipschitz constants match a direct comp
   CHECK(res.stats[0].objective == Approx(direct_objective(Y, f.A, f.B)).epsilon(1e-12));
 }
 
+TEST_CASE("the exact residual equals a direct sum at every rank, in both precisions", "[tucker1]") {
+  // Ranks 1-4 take the direct sum, 5 and more the model's tiles by GEMM; 37 rows leave a tail after the
+  // sums' 8 lanes, and 600 columns three tiles, the last one partial.
+  const Comm& self = test::comm();
+  for (const std::size_t R : {1, 2, 3, 4, 5, 7}) {
+    auto pl = make_planted<double>(self, {37, 30, 20}, 3, 0.2, 21);
+    Tucker1<double> m(pl.Y, R);
+    Factors f;
+    init_random(m, f, 40 + R, true, {}, {});
+    const double want = direct_objective(pl.Y.local(), f.A, f.B);
+    INFO("rank " << R);
+    CHECK(m.exact_residual2(f.A, f.B) == Approx(want).epsilon(1e-12));
+    auto plf = make_planted<float>(self, {37, 30, 20}, 3, 0.2, 21);
+    Tucker1<float> mf(plf.Y, R);
+    Tensor<double> Yd(plf.Y.local().shape());
+    for (std::size_t k = 0; k < Yd.size(); ++k) Yd[k] = plf.Y.local()[k];
+    CHECK(mf.exact_residual2(f.A, f.B) == Approx(direct_objective(Yd, f.A, f.B)).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("rescaling trick leaves A B(1) unchanged to rounding", "[tucker1]") {
   const Comm& self = test::comm();
   auto pl = make_planted<double>(self, {6, 5, 4}, 3, 0.0, 3);

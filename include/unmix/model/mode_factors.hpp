@@ -90,6 +90,11 @@ std::vector<const double*> factor_pointers(const std::vector<Tensor<double>>& F)
 void copy_factor_rows(const Tensor<double>& F, std::size_t row0, std::size_t rows, std::size_t col0, std::size_t cols,
                       double* out);
 
+/// sum_k (y[k] - model[k])^2 over k < n, in double: the exact residuals' sum over a slab. Eight interleaved
+/// partial sums added in a fixed order (the same result on every run), so that the additions do not wait on
+/// one another as a single running sum's do.
+template <class T> double squared_distance(const T* y, const double* model, std::size_t n);
+
 /// The slabs of the exact residuals (CP's and Tucker's exact_residual2): `per` values of the model's block per
 /// index of the slabbed axis, about 2^20 values a slab (at least one index). Also counted by the memory estimate.
 constexpr std::size_t residual_slab(std::size_t per) {
