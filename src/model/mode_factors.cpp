@@ -1,5 +1,6 @@
 #include "unmix/model/mode_factors.hpp"
 
+#include "unmix/core/clones.hpp"
 #include "unmix/kernels/blas.hpp"
 
 #include <algorithm>
@@ -19,9 +20,7 @@ void copy_factor_rows(const Tensor<double>& F, std::size_t row0, std::size_t row
     std::copy(F.data() + row0 + (col0 + r) * ld, F.data() + row0 + rows + (col0 + r) * ld, out + r * rows);
 }
 
-template <class T>
-__attribute__((target_clones("avx2", "default"))) double squared_distance(const T* y, const double* model,
-                                                                          std::size_t n) {
+template <class T> UNMIX_AVX2_CLONE double squared_distance(const T* y, const double* model, std::size_t n) {
   constexpr std::size_t lanes = 8;
   double part[lanes] = {};
   std::size_t k = 0;

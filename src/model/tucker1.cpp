@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "unmix/core/clones.hpp"
 #include "unmix/kernels/blas.hpp"
 #include "unmix/model/mode_factors.hpp"
 
@@ -31,8 +32,7 @@ constexpr std::size_t direct_rank_max = 4;
 // squared_distance's. The model's values formed in registers: through a column buffer and squared_distance
 // the sums took 1.3 x as long (rank 2, 400 x 100 x 50, 1500 iterations).
 template <std::size_t R, class T>
-__attribute__((target_clones("avx2", "default"))) double residual_columns2(const T* y, std::size_t I, std::size_t n,
-                                                                           const double* A, const double* B) {
+UNMIX_AVX2_CLONE double residual_columns2(const T* y, std::size_t I, std::size_t n, const double* A, const double* B) {
   constexpr std::size_t lanes = 8;
   double part[lanes] = {};
   for (std::size_t j = 0; j < n; ++j) {
