@@ -60,7 +60,17 @@ constexpr bool step_fits(std::size_t RB, std::size_t N) {
 constexpr std::size_t yta_columns(std::size_t RB) {
   return step_fits(RB, 8) ? 8 : (step_fits(RB, 4) ? 4 : (step_fits(RB, 2) ? 2 : 1));
 }
-constexpr std::size_t ybt_vectors(std::size_t RB) { return step_fits(RB, 4) ? 4 : (step_fits(RB, 2) ? 2 : 1); }
+// Three row vectors only with 16 registers (RB = 3 and 4 there): at a few mixtures each chunk of rows is a pass
+// over the tile, and I = 20 took three passes with two vectors (8 + 8 + 4 rows) against two with three (12 + 8).
+constexpr std::size_t ybt_vectors(std::size_t RB) {
+  return step_fits(RB, 4) ? 4 : (vector_registers == 16 && step_fits(RB, 3) ? 3 : (step_fits(RB, 2) ? 2 : 1));
+}
+// The second product's passes over the tile for I rows: chunks of NV vectors, then (NV > 2) one of two, then
+// single vectors (the rows after the last whole vector are summed on their own).
+constexpr std::size_t ybt_passes(std::size_t I, std::size_t NV, std::size_t W) {
+  const std::size_t whole = I / (NV * W), rest = I % (NV * W) / W;
+  return whole + (NV > 2 && rest >= 2 ? 1 + (rest - 2) : rest);
+}
 
 // Partial sums over rows [i0, i1) of Y^T A for NC columns of Y and RB columns of A, added to the vector
 // accumulators acc (NC x RB vectors; lane l holds the rows congruent to l).
@@ -210,6 +220,11 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
   constexpr std::size_t NV = ybt_vectors(RB);
   std::size_t i = 0;
   for (; i + NV * W <= I; i += NV * W) ybt_rows<T, TQ, RB, NV, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+  if constexpr (NV > 2)
+    if (i + 2 * W <= I) {
+      ybt_rows<T, TQ, RB, 2, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
+      i += 2 * W;
+    }
   for (; i + W <= I; i += W) ybt_rows<T, TQ, RB, 1, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
   // The rows after the last whole vector (I mod W of them): the RB sums of a row side by side, each over j in
   // order as before. One sum at a time made a chain of n dependent multiply-adds per sum: at I = 20 (4 such
@@ -280,12 +295,8 @@ template <class T> std::size_t yta_steps(std::size_t I, std::size_t n, std::size
 template <class T> std::size_t ybt_steps(std::size_t I, std::size_t n, std::size_t R, bool one_block) {
   std::size_t steps = 0;
   for_rank_blocks(
-      R,
-      [&]<std::size_t RB>(std::size_t) {
-        constexpr std::size_t chunk = ybt_vectors(RB) * Vec<T>::width;
-        steps += n * (I / chunk + (I % chunk) / Vec<T>::width);
-      },
-      true, one_block);
+      R, [&]<std::size_t RB>(std::size_t) { steps += n * ybt_passes(I, ybt_vectors(RB), Vec<T>::width); }, true,
+      one_block);
   return steps;
 }
 
