@@ -21,8 +21,19 @@ constexpr std::size_t sum_lanes = 16;
 // from the first gradient to the step.
 constexpr std::size_t step_chunk = 32;
 
+// The 16 partial sums; as vectors, partial sum l is lane l mod W of vector l / W.
 struct LaneSums {
+  using VD = typename Vec<double>::type;
+  static constexpr std::size_t W = Vec<double>::width, NV = sum_lanes / W;
   double v[sum_lanes] = {};
+  void get(VD* out) const {
+    for (std::size_t k = 0; k < NV; ++k)
+      for (std::size_t l = 0; l < W; ++l) out[k][l] = v[k * W + l];
+  }
+  void set(const VD* in) {
+    for (std::size_t k = 0; k < NV; ++k)
+      for (std::size_t l = 0; l < W; ++l) v[k * W + l] = in[k][l];
+  }
   double total() const {
     double pair[sum_lanes / 2];
     for (std::size_t l = 0; l < sum_lanes / 2; ++l) pair[l] = v[l] + v[l + sum_lanes / 2];
@@ -41,15 +52,12 @@ struct GradientSums {
   void add(const double* __restrict g, const double* __restrict b, std::size_t count, bool nonnegative) {
     std::size_t i = 0;
     if (filled % sum_lanes == 0 && count >= sum_lanes) {
-      // In vectors (partial sum l in lane l mod W of vector l / W), as change_norm.
-      using VD = typename Vec<double>::type;
-      constexpr std::size_t W = Vec<double>::width, NV = sum_lanes / W;
+      // In vectors, as change_norm.
+      using VD = LaneSums::VD;
+      constexpr std::size_t W = LaneSums::W, NV = LaneSums::NV;
       VD a[NV], s[NV];
-      for (std::size_t v = 0; v < NV; ++v)
-        for (std::size_t l = 0; l < W; ++l) {
-          a[v][l] = g2.v[v * W + l];
-          s[v][l] = s2.v[v * W + l];
-        }
+      g2.get(a);
+      s2.get(s);
       const VD zero = {};
       for (; i + sum_lanes <= count; i += sum_lanes)
 #pragma GCC unroll 8
@@ -61,11 +69,8 @@ struct GradientSums {
           else
             s[v] += sq;
         }
-      for (std::size_t v = 0; v < NV; ++v)
-        for (std::size_t l = 0; l < W; ++l) {
-          g2.v[v * W + l] = a[v][l];
-          s2.v[v * W + l] = s[v][l];
-        }
+      g2.set(a);
+      s2.set(s);
     }
     for (; i < count; ++i) {
       const double v = g[i], sq = v * v;
@@ -394,10 +399,10 @@ void gradient(std::size_t R, std::size_t n, const double* G, const double* M, do
 
 void change_norm(std::size_t count, const double* __restrict B, const double* __restrict Bprev, double& change2,
                  double& norm2) {
-  // Partial sum l in lane l mod W of vector l / W: written with the vector type, since GCC's own vectorization
+  // The 16 partial sums as vectors (LaneSums), written with the vector type, since GCC's own vectorization
   // of the 16-lane loop shuffled every load (10 % of an iteration at I = 20, R = 3; 2 % after).
-  using VD = typename Vec<double>::type;
-  constexpr std::size_t W = Vec<double>::width, NV = sum_lanes / W;
+  using VD = LaneSums::VD;
+  constexpr std::size_t W = LaneSums::W, NV = LaneSums::NV;
   VD c[NV] = {}, q[NV] = {};
   std::size_t i = 0;
   for (; i + sum_lanes <= count; i += sum_lanes)
@@ -408,11 +413,8 @@ void change_norm(std::size_t count, const double* __restrict B, const double* __
       q[v] += b * b;
     }
   LaneSums c2, b2;
-  for (std::size_t v = 0; v < NV; ++v)
-    for (std::size_t l = 0; l < W; ++l) {
-      c2.v[v * W + l] = c[v][l];
-      b2.v[v * W + l] = q[v][l];
-    }
+  c2.set(c);
+  b2.set(q);
   for (std::size_t l = 0; i < count; ++i, ++l) {
     const double b = B[i], d = b - Bprev[i];
     c2.v[l] += d * d;

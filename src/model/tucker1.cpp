@@ -66,7 +66,7 @@ double residual_columns2(std::size_t R, const T* y, std::size_t I, std::size_t n
   case 2: return residual_columns2<2>(y, I, n, A, B);
   case 3: return residual_columns2<3>(y, I, n, A, B);
   case 4: return residual_columns2<4>(y, I, n, A, B);
-  default: return 0;
+  default: throw Error("internal error: the direct residual sum takes ranks 1 to 4");
   }
 }
 } // namespace
