@@ -89,6 +89,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, bool bp
                 1e3 * t_plain.seconds, t_plain.seconds / t_tree.seconds, passes, 1e3 * mem_floor, 1e3 * flop_floor,
                 t_tree.seconds / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / ybytes, t_tree.rel_error,
                 openblas_get_corename(), iters);
+  if (comm.rank() == 0) warn_blas_core(openblas_get_corename());
   if (bpp)
     for (const bool exact : {false, true}) {
       const Timing t = timed_solve(tree, f0, cons, max_iters, exact, target);

@@ -109,6 +109,7 @@ void run(const Comm& comm, const Shape& shape, const std::vector<std::size_t>& r
                 ybytes / 1e6, 1e3 * t, passes, 1e3 * t_passes, 1.0 - t_passes / t, 1e3 * mem_floor, 1e3 * flop_floor,
                 t / floor, bw / 1e9, rate / 1e9, peak / 1e6, peak / ybytes, res.stats.back().rel_error,
                 openblas_get_corename(), iters);
+  if (comm.rank() == 0) warn_blas_core(openblas_get_corename());
 }
 
 } // namespace

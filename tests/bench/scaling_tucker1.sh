@@ -5,7 +5,8 @@
 # Extra bench options through BENCH_ARGS, e.g. BENCH_ARGS="--precision float"; SHAPE and ITERS override
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
 # (../shared/device/README.md): source .devbundle/env.sh && export -f mpirun && export _p, then run this
-# script with .devbundle/bench_tucker1; set OPENBLAS_CORETYPE if the bench reports blas_core=Prescott.
+# script with .devbundle/bench_tucker1. On a processor with AVX-512 an unset OPENBLAS_CORETYPE becomes SkylakeX (the
+# bench warns and prints blas_narrower=1 when OpenBLAS runs narrower kernels than the processor has).
 # COMPARE_AT="1 16" adds, at those counts, the bench's in-process comparison of the pass's settings
 # (--compare, COMPARE_ROUNDS rounds, default 3): on a host whose speed drifts between runs it ranks
 # them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16);
@@ -21,6 +22,7 @@
 # line, so one session on the host can tell which setting suits it. VARIANT_LIST overrides the list
 # (space-separated; a "+" joins several variables into one variant; "default" is the shipped setting).
 set -euo pipefail
+case "$(grep -m1 flags /proc/cpuinfo 2>/dev/null)" in *avx512f*) export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} ;; esac
 bench=${1:?usage: scaling_tucker1.sh BENCH_BINARY [PROCESS COUNTS...]}
 shift
 counts=${*:-1 2 4 8 16}
