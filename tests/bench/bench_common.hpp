@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -101,11 +102,29 @@ inline Shape parse_shape(const std::string& s) {
 }
 
 /// "--key value" pairs of a command line, with defaults for the keys not given.
+/// Options as "--key value" pairs. `known` lists the keys a bench takes: --help or -h prints `usage` and
+/// stop() is 0; a key not in `known`, or one without its value, prints an error and the usage, and stop() is 2,
+/// so that a misspelt option never runs the defaults unnoticed. Only `print` (rank 0) prints.
 class Args {
 public:
-  Args(int argc, char** argv) {
-    for (int i = 1; i + 1 < argc; i += 2) values_[argv[i]] = argv[i + 1];
+  Args(int argc, char** argv, const char* usage, std::initializer_list<const char*> known, bool print) {
+    for (int i = 1; i < argc && stop_ < 0; i += 2) {
+      const std::string k = argv[i];
+      if (k == "--help" || k == "-h") {
+        if (print) std::printf("%s", usage);
+        stop_ = 0;
+      } else if (std::find_if(known.begin(), known.end(), [&](const char* x) { return k == x; }) == known.end() ||
+                 i + 1 >= argc) {
+        if (print)
+          std::fprintf(stderr, "error: %s %s\n%s", i + 1 >= argc ? "no value for" : "unknown option", k.c_str(), usage);
+        stop_ = 2;
+      } else {
+        values_[k] = argv[i + 1];
+      }
+    }
   }
+  /// -1: go on; else the exit status (0 after --help, 2 after a bad option).
+  int stop() const { return stop_; }
   std::string text(const std::string& key, const std::string& fallback) const {
     const auto it = values_.find(key);
     return it == values_.end() ? fallback : it->second;
@@ -118,9 +137,13 @@ public:
     const std::string v = text(key, "0");
     return v == "1" || v == "yes";
   }
+  bool has(const std::string& key) const { return values_.count(key) != 0; }
+  /// The pairs in the order of their keys (for benches that read them in a loop of their own).
+  const std::map<std::string, std::string>& values() const { return values_; }
 
 private:
   std::map<std::string, std::string> values_;
+  int stop_ = -1;
 };
 
 } // namespace unmix::bench

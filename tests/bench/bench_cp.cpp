@@ -106,7 +106,13 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, bool bp
 int main(int argc, char** argv) {
   Environment env(argc, argv);
   Comm comm = Comm::world();
-  const Args args(argc, argv);
+  const Args args(
+      argc, argv,
+      "usage: mpirun -n P bench_cp [--shape 200x200x200] [--rank 10] [--iters 20] [--precision double|float]\n"
+      "                [--bpp 1 --target 1e-6 --max-iters 2000]   (time to --target, projected gradient\n"
+      "                against exact block solves)\n",
+      {"--shape", "--rank", "--iters", "--precision", "--bpp", "--target", "--max-iters"}, comm.rank() == 0);
+  if (args.stop() >= 0) return args.stop();
   const std::string shape = args.text("--shape", "200x200x200"), precision = args.text("--precision", "double");
   const auto R = static_cast<std::size_t>(args.number("--rank", 10));
   const int iters = static_cast<int>(args.number("--iters", 20)),

@@ -31,7 +31,10 @@
 #include "unmix/core/mpi.hpp"
 #include "unmix/core/tensor.hpp"
 
+#include "bench_common.hpp"
+
 using namespace unmix;
+using unmix::bench::Args;
 
 namespace {
 
@@ -109,18 +112,16 @@ int main(int argc, char** argv) {
   Comm comm = Comm::world();
   std::size_t mb = 1024, tile_kib = 384;
   int reps = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  const Args args(argc, argv, "usage: mpirun -n P bench_memory [--mb 1024] [--tile-kib 384] [--reps 3]\n",
+                  {"--mb", "--tile-kib", "--reps"}, comm.rank() == 0);
+  if (args.stop() >= 0) return args.stop();
+  for (const auto& [k, v] : args.values()) {
     if (k == "--mb")
       mb = std::stoul(v);
     else if (k == "--tile-kib")
       tile_kib = std::stoul(v);
     else if (k == "--reps")
       reps = std::max(1, std::stoi(v));
-    else {
-      if (comm.rank() == 0) std::fprintf(stderr, "error: unknown option %s\n", k.c_str());
-      return 2;
-    }
   }
   const std::size_t n = mb * (std::size_t{1} << 20) / sizeof(double) / 8 * 8;
   const std::size_t lines = n / 8, tile_lines = tile_kib * 1024 / 64;

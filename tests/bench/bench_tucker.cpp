@@ -117,7 +117,11 @@ void run(const Comm& comm, const Shape& shape, const std::vector<std::size_t>& r
 int main(int argc, char** argv) {
   Environment env(argc, argv);
   Comm comm = Comm::world();
-  const Args args(argc, argv);
+  const Args args(argc, argv,
+                  "usage: mpirun -n P bench_tucker [--shape 200x200x200] [--ranks 10,10,10] [--iters 20]\n"
+                  "                    [--precision double|float] [--tree 0]   (one pass per axis)\n",
+                  {"--shape", "--ranks", "--iters", "--precision", "--tree"}, comm.rank() == 0);
+  if (args.stop() >= 0) return args.stop();
   const std::string shape_text = args.text("--shape", "200x200x200"), precision = args.text("--precision", "double");
   const int iters = static_cast<int>(args.number("--iters", 20));
   const bool tree = args.number("--tree", 1) != 0;

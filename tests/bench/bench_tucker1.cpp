@@ -437,8 +437,20 @@ int main(int argc, char** argv) {
   int repeat = 1;
   bool kernels = false;
   std::string constraint_b = "nonnegative";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  const Args args(argc, argv,
+                  "usage: mpirun -n P bench_tucker1 [--shape 2000x200x100] [--rank 10] [--iters 20]\n"
+                  "         [--precision double|float] [--repeat N] [--two-gemm 0] [--floors 0]\n"
+                  "         [--targets 0.02,0.005 --inner 1,10 --hals 1 --bpp 1 --max-seconds 60]\n"
+                  "         [--compare ROUNDS] [--compare-list \"default;pf=4;rb=10;kib=192;pages=4k;fused=0\"]\n"
+                  "         [--kernels 1] [--constraint-b l1scale_average12slices+nonnegative]\n"
+                  "One line per configuration, key=value; the fields are described at the top of\n"
+                  "tests/bench/bench_tucker1.cpp.\n",
+                  {"--shape", "--rank", "--iters", "--precision", "--targets", "--inner", "--hals", "--bpp",
+                   "--two-gemm", "--kernels", "--compare", "--compare-list", "--repeat", "--floors", "--max-seconds",
+                   "--constraint-b"},
+                  comm.rank() == 0);
+  if (args.stop() >= 0) return args.stop();
+  for (const auto& [k, v] : args.values()) {
     if (k == "--shape")
       shape = v;
     else if (k == "--rank")
