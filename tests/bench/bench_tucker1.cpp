@@ -19,7 +19,10 @@
 //     after a first solve of 12 iterations in which the pass picks its read-ahead by measurement
 //     (read_ahead: the modes picked, lowest..highest over processes; tuning_ms: that solve's median;
 //     tile_columns: the pass's tile width; l2_KiB: the level-2 cache the read-ahead rule assumes;
-//     blas_narrower: 1 when OpenBLAS runs narrower kernels than the processor has, see bench_common.hpp);
+//     blas_narrower: 1 when OpenBLAS runs narrower kernels than the processor has, see bench_common.hpp;
+//     baseline_MB: the largest process's resident memory before the data was made (MPI, OpenBLAS and the other
+//     libraries, about 22 MB on Debian 12), and peak_growth_over_Y_plus_factors: (peak - baseline) / (local Y +
+//     factors), the part of peak_over_Y_plus_factors that the data and the solve hold);
 //   the memory floor: bytes of the local Y / STREAM-triad bandwidth measured now, all processes at once,
 //     on buffers as large as the local Y;
 //   the compute floor: 4 I_p M_p R flops / the rate of a large square GEMM measured now on every process;
@@ -332,6 +335,8 @@ template <class T>
 void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const std::vector<double>& targets,
          const std::vector<std::size_t>& inners, bool hals, bool bpp, double max_seconds, bool two_gemm, bool floors,
          int compare_rounds, const std::string& compare_list, bool kernels, int repeat) {
+  // The process before the data (MPI, OpenBLAS and the other libraries): what the peak holds besides the solve.
+  const double baseline = comm.allreduce(static_cast<double>(peak_resident_bytes()), Op::max);
   auto pl = make_planted<T>(comm, shape, R, 0.0, 1);
   Tucker1<T> m(pl.Y, R);
   const std::size_t Ip = m.rows_local(), Mp = m.cols_local();
@@ -397,7 +402,7 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 "final_rel_error=%.4g read_GBps_per_proc=%.1f tile_GFLOPs_cached=%.1f tile_isa=%s blas_core=%s "
                 "iter_ms_fastest=%.2f iter_ms_slowest=%.2f repeat=%d read_ahead=%.0f..%.0f tuning_ms=%.2f "
                 "constraint_B=%s y_passes=%zu iters=%d ratio_unpaired=%.2f ratio_rounds=%s tile_columns=%zu "
-                "l2_KiB=%ld blas_narrower=%d\n",
+                "l2_KiB=%ld blas_narrower=%d baseline_MB=%.1f peak_growth_over_Y_plus_factors=%.2f\n",
                 comm.size(), shape_string(shape).c_str(), R, sizeof(T) == 8 ? "double" : "float", ybytes / 1e6,
                 1e3 * t_solver, 1e3 * t_two, t_two / t_solver, 1e3 * mem_floor, 1e3 * flop_floor, ratio, t_two / floor,
                 bw / 1e9, rate / 1e9, peak / 1e6, peak / (ybytes + factors_bytes), shipped.rel_error, read_bw / 1e9,
@@ -405,7 +410,8 @@ void run(const Comm& comm, const Shape& shape, std::size_t R, int iters, const s
                 1e3 * shipped.slowest, repeat, chosen_lo, chosen_hi, 1e3 * tuning.seconds, bench_consB.name().c_str(),
                 shipped.passes, iters, floors ? t_solver / floor : 0.0, ratio_rounds.c_str(),
                 fused_tile_columns(Ip, sizeof(T)), std::max(0L, ::sysconf(_SC_LEVEL2_CACHE_SIZE)) / 1024,
-                blas_core_narrower(openblas_get_corename()) ? 1 : 0);
+                blas_core_narrower(openblas_get_corename()) ? 1 : 0, baseline / 1e6,
+                (peak - baseline) / (ybytes + factors_bytes));
   if (comm.rank() == 0 && floors) warn_blas_core(openblas_get_corename());
   if (kernels && Mp >= fused_tile_columns(Ip, sizeof(T)))
     kernel_rates(comm, m.data().local().data(), Ip, R, shape, floors ? rate : gemm_rate<T>(comm, 2000));
