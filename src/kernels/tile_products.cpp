@@ -211,6 +211,16 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
     const int effective = read_ahead_mode(I, n, ldy, R, elem, with_rule_flags(m, elem));
     if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
   }
+  // Float on AVX-512: the second product in one block of R as a candidate beside each read-ahead (flag 16 is not
+  // in float's rule: mixed on a Zen 4 core, see above). On a Zen 5 core (2000 x 200 x 100, R = 10, bench --compare 5,
+  // ms per iteration, medians of 5 alternating rounds, min-max), 1 process: 2 -> 16|2 16.99 (16.2-18.2) -> 14.67
+  // (13.0-15.2), 3 (there as 2) -> 16|3 17.42 -> 14.46, 4 -> 16|4 16.71 -> 16.77, the measured pick without them (0)
+  // 17.69; 2 processes: 8.96 (8.90-9.33) -> 8.10 (7.41-8.37), 9.09 -> 8.03 (7.82-8.22), 9.37 -> 9.09, pick (2) 9.05.
+  if (elem == sizeof(float) && isa() == Isa::avx512)
+    for (int m : {2, 3, 4}) {
+      const int effective = read_ahead_mode(I, n, ldy, R, elem, m | tile_second_one_block);
+      if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
+    }
   return modes;
 }
 

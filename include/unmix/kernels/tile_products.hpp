@@ -30,7 +30,8 @@ void tile_ybt_double_sum(std::size_t I, std::size_t n, std::size_t R, const floa
 
 /// The distinct read-ahead modes worth trying on tiles of this shape (elem: bytes per value of Y), the one
 /// the rule below picks first; only that one when UNMIX_TILE_PREFETCH or tile_products_prefetch fixed it.
-/// Modes with flag 8 are candidates only with AVX-512 (with 16 vector registers its blocks are slower).
+/// Modes with flag 8 are candidates only with AVX-512 (with 16 vector registers its blocks are slower); so are,
+/// for float values, modes with flag 16 beside each read-ahead (double has it by the rule there).
 std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem);
 
 /// The instruction set in use: "avx512", "avx2" or "baseline". The best one the processor has, unless
