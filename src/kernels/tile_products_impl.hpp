@@ -226,12 +226,11 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
       i += 2 * W;
     }
   for (; i + W <= I; i += W) ybt_rows<T, TQ, RB, 1, Spread>(n, Y + i, ldy, B, ldb, Q + i, ldq, ahead);
-    // The rows after the last whole vector (I mod W of them).
 #if defined(__AVX512F__) || defined(__AVX2__)
-  // All of them in one vector read with a mask, RB accumulators: each lane sums its row over j in order with
-  // multiply-adds, as the whole vectors' rows are summed (the loop below, with one row of B, did not always: R = 1
-  // gave other bits with AVX2 than with AVX-512). Row by row they took 8.9 % of an
-  // iteration at I = 20, R = 10 with AVX-512 (4 rows; bench_tucker1 --shape 20x1000x1000, perf).
+  // The rows after the last whole vector (I mod W of them), all in one vector read with a mask, RB accumulators:
+  // each lane sums its row over j in order with multiply-adds, as the whole vectors' rows are summed (the loop
+  // below, with one row of B, did not always: R = 1 gave other bits with AVX2 than with AVX-512). Row by row they
+  // took 8.9 % of an iteration at I = 20, R = 10 with AVX-512 (4 rows; bench_tucker1 --shape 20x1000x1000, perf).
   if (i < I) {
     using V = typename Vec<T>::type;
     const std::size_t k = I - i;
@@ -249,9 +248,9 @@ inline void ybt_block(std::size_t I, std::size_t n, const T* Y, std::size_t ldy,
     return;
   }
 #endif
-  // One row at a time: the RB sums of a row side by side, each over j in order. One sum at a time made a chain
-  // of n dependent multiply-adds per sum: at I = 20 (4 such rows), 1024-column tiles and R = 10 that took 14.6 %
-  // of an iteration (bench_tucker1 --shape 20x1000x1000).
+  // Without AVX2, those rows one at a time: the RB sums of a row side by side, each over j in order. One sum
+  // at a time made a chain of n dependent multiply-adds per sum: at I = 20 (4 such rows), 1024-column tiles and
+  // R = 10 that took 14.6 % of an iteration (bench_tucker1 --shape 20x1000x1000).
   for (; i < I; ++i) {
     T s[RB] = {};
     for (std::size_t j = 0; j < n; ++j) {
