@@ -195,6 +195,10 @@ int read_ahead_mode(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R
 std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t ldy, std::size_t R, std::size_t elem) {
   std::vector<int> modes{read_ahead_mode(I, n, ldy, R, elem, -1)};
   if (tile_prefetch_mode >= 0) return modes;
+  const auto add = [&](int asked) {
+    const int effective = read_ahead_mode(I, n, ldy, R, elem, asked);
+    if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
+  };
   // The first product in one block of R (flag 8) with the whole next tile read during it (3) or spread (4):
   // on the 16-core Intel host (I = 2000, R = 10, 2000 x 400 x 800), 8 | 3 against 4 and the shipped
   // choice, ms per iteration (in-process, 2 rounds): 1 process 701 / 692 / 703, 2: 345 / 388 / 375,
@@ -208,8 +212,7 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   const bool one_block_candidates = isa() == Isa::avx512;
   for (int m : {0, 2, 3, 4, tile_one_block | 3, tile_one_block | 4}) {
     if ((m & tile_one_block) && !one_block_candidates) continue;
-    const int effective = read_ahead_mode(I, n, ldy, R, elem, with_rule_flags(m, elem));
-    if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
+    add(with_rule_flags(m, elem));
   }
   // Float on AVX-512: the second product in one block of R as a candidate beside each read-ahead (flag 16 is not
   // in float's rule: mixed on a Zen 4 core, see above). On a Zen 5 core (2000 x 200 x 100, R = 10, bench --compare 5,
@@ -217,10 +220,7 @@ std::vector<int> tile_read_ahead_modes(std::size_t I, std::size_t n, std::size_t
   // (13.0-15.2), 3 (there as 2) -> 16|3 17.42 -> 14.46, 4 -> 16|4 16.71 -> 16.77, the measured pick without them (0)
   // 17.69; 2 processes: 8.96 (8.90-9.33) -> 8.10 (7.41-8.37), 9.09 -> 8.03 (7.82-8.22), 9.37 -> 9.09, pick (2) 9.05.
   if (elem == sizeof(float) && isa() == Isa::avx512)
-    for (int m : {2, 3, 4}) {
-      const int effective = read_ahead_mode(I, n, ldy, R, elem, m | tile_second_one_block);
-      if (std::find(modes.begin(), modes.end(), effective) == modes.end()) modes.push_back(effective);
-    }
+    for (int m : {2, 3, 4}) add(m | tile_second_one_block);
   return modes;
 }
 

@@ -101,7 +101,6 @@ inline Shape parse_shape(const std::string& s) {
   return out;
 }
 
-/// "--key value" pairs of a command line, with defaults for the keys not given.
 /// Options as "--key value" pairs. `known` lists the keys a bench takes: --help or -h prints `usage` and
 /// stop() is 0; a key not in `known`, or one without its value, prints an error and the usage, and stop() is 2,
 /// so that a misspelt option never runs the defaults unnoticed. Only `print` (rank 0) prints.
@@ -137,7 +136,6 @@ public:
     const std::string v = text(key, "0");
     return v == "1" || v == "yes";
   }
-  bool has(const std::string& key) const { return values_.count(key) != 0; }
   /// The pairs in the order of their keys (for benches that read them in a loop of their own).
   const std::map<std::string, std::string>& values() const { return values_; }
 

@@ -21,7 +21,7 @@
 //     tile_columns: the pass's tile width; l2_KiB: the level-2 cache the read-ahead rule assumes;
 //     blas_narrower: 1 when OpenBLAS runs narrower kernels than the processor has, see bench_common.hpp;
 //     baseline_MB: the largest process's resident memory before the data was made (MPI, OpenBLAS and the other
-//     libraries, about 22 MB on Debian 12), and peak_growth_over_Y_plus_factors: (peak - baseline) / (local Y +
+//     libraries, 16-19 MB on Debian 12), and peak_growth_over_Y_plus_factors: (peak - baseline) / (local Y +
 //     factors), the part of peak_over_Y_plus_factors that the data and the solve hold);
 //   the memory floor: bytes of the local Y / STREAM-triad bandwidth measured now, all processes at once,
 //     on buffers as large as the local Y;

@@ -31,9 +31,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source .devbundle/env.sh
 export -f mpirun
 export _p OPENBLAS_NUM_THREADS=1
-# OpenBLAS 0.3.21 took the 16-core host's processor for a Prescott (a slow generic kernel): any AVX-512
-# processor runs the SkylakeX kernels, and the compute floor needs a real one.
-case "$(grep -m1 flags /proc/cpuinfo)" in *avx512f*) export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} ;; esac
 nproc; lscpu | grep -E 'Model name|Thread|Core|Socket|L2|L3' || true
 env UNMIX_TILE_TUNE_LOG=1 BENCH_ARGS="${BENCH_ARGS:---repeat 3}" MEMORY_BENCH="${MEMORY_BENCH-.devbundle/bench_memory}" \
   ${SCALING_ENV:-} bash .devbundle/bench/scaling_tucker1.sh .devbundle/bench_tucker1 ${COUNTS:-1 2 4 8 16}

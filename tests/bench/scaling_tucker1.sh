@@ -5,8 +5,10 @@
 # Extra bench options through BENCH_ARGS, e.g. BENCH_ARGS="--precision float"; SHAPE and ITERS override
 # the size (2000x400x800) and the iteration count (5). On the 16-core host without MPI
 # (../shared/device/README.md): source .devbundle/env.sh && export -f mpirun && export _p, then run this
-# script with .devbundle/bench_tucker1. On a processor with AVX-512 an unset OPENBLAS_CORETYPE becomes SkylakeX (the
-# bench warns and prints blas_narrower=1 when OpenBLAS runs narrower kernels than the processor has).
+# script with .devbundle/bench_tucker1 (the bundle's run.sh does). On a processor with AVX-512 an unset
+# OPENBLAS_CORETYPE becomes SkylakeX: OpenBLAS 0.3.21 took the 16-core host's processor for a Prescott (a slow
+# generic kernel), and the compute floor needs a real one (the bench warns and prints blas_narrower=1 when
+# OpenBLAS runs narrower kernels than the processor has).
 # COMPARE_AT="1 16" adds, at those counts, the bench's in-process comparison of the pass's settings
 # (--compare, COMPARE_ROUNDS rounds, default 3): on a host whose speed drifts between runs it ranks
 # them where separate runs cannot (about 80 s more at 1 process on the 16-core host, 10 s at 16);
